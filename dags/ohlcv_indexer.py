@@ -1,0 +1,71 @@
+"""
+### OHLCV indexer
+
+Keeps the daily OHLCV history of every KRX ticker (plus the benchmark index) in Redis, in
+the original indexer's key layout, so forward tests read prices from the cache instead of
+downloading them again.
+
+`start_run` → `list_universe` → `index_ticker` (one task per ticker, labelled with its code)
+→ `summarize` → `wait_for_source` → `retry_ticker` (failed tickers only) → `finish_run`.
+
+* **Schedule**: hourly at :23 from 08:00 to 12:00 Europe/London (the old Jenkins trigger
+  `H H(8-12)/1 * * *`). Each run indexes through the last complete XKRX session at its
+  trigger time (`as_of`).
+* **Params**: `tickers` (non-empty replaces the universe), `universe` (KRX, KOSPI, KOSDAQ,
+  KONEX), `benchmark` (index symbols, default KS11), `full_refresh`.
+* **Configuration**: Redis connection `ohlcv_redis`; vendor from the Variable
+  `ohlcv_source` or `OHLCV_SOURCE` (`fdr`, `synthetic[:N]`, `csv:<dir>`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from ohlcv.airflow import tasks
+
+CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
+
+
+@dag(
+    schedule=CronTriggerTimetable("23 8-12 * * *", timezone="Europe/London"),
+    start_date=dt.datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["ohlcv", "redis", "krx"],
+    default_args={
+        "owner": "ohlcv",
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(minutes=10),
+    },
+    params={
+        "tickers": Param(
+            [], type="array", items={"type": "string"}, description="Codes to index; non-empty replaces the universe."
+        ),
+        "universe": Param(
+            "KRX", enum=["KRX", "KOSPI", "KOSDAQ", "KONEX"], description="Market whose listing is indexed."
+        ),
+        "benchmark": Param(
+            ["KS11"], type="array", items={"type": "string"}, description="Index symbols indexed with the universe."
+        ),
+        "full_refresh": Param(
+            False, type="boolean", description="Fetch every ticker again, even those already current."
+        ),
+    },
+)
+def ohlcv_indexer():
+    run = task(tasks.start_run)()
+    universe = task(tasks.list_universe)(run)
+    results = task(tasks.index_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=universe)
+    summary = task(tasks.summarize, trigger_rule="all_done")(run, universe, results)
+    to_retry = task.sensor(tasks.wait_for_source, poke_interval=60, timeout=3600, mode="poke")(summary)
+    retried = task(tasks.retry_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=to_retry)
+    task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET])(run, universe, summary, retried)
+
+
+ohlcv_indexer()

@@ -1,0 +1,5 @@
+import sys
+
+from ohlcv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The only modules of the package that import Airflow."""

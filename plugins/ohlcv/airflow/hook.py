@@ -1,0 +1,107 @@
+"""``OhlcvRedisHook``: the provider's ``RedisHook`` with connection URIs read correctly.
+
+The provider's hook reads ``db`` and ``ssl`` only from the connection's extra and treats the
+string ``"false"`` as true. Here ``redis://:pw@host:6379/2`` selects db 2, ``rediss://``
+turns TLS on, and ``ssl`` in the extra is parsed as a real boolean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from airflow.providers.redis.hooks.redis import RedisHook
+
+from ohlcv.errors import ConfigurationError
+from ohlcv.keys import KeySpace
+from ohlcv.store import OhlcvStore
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+_SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_keyfile", "ssl_certfile", "ssl_check_hostname")
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A boolean from a connection extra (``true``, ``"false"``, ``1``, ...); reject anything else."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"connection extra {name!r} must be true or false, got {value!r}")
+
+
+def parse_db(extra: dict[str, Any], schema: str | None) -> int:
+    """The database number: ``db`` in the extra, else the URI path (``/2``), else 0."""
+    raw = extra.get("db")
+    if raw in (None, ""):
+        raw = (schema or "").strip("/") or 0
+    try:
+        db = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Redis db must be a whole number, got {raw!r}") from None
+    if db < 0:
+        raise ConfigurationError(f"Redis db must not be negative, got {db}")
+    return db
+
+
+class OhlcvRedisHook(RedisHook):
+    """Redis hook for the OHLCV cache (connection ``ohlcv_redis``, given e.g. as
+    ``AIRFLOW_CONN_OHLCV_REDIS=redis://:password@cache-redis:6379/0``)."""
+
+    conn_name_attr = "redis_conn_id"
+    default_conn_name = "ohlcv_redis"
+    conn_type = "redis"
+    hook_name = "OHLCV Redis"
+
+    def __init__(self, redis_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(redis_conn_id=redis_conn_id, **kwargs)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis``, read from the Airflow connection."""
+        conn = self.get_connection(self.redis_conn_id)
+        if conn.conn_type not in ("redis", "rediss"):
+            raise ConfigurationError(
+                f"connection {self.redis_conn_id!r} has type {conn.conn_type!r}; expected redis or rediss"
+            )
+        if not conn.host:
+            raise ConfigurationError(f"connection {self.redis_conn_id!r} has no host")
+        extra = conn.extra_dejson
+        use_ssl = conn.conn_type == "rediss" or parse_bool(extra.get("ssl", False), "ssl")
+        kwargs: dict[str, Any] = {
+            "host": conn.host,
+            "port": int(conn.port or 6379),
+            "username": conn.login or None,
+            "password": conn.password or None,
+            "db": parse_db(extra, conn.schema),
+            "socket_connect_timeout": 10,
+            "socket_timeout": 60,
+            "ssl": use_ssl,
+        }
+        if use_ssl:
+            for name in _SSL_OPTIONS:
+                if name in extra:
+                    value = extra[name]
+                    kwargs[name] = parse_bool(value, name) if name == "ssl_check_hostname" else value
+        return kwargs
+
+    def get_conn(self) -> redis.Redis:
+        """The Redis client, built once per hook."""
+        if self.redis is None:
+            kwargs = self.client_kwargs()
+            self.log.info(
+                "Connecting to Redis %s:%s db %s (TLS %s) via connection %r",
+                kwargs["host"],
+                kwargs["port"],
+                kwargs["db"],
+                "on" if kwargs["ssl"] else "off",
+                self.redis_conn_id,
+            )
+            self.redis = redis.Redis(**kwargs)
+        return self.redis
+
+    def get_store(self, keys: KeySpace | None = None) -> OhlcvStore:
+        """An ``OhlcvStore`` on this connection, keyed by ``OHLCV_KEY_PREFIX`` unless ``keys`` is given."""
+        return OhlcvStore(self.get_conn(), keys)

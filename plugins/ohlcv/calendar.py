@@ -1,0 +1,62 @@
+"""XKRX trading sessions, from exchange-calendars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import exchange_calendars as xcals
+import pandas as pd
+
+from ohlcv.errors import InvalidDate
+
+EXCHANGE = "XKRX"
+# Naver's daily history reaches back to the early 1990s; the calendar must cover it.
+FIRST_DAY = "1990-01-03"
+# A session counts as complete this long after its close, once the closing auction's
+# prices are published.
+SETTLE = dt.timedelta(minutes=30)
+
+
+@functools.cache
+def xkrx() -> xcals.ExchangeCalendar:
+    """The XKRX calendar from 1990 to a year ahead (built once per process, about 2 s)."""
+    return xcals.get_calendar(EXCHANGE, start=FIRST_DAY)
+
+
+def _utc(moment: dt.datetime | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    if stamp.tzinfo is None:
+        raise InvalidDate(f"moment {moment!r} has no time zone; pass an aware datetime")
+    return stamp.tz_convert("UTC")
+
+
+def last_complete_session(moment: dt.datetime | pd.Timestamp) -> dt.date:
+    """The last XKRX session whose close (plus ``SETTLE``) is at or before ``moment``."""
+    calendar = xkrx()
+    at = _utc(moment) - SETTLE
+    if at < calendar.first_minute:
+        raise InvalidDate(f"{moment!r} is before the first XKRX session this package knows")
+    if at > calendar.last_minute:
+        raise InvalidDate(f"{moment!r} is beyond the XKRX calendar's last session")
+    session = calendar.minute_to_session(at, direction="previous")
+    if at < calendar.session_close(session):
+        # ``at`` is inside a session that is still trading: the previous one is complete.
+        session = calendar.previous_session(session)
+    return session.date()
+
+
+def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """XKRX sessions from ``start`` to ``end``, both included, as a tz-naive index."""
+    calendar = xkrx()
+    first = max(pd.Timestamp(start), calendar.first_session)
+    last = min(pd.Timestamp(end), calendar.last_session)
+    if first > last:
+        return pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date")
+    days = calendar.sessions_in_range(first, last).values.astype("datetime64[ns]")
+    return pd.DatetimeIndex(days, name="Date")
+
+
+def is_session(day: dt.date) -> bool:
+    """Whether ``day`` is an XKRX trading session."""
+    return bool(xkrx().is_session(pd.Timestamp(day)))

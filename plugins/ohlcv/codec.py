@@ -1,0 +1,116 @@
+"""OHLCV_STR: the versioned, language-neutral encoding of one OHLCV series in Redis.
+
+Version 1 is a MessagePack map (https://msgpack.org) with these keys, in this order:
+
+=========== ============= ======================================================
+key         msgpack type  meaning
+=========== ============= ======================================================
+``format``  str           always ``"OHLCV_STR"``
+``version`` int           ``1``
+``rows``    int           number of rows *n*
+``source``  str           where the data came from (``fdr``, ``synthetic``, ...)
+``columns`` array of str  ``Date, Open, High, Low, Close, Volume, Change``
+``dtypes``  array of str  one NumPy type string per column (below)
+``data``    array of bin  one byte string per column, *n* x item size bytes
+=========== ============= ======================================================
+
+Column bytes are little-endian. ``Date`` is ``<i4``: days since 1970-01-01. Prices and
+``Volume`` are ``<i4`` or ``<i8`` (integers) or ``<f8`` (IEEE 754 double); the encoder picks
+the narrowest type that holds every value exactly. ``Change`` is ``<f8`` and may be NaN.
+Nothing in the value is executable, so a shared Redis cannot run code in a reader.
+"""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pandas as pd
+
+from ohlcv.errors import BadOhlcvData
+
+FORMAT = "OHLCV_STR"
+VERSION = 1
+COLUMNS: tuple[str, ...] = ("Date", "Open", "High", "Low", "Close", "Volume", "Change")
+VALUE_COLUMNS: tuple[str, ...] = COLUMNS[1:]
+_ALLOWED_DTYPES = frozenset({"<i4", "<i8", "<f8"})
+_INT32 = np.iinfo(np.int32)
+_EPOCH_DAY = np.datetime64("1970-01-01", "D")
+
+
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    """The same values as ``<i4``, ``<i8`` or ``<f8``, whichever is smallest and exact."""
+    if values.dtype.kind in "iu":
+        ints = values.astype("<i8")
+    else:
+        floats = values.astype("<f8")
+        if not (np.isfinite(floats).all() and np.array_equal(floats, np.trunc(floats))):
+            return floats
+        ints = floats.astype("<i8")
+    if ints.size == 0 or (ints.min() >= _INT32.min and ints.max() <= _INT32.max):
+        return ints.astype("<i4")
+    return ints
+
+
+def encode(frame: pd.DataFrame, source: str = "") -> bytes:
+    """Encode a canonical OHLCV frame (see ``ohlcv.validation.canonical``) as OHLCV_STR."""
+    missing = [name for name in VALUE_COLUMNS if name not in frame.columns]
+    if missing:
+        raise BadOhlcvData(f"cannot encode: missing columns {missing}")
+    days = frame.index.values.astype("datetime64[D]") - _EPOCH_DAY
+    arrays = [days.astype("<i4")]
+    for name in VALUE_COLUMNS:
+        values = frame[name].to_numpy()
+        arrays.append(values.astype("<f8") if name == "Change" else _narrowest(values))
+    return msgpack.packb(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "rows": len(frame),
+            "source": source,
+            "columns": list(COLUMNS),
+            "dtypes": [array.dtype.str for array in arrays],
+            "data": [array.tobytes() for array in arrays],
+        },
+        use_bin_type=True,
+    )
+
+
+def decode(blob: bytes) -> pd.DataFrame:
+    """Decode OHLCV_STR into a frame with a ``Date`` index; raise ``BadOhlcvData`` if it is not one."""
+    try:
+        doc = msgpack.unpackb(blob, raw=False)
+    except Exception as exc:  # msgpack raises several unrelated classes on garbage
+        raise BadOhlcvData(f"not an OHLCV_STR value: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BadOhlcvData("not an OHLCV_STR value: missing format marker")
+    if doc.get("version") != VERSION:
+        raise BadOhlcvData(f"unsupported OHLCV_STR version {doc.get('version')!r}")
+    rows, dtypes, data = doc.get("rows"), doc.get("dtypes"), doc.get("data")
+    if doc.get("columns") != list(COLUMNS) or not isinstance(rows, int):
+        raise BadOhlcvData("OHLCV_STR header is damaged")
+    if not isinstance(dtypes, list) or not isinstance(data, list) or len(dtypes) != len(COLUMNS):
+        raise BadOhlcvData("OHLCV_STR header is damaged")
+    columns = {}
+    for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=False):
+        if dtype not in _ALLOWED_DTYPES or not isinstance(raw, bytes):
+            raise BadOhlcvData(f"OHLCV_STR column {name} has unsupported type {dtype!r}")
+        if len(raw) != rows * np.dtype(dtype).itemsize:
+            raise BadOhlcvData(f"OHLCV_STR column {name} is truncated")
+        values = np.frombuffer(raw, dtype=dtype)
+        columns[name] = values.astype(np.int64 if dtype[1] == "i" else np.float64)
+    if dtypes[0] != "<i4":
+        raise BadOhlcvData("OHLCV_STR Date column must be <i4 days")
+    days = columns.pop("Date").astype("datetime64[D]")
+    index = pd.DatetimeIndex(days.astype("datetime64[ns]"), name="Date")
+    return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
+
+
+def source_of(blob: bytes) -> str:
+    """The ``source`` field of an OHLCV_STR value, without decoding its columns."""
+    try:
+        doc = msgpack.unpackb(blob, raw=False)
+    except Exception as exc:
+        raise BadOhlcvData(f"not an OHLCV_STR value: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BadOhlcvData("not an OHLCV_STR value: missing format marker")
+    return str(doc.get("source", ""))

@@ -1,0 +1,31 @@
+"""Error classes: the DAG and callers decide what to do from the class, never the text."""
+
+from __future__ import annotations
+
+
+class OhlcvError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidTicker(OhlcvError, ValueError):
+    """A ticker code that cannot safely become part of a Redis key."""
+
+
+class InvalidDate(OhlcvError, ValueError):
+    """A date that cannot be read, or a start that lies after its end."""
+
+
+class BadOhlcvData(OhlcvError):
+    """A frame (from a vendor or from Redis) that is not a valid OHLCV series."""
+
+
+class SourceUnavailable(OhlcvError):
+    """The vendor could not be reached or answered with an error; worth retrying later."""
+
+
+class NoData(OhlcvError):
+    """The vendor knows nothing about this code (unknown, delisted, or never traded)."""
+
+
+class ConfigurationError(OhlcvError, ValueError):
+    """A setting (source spec, Redis URL, connection) that cannot be used as given."""

@@ -1,0 +1,131 @@
+"""Redis key names and the validation of everything that becomes part of a key.
+
+The layout is the original indexer's, so existing readers keep working:
+
+- ``ticker:lastUpdateAt`` (hash) code -> ISO date of the last session in ``ticker:{code}``
+- ``ticker:{code}`` (string) the whole history of one ticker, OHLCV_STR
+- ``ticker:{code}:{start}:{end}`` (string) one period of one ticker, OHLCV_STR
+- ``getOHLCV_isUpdating``, ``getOHLCV_lastUpdateAt``, ``getOHLCV_lastUpdateCount`` (strings)
+
+``OHLCV_KEY_PREFIX`` (default empty) is put in front of every key so two environments can
+share one Redis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ohlcv.errors import InvalidDate, InvalidTicker
+
+# Index symbols are not KRX codes; they are allowed by name only.
+INDEX_SYMBOLS: frozenset[str] = frozenset({"KS11", "KQ11", "KS200"})
+
+# KRX short codes: four digits, then since the 2024 code reform a digit or a capital letter
+# (not I, O, U) and a digit or a preferred-share letter K-N: 005930, 0126Z0, 00680K.
+# The same rule FinanceDataReader uses to route a code to Naver.
+_KRX_CODE = re.compile(r"[0-9]{4}[0-9A-HJ-NP-TV-Z][0-9KLMN]")
+_LOOSE_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
+_COMPACT_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
+
+DateLike = str | dt.date | dt.datetime | pd.Timestamp
+
+
+def validate_ticker(code: object) -> str:
+    """Return ``code`` as it is used in keys, or raise ``InvalidTicker``.
+
+    Lower-case letters are accepted and upper-cased; nothing else is rewritten.
+    """
+    if not isinstance(code, str):
+        raise InvalidTicker(f"ticker must be a string, got {type(code).__name__}")
+    upper = code.upper()
+    if upper in INDEX_SYMBOLS or _KRX_CODE.fullmatch(upper):
+        return upper
+    shown = code if len(code) <= 20 else code[:20] + "..."
+    raise InvalidTicker(
+        f"invalid ticker {shown!r}: expected a 6-character KRX code such as 005930 or 0126Z0, "
+        f"or one of the index symbols {sorted(INDEX_SYMBOLS)}"
+    )
+
+
+def is_index(code: str) -> bool:
+    """Whether ``code`` is one of the allowed index symbols rather than a KRX stock code."""
+    return code in INDEX_SYMBOLS
+
+
+def to_date(value: DateLike) -> dt.date:
+    """Read a date given as ``2022-9-12``, ``2022-09-12``, ``20220912``, date, datetime or Timestamp."""
+    if isinstance(value, pd.Timestamp):
+        if value is pd.NaT:
+            raise InvalidDate("date is NaT")
+        return value.date()
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        match = _LOOSE_DATE.fullmatch(text) or _COMPACT_DATE.fullmatch(text)
+        if match:
+            try:
+                return dt.date(*(int(part) for part in match.groups()))
+            except ValueError as exc:
+                raise InvalidDate(f"invalid date {value!r}: {exc}") from None
+        raise InvalidDate(f"invalid date {value!r}: expected YYYY-MM-DD (2022-9-12 is fine too)")
+    raise InvalidDate(f"invalid date {value!r}: expected a string, date, datetime or Timestamp")
+
+
+def validate_period(start: DateLike, end: DateLike) -> tuple[dt.date, dt.date]:
+    """Both ends of a period as dates; raise ``InvalidDate`` when start is after end."""
+    first, last = to_date(start), to_date(end)
+    if first > last:
+        raise InvalidDate(f"start {first.isoformat()} is after end {last.isoformat()}")
+    return first, last
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Every key name the package uses, with an optional prefix for shared Redis servers."""
+
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.fullmatch(self.prefix):
+            raise InvalidTicker(f"invalid key prefix {self.prefix!r}: use letters, digits, '_', '.', '-' and ':'")
+
+    @classmethod
+    def from_env(cls) -> KeySpace:
+        """The key space named by ``OHLCV_KEY_PREFIX`` (empty: the original layout)."""
+        return cls(os.environ.get("OHLCV_KEY_PREFIX", ""))
+
+    @property
+    def last_update_hash(self) -> str:
+        return f"{self.prefix}ticker:lastUpdateAt"
+
+    @property
+    def is_updating(self) -> str:
+        return f"{self.prefix}getOHLCV_isUpdating"
+
+    @property
+    def last_update_at(self) -> str:
+        return f"{self.prefix}getOHLCV_lastUpdateAt"
+
+    @property
+    def last_update_count(self) -> str:
+        return f"{self.prefix}getOHLCV_lastUpdateCount"
+
+    @property
+    def run_lock(self) -> str:
+        return f"{self.prefix}ohlcv:lock:run"
+
+    def series(self, code: str) -> str:
+        return f"{self.prefix}ticker:{validate_ticker(code)}"
+
+    def period(self, code: str, start: DateLike, end: DateLike) -> str:
+        first, last = validate_period(start, end)
+        return f"{self.prefix}ticker:{validate_ticker(code)}:{first.isoformat()}:{last.isoformat()}"
