@@ -31,7 +31,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 lock: $(STAMP)
-	$(BIN)/uv pip compile requirements-dev.txt --python-version 3.11 --no-header --annotation-style line -o constraints.txt
+	{ echo "# Full lock of requirements-dev.txt (which includes requirements.txt) for Python 3.11."; \
+	  echo "# Regenerate with \`make lock\` after changing either file."; \
+	  $(BIN)/uv pip compile requirements-dev.txt --python-version 3.11 --no-header --annotation-style line --quiet; \
+	} > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache .ruff_cache

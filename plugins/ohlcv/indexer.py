@@ -44,6 +44,8 @@ class RunSummary:
     no_data: int
     current: int
     failed: list[str] = field(default_factory=list)
+    #: a ticker the vendor served in this pass, asked again to see whether the vendor is back
+    canary: str | None = None
 
     def to_xcom(self) -> dict:
         return asdict(self)
@@ -101,6 +103,7 @@ def summarize(store: OhlcvStore, planned: list[str], results: Iterable[dict], as
     by_ticker = {result["ticker"]: result for result in results if result}
     statuses = [result["status"] for result in by_ticker.values()]
     failed = [code for code in planned if code not in by_ticker]
+    served = [code for code in planned if by_ticker.get(code, {}).get("status") in (WRITTEN, FRESH)]
     return RunSummary(
         as_of=as_of.isoformat(),
         planned=len(planned),
@@ -109,6 +112,7 @@ def summarize(store: OhlcvStore, planned: list[str], results: Iterable[dict], as
         no_data=statuses.count(NO_DATA),
         current=count_current(store, planned, as_of),
         failed=failed,
+        canary=served[0] if served else (planned[0] if planned else None),
     )
 
 

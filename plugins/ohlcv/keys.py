@@ -60,9 +60,9 @@ def is_index(code: str) -> bool:
 
 def to_date(value: DateLike) -> dt.date:
     """Read a date given as ``2022-9-12``, ``2022-09-12``, ``20220912``, date, datetime or Timestamp."""
+    if value is pd.NaT:
+        raise InvalidDate("invalid date: NaT")
     if isinstance(value, pd.Timestamp):
-        if value is pd.NaT:
-            raise InvalidDate("date is NaT")
         return value.date()
     if isinstance(value, dt.datetime):
         return value.date()

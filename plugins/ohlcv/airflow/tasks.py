@@ -98,19 +98,21 @@ def wait_for_source(summary: dict[str, Any], **context: Any):
     """
     from airflow.sdk import PokeReturnValue
 
-    from ohlcv.errors import OhlcvError
+    from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
 
     failed = summary["failed"]
     if not failed:
         log.info("nothing failed; no need to ask the vendor")
         return PokeReturnValue(is_done=True, xcom_value=[])
     as_of = dt.date.fromisoformat(summary["as_of"])
-    canary = failed[0]
+    canary = summary["canary"]
     try:
         _source().history(canary, as_of - dt.timedelta(days=14), as_of)
-    except OhlcvError as exc:
+    except SourceUnavailable as exc:
         log.info("vendor still failing for canary %s: %s", canary, exc)
         return PokeReturnValue(is_done=False)
+    except (NoData, BadOhlcvData):
+        pass  # an answer, even an unhelpful one, means the vendor is reachable
     log.info("vendor answers again (canary %s); retrying %d tickers", canary, len(failed))
     return PokeReturnValue(is_done=True, xcom_value=failed)
 
@@ -124,7 +126,7 @@ def finish_run(
     run: dict[str, str], universe: list[str], summary: dict[str, Any], retried: Any, **context: Any
 ) -> dict[str, Any]:
     """Publish the final meta keys and release the lock; fail the run if tickers still fail."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv import indexer
 

@@ -1,0 +1,84 @@
+"""Every DAG in dags/ imports cleanly and follows the project's rules."""
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "ohlcv_indexer" in dagbag.dags
+
+
+@pytest.mark.parametrize("dag_id", ["ohlcv_indexer"])
+def test_tags_docs_and_retries(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags
+    assert dag.doc_md
+    assert "OHLCV indexer" in dag.doc_md
+    for task in dag.tasks:
+        assert task.retries >= 2, task.task_id
+
+
+def test_shape_follows_the_design(dagbag):
+    dag = dagbag.dags["ohlcv_indexer"]
+    order = ["start_run", "list_universe", "index_ticker", "summarize", "wait_for_source", "retry_ticker", "finish_run"]
+    assert sorted(dag.task_ids) == sorted(order)
+    for upstream, downstream in itertools.pairwise(order):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
+    assert dag.get_task("summarize").trigger_rule == "all_done"
+    assert dag.get_task("finish_run").trigger_rule == "all_done"
+
+
+def test_mapped_tasks_are_labelled_with_the_ticker(dagbag):
+    dag = dagbag.dags["ohlcv_indexer"]
+    for task_id in ("index_ticker", "retry_ticker"):
+        task = dag.get_task(task_id)
+        assert (
+            task.partial_kwargs.get("map_index_template") == "{{ ticker }}" or task.map_index_template == "{{ ticker }}"
+        )
+
+
+def test_schedule_replaces_the_jenkins_trigger(dagbag):
+    dag = dagbag.dags["ohlcv_indexer"]
+    assert dag.timetable.summary == "23 8-12 * * *"
+    assert str(dag.timetable._timezone) in ("Europe/London", "Timezone('Europe/London')")
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+
+
+def test_params_and_their_defaults(dagbag):
+    params = dagbag.dags["ohlcv_indexer"].params
+    assert params["tickers"] == []
+    assert params["universe"] == "KRX"
+    assert params["benchmark"] == ["KS11"]
+    assert params["full_refresh"] is False
+
+
+def test_parsing_the_dag_file_imports_no_data_libraries_and_needs_no_redis():
+    """The scheduler parses the file often: no pandas, vendor or calendar import, no I/O."""
+    probe = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]);"
+        "print(sorted(m for m in ('pandas', 'FinanceDataReader', 'exchange_calendars', 'redis') if m in sys.modules))"
+    )
+    env = {**os.environ, "AIRFLOW_CONN_OHLCV_REDIS": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(DAGS / "ohlcv_indexer.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

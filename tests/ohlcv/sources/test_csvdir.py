@@ -1,0 +1,47 @@
+import datetime as dt
+
+import pytest
+
+from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData
+from ohlcv.sources import CsvDirSource, from_spec
+
+CSV = "Date,Open,High,Low,Close,Volume\n2024-01-02,100,110,95,105,1000\n2024-01-03,105,108,101,102,900\n"
+
+
+@pytest.fixture
+def directory(tmp_path):
+    (tmp_path / "005930.csv").write_text(CSV)
+    (tmp_path / "0126Z0.csv").write_text(CSV)
+    return tmp_path
+
+
+def test_universe_is_the_files(directory):
+    assert CsvDirSource(directory).list_universe("KRX") == ["005930", "0126Z0"]
+
+
+def test_universe_file_filters_by_market(directory):
+    (directory / "universe.csv").write_text("Code,Market\n005930,KOSPI\n0126Z0,KOSDAQ\n")
+    assert CsvDirSource(directory).list_universe("KOSDAQ") == ["0126Z0"]
+    assert CsvDirSource(directory).list_universe("KRX") == ["005930", "0126Z0"]
+
+
+def test_history_reads_and_cuts_the_window(directory):
+    frame = from_spec(f"csv:{directory}").history("005930", None, dt.date(2024, 1, 2))
+    assert len(frame) == 1
+    assert frame["Close"].iloc[0] == 105
+
+
+def test_missing_file_is_no_data(directory):
+    with pytest.raises(NoData, match=r"000660\.csv"):
+        CsvDirSource(directory).history("000660", None, dt.date(2024, 1, 3))
+
+
+def test_unreadable_file_is_bad_data(directory):
+    (directory / "000660.csv").write_text("Date,Open\n2024-01-02,abc\n")
+    with pytest.raises(BadOhlcvData):
+        CsvDirSource(directory).history("000660", None, dt.date(2024, 1, 3))
+
+
+def test_missing_directory_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigurationError):
+        CsvDirSource(tmp_path / "nowhere")

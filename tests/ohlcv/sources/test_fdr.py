@@ -1,0 +1,108 @@
+"""FinanceDataReader's real request and parsing code, with Naver's HTTP answers intercepted."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import responses
+from responses import matchers
+
+from ohlcv.errors import NoData, SourceUnavailable
+from ohlcv.sources import FdrSource
+
+NAVER = "https://fchart.stock.naver.com/sise.nhn"
+
+ROWS = [
+    ("20240102", 78200, 79800, 78200, 79600, 17142847),
+    ("20240103", 78500, 78800, 77000, 77000, 21753644),
+    ("20240104", 76100, 77300, 76100, 76600, 15324439),
+    ("20240105", 76700, 77100, 76400, 76600, 11304316),
+    ("20240108", 77000, 77500, 76400, 76500, 11088724),
+]
+
+
+def naver_chart(code: str, rows=ROWS) -> str:
+    """A chart answer as Naver sends it: EUC-KR XML with one <item data="..."/> per session."""
+    items = "\n".join(f'\t\t<item data="{"|".join(str(value) for value in row)}" />' for row in rows)
+    return (
+        '<?xml version="1.0" encoding="EUC-KR" ?>\n<protocol>\n'
+        f'\t<chartdata symbol="{code}" name="SAMPLE" count="{len(rows)}" timeframe="day" '
+        'precision="0" origintime="19900103">\n'
+        f"{items}\n\t</chartdata>\n</protocol>\n"
+    )
+
+
+def naver_query(code: str):
+    return matchers.query_param_matcher({"timeframe": "day", "count": "6000", "requestType": "0", "symbol": code})
+
+
+@responses.activate
+def test_history_is_parsed_by_financedatareader_into_the_canonical_frame():
+    responses.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
+    frame = FdrSource().history("005930", None, dt.date(2024, 1, 8))
+    assert list(frame.index.strftime("%Y-%m-%d")) == [
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-04",
+        "2024-01-05",
+        "2024-01-08",
+    ]
+    assert frame.loc["2024-01-02"].tolist()[:5] == [78200, 79800, 78200, 79600, 17142847]
+    assert frame["Close"].dtype == np.int64
+    assert np.isnan(frame["Change"].iloc[0])
+    assert frame["Change"].iloc[1] == pytest.approx(77000 / 79600 - 1)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_history_is_cut_to_the_requested_window():
+    responses.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
+    frame = FdrSource().history("005930", dt.date(2024, 1, 3), dt.date(2024, 1, 5))
+    assert list(frame.index.strftime("%Y-%m-%d")) == ["2024-01-03", "2024-01-04", "2024-01-05"]
+    # Change is computed on the whole download, so the window's first row has one.
+    assert frame["Change"].iloc[0] == pytest.approx(77000 / 79600 - 1)
+
+
+@responses.activate
+def test_letter_codes_from_the_2024_reform_go_to_naver():
+    responses.get(NAVER, body=naver_chart("0126Z0"), match=[naver_query("0126Z0")])
+    assert len(FdrSource().history("0126Z0", None, dt.date(2024, 1, 8))) == 5
+
+
+@responses.activate
+def test_a_code_naver_does_not_know_is_no_data():
+    empty = (
+        '<?xml version="1.0" encoding="EUC-KR" ?>\n<protocol>\n\t<chartdata symbol="999990" count="0" />\n</protocol>'
+    )
+    responses.get(NAVER, body=empty, match=[naver_query("999990")])
+    with pytest.raises(NoData, match="999990"):
+        FdrSource().history("999990", None, dt.date(2024, 1, 8))
+
+
+@responses.activate
+def test_an_unreachable_vendor_is_source_unavailable():
+    responses.get(NAVER, body=requests.ConnectionError("connection refused"))
+    with pytest.raises(SourceUnavailable, match="005930"):
+        FdrSource().history("005930", None, dt.date(2024, 1, 8))
+
+
+@responses.activate
+def test_a_window_before_the_first_session_is_no_data():
+    responses.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
+    with pytest.raises(NoData):
+        FdrSource().history("005930", None, dt.date(2023, 12, 29))
+
+
+def test_the_canonical_frame_matches_what_financedatareader_returns():
+    """The adapter changes types and shape, never values."""
+    with responses.RequestsMock() as mock:
+        mock.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
+        import FinanceDataReader as fdr
+
+        raw = fdr.DataReader("005930", "2024-01-01", "2024-01-08")
+    with responses.RequestsMock() as mock:
+        mock.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
+        frame = FdrSource().history("005930", dt.date(2024, 1, 1), dt.date(2024, 1, 8))
+    pd.testing.assert_frame_equal(frame, raw, check_dtype=False, check_index_type=False, check_freq=False)
