@@ -75,14 +75,19 @@ def encode(frame: pd.DataFrame, source: str = "") -> bytes:
     )
 
 
-def decode(blob: bytes) -> pd.DataFrame:
-    """Decode OHLCV_STR into a frame with a ``Date`` index; raise ``BadOhlcvData`` if it is not one."""
+def _unpack(blob: bytes) -> dict:
     try:
         doc = msgpack.unpackb(blob, raw=False)
     except Exception as exc:  # msgpack raises several unrelated classes on garbage
         raise BadOhlcvData(f"not an OHLCV_STR value: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadOhlcvData("not an OHLCV_STR value: missing format marker")
+    return doc
+
+
+def decode(blob: bytes) -> pd.DataFrame:
+    """Decode OHLCV_STR into a frame with a ``Date`` index; raise ``BadOhlcvData`` if it is not one."""
+    doc = _unpack(blob)
     if doc.get("version") != VERSION:
         raise BadOhlcvData(f"unsupported OHLCV_STR version {doc.get('version')!r}")
     rows, dtypes, data = doc.get("rows"), doc.get("dtypes"), doc.get("data")
@@ -105,12 +110,12 @@ def decode(blob: bytes) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
 
 
+def decode_header(blob: bytes) -> dict:
+    """Every field of an OHLCV_STR value except the column bytes."""
+    doc = _unpack(blob)
+    return {key: value for key, value in doc.items() if key != "data"}
+
+
 def source_of(blob: bytes) -> str:
-    """The ``source`` field of an OHLCV_STR value, without decoding its columns."""
-    try:
-        doc = msgpack.unpackb(blob, raw=False)
-    except Exception as exc:
-        raise BadOhlcvData(f"not an OHLCV_STR value: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BadOhlcvData("not an OHLCV_STR value: missing format marker")
-    return str(doc.get("source", ""))
+    """The ``source`` field of an OHLCV_STR value, without building a frame."""
+    return str(_unpack(blob).get("source", ""))

@@ -105,9 +105,12 @@ class SyntheticSource:
         rng = np.random.default_rng(_seed(code))
         start_price = float(np.exp(rng.uniform(np.log(1_500), np.log(600_000))))
         volatility = rng.uniform(0.012, 0.035)
+        drift = 0.0002
+        if is_index(code):  # a broad index: calmer, and near KOSPI's real levels (700 in 1990)
+            volatility, drift = 0.011, 0.00005
         # One draw of shape (n, 4) row by row: the first k rows never depend on n.
         noise = rng.standard_normal(size=(len(days), 4))
-        returns = np.clip(noise[:, 0] * volatility + 0.0002, -0.26, 0.26)
+        returns = np.clip(noise[:, 0] * volatility + drift, -0.26, 0.26)
         path = start_price * np.exp(np.cumsum(returns))
         previous = np.concatenate([[start_price], path[:-1]])
         raw_open = previous * np.exp(noise[:, 1] * volatility / 3)

@@ -1,0 +1,61 @@
+import datetime as dt
+import io
+
+import pandas as pd
+import pytest
+
+from ohlcv import cli
+from ohlcv.sources import SyntheticSource
+
+AS_OF = dt.date(2026, 11, 20)
+
+
+@pytest.fixture
+def filled(store, redis_server):
+    source = SyntheticSource(3)
+    for code in source.list_universe("KRX"):
+        store.write_series(code, source.history(code, None, AS_OF), source.name)
+    store.write_series("KS11", source.history("KS11", None, dt.date(2026, 11, 13)), source.name)
+    store.publish_run(AS_OF, 3)
+    return redis_server.url
+
+
+def test_status_shows_meta_keys_and_how_current_tickers_are(filled, capsys):
+    assert cli.main(["--redis-url", filled, "status"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "getOHLCV_lastUpdateAt     2026-11-20" in out
+    assert "getOHLCV_lastUpdateCount  3" in out
+    assert "tickers cached            4" in out
+    assert "current through 2026-11-20  3" in out
+    assert "KS11  2026-11-13" in out  # the stale one is listed
+
+
+def test_get_prints_the_window_as_csv(filled, capsys):
+    assert (
+        cli.main(["--redis-url", filled, "get", "000100", "--start", "2026-11-2", "--end", "2026-11-6", "--csv"]) == 0
+    )
+    frame = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col="Date", parse_dates=True)
+    expected = SyntheticSource(3).history("000100", dt.date(2026, 11, 2), dt.date(2026, 11, 6))
+    assert list(frame.index) == list(expected.index)
+    assert frame["Close"].tolist() == expected["Close"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["get", "000900"], cli.EXIT_MISSING),
+        (["get", "00:*"], cli.EXIT_USAGE),
+        (["get", "000100", "--start", "2026-11-20", "--end", "2026-11-1"], cli.EXIT_USAGE),
+        (["get", "000100", "--start", "someday"], cli.EXIT_USAGE),
+    ],
+)
+def test_exit_codes_scripts_can_trust(filled, redis_client, args, code, capsys):
+    before = redis_client.dbsize()
+    assert cli.main(["--redis-url", filled, *args]) == code
+    assert capsys.readouterr().err.startswith(("error:", "000900"))
+    assert redis_client.dbsize() == before  # bad input creates no key
+
+
+def test_unreachable_redis_is_its_own_exit_code(capsys):
+    assert cli.main(["--redis-url", "redis://127.0.0.1:1/0", "status"]) == cli.EXIT_REDIS
+    assert "Redis" in capsys.readouterr().err
