@@ -60,12 +60,14 @@ CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
 )
 def ohlcv_indexer():
     run = task(tasks.start_run)()
-    universe = task(tasks.list_universe)(run)
-    results = task(tasks.index_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=universe)
-    summary = task(tasks.summarize, trigger_rule="all_done")(run, universe, results)
-    to_retry = task.sensor(tasks.wait_for_source, poke_interval=60, timeout=3600, mode="poke")(summary)
+    planned = task(tasks.list_universe)(run)
+    results = task(tasks.index_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=planned)
+    summary = task(tasks.summarize, trigger_rule="all_done")(run, planned, results)
+    to_retry = task.sensor(tasks.wait_for_source, poke_interval=60, timeout=3600, mode="poke", execution_timeout=None)(
+        summary
+    )
     retried = task(tasks.retry_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=to_retry)
-    task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET])(run, universe, summary, retried)
+    retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET])(run)
 
 
 ohlcv_indexer()

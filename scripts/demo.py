@@ -53,7 +53,7 @@ def run_dag(redis_url: str) -> int:
     elapsed = time.monotonic() - started
     text = log_path.read_text(errors="replace")
     for line in text.splitlines():
-        if "[ohlcv.airflow.tasks]" in line and (" planned, " in line or "failed tickers" in line):
+        if "[ohlcv.airflow.tasks]" in line and (" planned, " in line or "failed: " in line):
             print("  " + line.split("] ", 1)[-1].split(" [ohlcv")[0].strip())
     state = "success" if "state=success" in text and done.returncode == 0 else "FAILED"
     print(f"DAG run {state} in {elapsed:.1f} s")

@@ -16,6 +16,12 @@ FIRST_DAY = "1990-01-03"
 # A session counts as complete this long after its close, once the closing auction's
 # prices are published.
 SETTLE = dt.timedelta(minutes=30)
+# KRX closures exchange-calendars does not know yet (it treats them as sessions).
+EXTRA_CLOSED: frozenset[dt.date] = frozenset(
+    {
+        dt.date(2026, 6, 3),  # local elections
+    }
+)
 
 
 @functools.cache
@@ -43,6 +49,8 @@ def last_complete_session(moment: dt.datetime | pd.Timestamp) -> dt.date:
     if at < calendar.session_close(session):
         # ``at`` is inside a session that is still trading: the previous one is complete.
         session = calendar.previous_session(session)
+    while session.date() in EXTRA_CLOSED:
+        session = calendar.previous_session(session)
     return session.date()
 
 
@@ -53,10 +61,11 @@ def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     last = min(pd.Timestamp(end), calendar.last_session)
     if first > last:
         return pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date")
-    days = calendar.sessions_in_range(first, last).values.astype("datetime64[ns]")
-    return pd.DatetimeIndex(days, name="Date")
+    days = pd.DatetimeIndex(calendar.sessions_in_range(first, last).values.astype("datetime64[ns]"), name="Date")
+    closed = [day for day in EXTRA_CLOSED if first <= pd.Timestamp(day) <= last]
+    return days.drop(pd.DatetimeIndex(closed)) if closed else days
 
 
 def is_session(day: dt.date) -> bool:
     """Whether ``day`` is an XKRX trading session."""
-    return bool(xkrx().is_session(pd.Timestamp(day)))
+    return day not in EXTRA_CLOSED and bool(xkrx().is_session(pd.Timestamp(day)))

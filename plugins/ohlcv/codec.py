@@ -91,22 +91,24 @@ def decode(blob: bytes) -> pd.DataFrame:
     if doc.get("version") != VERSION:
         raise BadOhlcvData(f"unsupported OHLCV_STR version {doc.get('version')!r}")
     rows, dtypes, data = doc.get("rows"), doc.get("dtypes"), doc.get("data")
-    if doc.get("columns") != list(COLUMNS) or not isinstance(rows, int):
+    if doc.get("columns") != list(COLUMNS) or not isinstance(rows, int) or rows < 0:
         raise BadOhlcvData("OHLCV_STR header is damaged")
-    if not isinstance(dtypes, list) or not isinstance(data, list) or len(dtypes) != len(COLUMNS):
-        raise BadOhlcvData("OHLCV_STR header is damaged")
+    if not (isinstance(dtypes, list) and isinstance(data, list) and len(dtypes) == len(data) == len(COLUMNS)):
+        raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
+    if dtypes[0] != "<i4":
+        raise BadOhlcvData("OHLCV_STR Date column must be <i4 days")
     columns = {}
-    for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=False):
-        if dtype not in _ALLOWED_DTYPES or not isinstance(raw, bytes):
+    for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=True):
+        if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES or not isinstance(raw, bytes):
             raise BadOhlcvData(f"OHLCV_STR column {name} has unsupported type {dtype!r}")
         if len(raw) != rows * np.dtype(dtype).itemsize:
             raise BadOhlcvData(f"OHLCV_STR column {name} is truncated")
         values = np.frombuffer(raw, dtype=dtype)
         columns[name] = values.astype(np.int64 if dtype[1] == "i" else np.float64)
-    if dtypes[0] != "<i4":
-        raise BadOhlcvData("OHLCV_STR Date column must be <i4 days")
-    days = columns.pop("Date").astype("datetime64[D]")
-    index = pd.DatetimeIndex(days.astype("datetime64[ns]"), name="Date")
+    days = columns.pop("Date")
+    if rows > 1 and not (np.diff(days) > 0).all():
+        raise BadOhlcvData("OHLCV_STR dates are not strictly increasing")
+    index = pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[ns]"), name="Date")
     return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
 
 

@@ -7,16 +7,26 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
+from ohlcv import calendar
 from ohlcv.errors import NoData
 from ohlcv.keys import validate_ticker
+from ohlcv.merge import APPENDED, NEW, REPAIRED
 from ohlcv.sources.base import MARKETS, Source
 from ohlcv.store import OhlcvStore
+from ohlcv.validation import validate
 
 log = logging.getLogger(__name__)
 
 WRITTEN = "written"
+REPAIRED_STATUS = "repaired"
 FRESH = "fresh"
 NO_DATA = "no_data"
+INACTIVE = "inactive"
+
+#: a ticker recorded as inactive (no data, delisted, suspended) is asked again after this long
+INACTIVE_RECHECK = dt.timedelta(days=7)
+#: a vendor answer ending more than this many sessions before ``as_of`` marks the ticker inactive
+INACTIVE_LAG_SESSIONS = 5
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class TickerResult:
     ticker: str
     status: str
     rows: int = 0
+    new_rows: int = 0
     last_date: str | None = None
     reason: str = ""
 
@@ -34,16 +45,35 @@ class TickerResult:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """Which tickers of the universe a run must fetch.
+
+    :param to_index: tickers not yet cached through ``as_of`` (all of them on a full refresh)
+    :param current: tickers already cached through ``as_of``
+    :param inactive: tickers skipped because they were recently found without data
+    """
+
+    as_of: str
+    universe: list[str]
+    to_index: list[str]
+    current: int
+    inactive: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """Counts for one pass over the planned tickers."""
 
     as_of: str
+    universe: int
     planned: int
     written: int
+    repaired: int
     fresh: int
     no_data: int
     current: int
     failed: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
     #: a ticker the vendor served in this pass, asked again to see whether the vendor is back
     canary: str | None = None
 
@@ -51,68 +81,115 @@ class RunSummary:
         return asdict(self)
 
 
-def universe(source: Source, market: str, tickers: Iterable[str], benchmark: Iterable[str]) -> list[str]:
+def universe(
+    store: OhlcvStore, source: Source, market: str, tickers: Iterable[str], benchmark: Iterable[str], as_of: dt.date
+) -> list[str]:
     """The codes one run indexes: ``tickers`` if given, else ``market``'s listing, plus ``benchmark``.
 
-    Every code is validated here, so a bad one stops the run before any task is mapped.
+    The listing is asked from the vendor at most once per session and kept in Redis. Every
+    code is validated here, so a bad one stops the run before any task is mapped.
     """
     if market not in MARKETS:
         raise ValueError(f"unknown universe {market!r}; expected one of {list(MARKETS)}")
     chosen = [validate_ticker(code) for code in tickers]
-    if not chosen:
-        chosen = source.list_universe(market)
     extra = [validate_ticker(code) for code in benchmark]
+    if not chosen:
+        saved = store.cached_universe(source.name, market)
+        if saved is not None and saved[0] >= as_of:
+            chosen = saved[1]
+        else:
+            chosen = source.list_universe(market)
+            store.save_universe(source.name, market, as_of, chosen)
     return list(dict.fromkeys([*chosen, *extra]))
+
+
+def plan(store: OhlcvStore, codes: list[str], as_of: dt.date, *, full_refresh: bool = False) -> Plan:
+    """Split the universe into tickers to fetch and tickers already current, in one round trip."""
+    last, inactive = store.state_of(codes)
+    current = [code for code in codes if last[code] is not None and last[code] >= as_of]
+    recently_inactive = [
+        code
+        for code, record in inactive.items()
+        if code not in current and as_of - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK
+    ]
+    if full_refresh:
+        to_index = list(codes)
+    else:
+        skip = set(current) | set(recently_inactive)
+        to_index = [code for code in codes if code not in skip]
+    return Plan(as_of.isoformat(), list(codes), to_index, len(current), [] if full_refresh else recently_inactive)
 
 
 def index_ticker(
     store: OhlcvStore, source: Source, code: str, as_of: dt.date, *, full_refresh: bool = False
 ) -> TickerResult:
-    """Bring ``code`` up to date through ``as_of``: skip the vendor if it already is, else fetch and write.
+    """Bring ``code`` up to date through ``as_of``: fetch, validate, merge or repair, write.
 
-    ``NoData`` becomes a ``no_data`` result; every other error propagates so Airflow can retry.
+    ``NoData`` becomes a ``no_data`` result and the ticker is recorded as inactive; a vendor
+    answer far behind ``as_of`` (delisted, suspended) is stored and recorded likewise. A bad
+    frame raises ``BadOhlcvData`` and leaves the cache as it was; vendor errors propagate so
+    Airflow can retry.
     """
     code = validate_ticker(code)
-    cached = store.last_updates([code])[code]
+    cached = store.state_of([code])[0][code]
     if cached is not None and cached >= as_of and not full_refresh:
         log.info("%s fresh: cached through %s, run is as of %s; no vendor call", code, cached, as_of)
         return TickerResult(code, FRESH, last_date=cached.isoformat())
     try:
-        frame = source.history(code, None, as_of)
+        raw = source.history(code, None, as_of)
     except NoData as exc:
+        store.mark_inactive(code, as_of, f"no data: {exc}")
         log.warning("%s no data: %s", code, exc)
         return TickerResult(code, NO_DATA, reason=str(exc))
-    frame = frame.loc[: str(as_of)]
-    outcome = store.write_series(code, frame, source.name)
-    if not outcome.written:
-        log.info("%s fresh: cache already holds %s, later than this run's %s", code, outcome.last_date, as_of)
-        return TickerResult(code, FRESH, last_date=outcome.last_date.isoformat())
-    log.info(
-        "%s written: %d rows from %s, %s to %s",
-        code,
-        outcome.rows,
-        source.name,
-        frame.index[0].date(),
-        outcome.last_date,
-    )
-    return TickerResult(code, WRITTEN, rows=outcome.rows, last_date=outcome.last_date.isoformat())
+    fresh = validate(raw, as_of)
+    outcome = store.write_series(code, fresh, source.name)
+    vendor_last = fresh.index[-1].date()
+    behind = len(calendar.sessions(vendor_last, as_of)) - 1
+    if behind > INACTIVE_LAG_SESSIONS:
+        reason = f"the vendor's last session is {vendor_last}, {behind} sessions before {as_of}: delisted or halted"
+        store.mark_inactive(code, as_of, reason)
+        log.warning("%s inactive: %s", code, reason)
+        return TickerResult(code, INACTIVE, outcome.rows, outcome.new_rows, outcome.last_date.isoformat(), reason)
+    if outcome.status == REPAIRED:
+        log.warning(
+            "%s repaired: history changed from %s on (vendor/cached close %s); "
+            "stored %d rows, deleted %d period keys",
+            code, outcome.first_difference, f"{outcome.ratio:.6g}" if outcome.ratio else "n/a",
+            outcome.rows, outcome.periods_deleted,
+        )  # fmt: skip
+        return TickerResult(code, REPAIRED_STATUS, outcome.rows, outcome.new_rows, outcome.last_date.isoformat())
+    if outcome.status in (NEW, APPENDED):
+        log.info(
+            "%s written: %d new sessions from %s, %d rows through %s",
+            code, outcome.new_rows, source.name, outcome.rows, outcome.last_date,
+        )  # fmt: skip
+        return TickerResult(code, WRITTEN, outcome.rows, outcome.new_rows, outcome.last_date.isoformat())
+    log.info("%s unchanged: the vendor has nothing after %s", code, outcome.last_date)
+    return TickerResult(code, FRESH, outcome.rows, 0, outcome.last_date.isoformat())
 
 
-def summarize(store: OhlcvStore, planned: list[str], results: Iterable[dict], as_of: dt.date) -> RunSummary:
+def summarize(
+    store: OhlcvStore, universe_codes: list[str], planned: list[str], results: Iterable[dict | None], as_of: dt.date
+) -> RunSummary:
     """Count what the mapped tasks did; a planned ticker without a result failed."""
     by_ticker = {result["ticker"]: result for result in results if result}
     statuses = [result["status"] for result in by_ticker.values()]
     failed = [code for code in planned if code not in by_ticker]
-    served = [code for code in planned if by_ticker.get(code, {}).get("status") in (WRITTEN, FRESH)]
+    answered = (WRITTEN, REPAIRED_STATUS, FRESH)
+    served = [code for code in planned if by_ticker.get(code, {}).get("status") in answered]
+    reasons = {code: record["reason"] for code, record in store.failures(failed[:50]).items()}
     return RunSummary(
         as_of=as_of.isoformat(),
+        universe=len(universe_codes),
         planned=len(planned),
         written=statuses.count(WRITTEN),
+        repaired=statuses.count(REPAIRED_STATUS),
         fresh=statuses.count(FRESH),
-        no_data=statuses.count(NO_DATA),
-        current=count_current(store, planned, as_of),
+        no_data=statuses.count(NO_DATA) + statuses.count(INACTIVE),
+        current=count_current(store, universe_codes, as_of),
         failed=failed,
-        canary=served[0] if served else (planned[0] if planned else None),
+        reasons=reasons,
+        canary=served[0] if served else (universe_codes[0] if universe_codes else None),
     )
 
 

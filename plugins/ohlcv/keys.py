@@ -123,6 +123,24 @@ class KeySpace:
     def run_lock(self) -> str:
         return f"{self.prefix}ohlcv:lock:run"
 
+    @property
+    def inactive(self) -> str:
+        """Hash: code -> JSON record of a ticker with no new data (delisted, halted, unknown)."""
+        return f"{self.prefix}ohlcv:inactive"
+
+    @property
+    def failures(self) -> str:
+        """Hash: code -> JSON record of the ticker's latest failure, removed when it next succeeds."""
+        return f"{self.prefix}ohlcv:failures"
+
+    def universe(self, source: str, market: str) -> str:
+        """String: JSON listing of ``market`` from ``source`` and the session it was taken on."""
+        return f"{self.prefix}ohlcv:universe:{source}:{market}"
+
+    def periods(self, code: str) -> str:
+        """Set: the period keys written for ``code``, so a repair deletes them without SCAN."""
+        return f"{self.prefix}ohlcv:periods:{validate_ticker(code)}"
+
     def series(self, code: str) -> str:
         return f"{self.prefix}ticker:{validate_ticker(code)}"
 

@@ -1,14 +1,19 @@
-"""Redis persistence: one ticker's series and its ``lastUpdateAt`` entry, the run lock, meta keys.
+"""Redis persistence: atomic merge writes, repair, period-key registry, the run lock, meta keys.
 
-Every multi-key change runs as one Lua script, so it is atomic on the server: a reader sees
-the old state or the new one, never a series whose date disagrees with ``ticker:lastUpdateAt``,
-even when the writer dies half-way. Scripts also refuse to move any date backwards, so a late
-or older writer (a backfill) cannot roll the cache back.
+Every multi-key change is one MULTI/EXEC transaction or one Lua script, so it is atomic on
+the server: a reader sees the old state or the new one, never a series whose date disagrees
+with ``ticker:lastUpdateAt``, even when the writer dies half-way. A series write is an
+optimistic transaction (WATCH on the series key): two writers of one ticker, e.g. the
+indexer and a cache-aside miss, never lose each other's rows; the later one merges again.
+No write moves a date backwards, so a late or older writer (a backfill) cannot roll the
+cache back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -18,31 +23,50 @@ import redis
 
 from ohlcv import codec
 from ohlcv.errors import ConfigurationError, OhlcvError
-from ohlcv.keys import KeySpace, validate_ticker
+from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
+from ohlcv.merge import REPAIRED, UNCHANGED, merge
+
+log = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-RUN_LOCK_TTL = dt.timedelta(hours=6)
+#: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
+RUN_LOCK_TTL = dt.timedelta(minutes=30)
+WRITE_ATTEMPTS = 10
 
-# KEYS: series, lastUpdateAt hash. ARGV: code, last date (ISO), OHLCV_STR.
-# ISO dates compare correctly as strings.
-_WRITE_SERIES = """
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and current > ARGV[2] then
-  return {0, current}
+# KEYS: run lock, isUpdating, lastUpdateAt. ARGV: token, ttl (ms).
+# Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
+# The same token takes the lock again (a retried start_run). The flag expires with the lock,
+# so a run killed without cleanup cannot leave it at 1; since every run that finishes sets
+# it to a lasting '0', a missing flag next to a published lastUpdateAt means a run died.
+_BEGIN_RUN = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1])}
 end
-redis.call('SET', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return {1, ARGV[2]}
+local flag = redis.call('GET', KEYS[2])
+local died = 0
+if not holder and (flag == '1' or (not flag and redis.call('EXISTS', KEYS[3]) == 1)) then died = 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return {1, died}
 """
 
-# KEYS: run lock, isUpdating. ARGV: token, ttl (ms). Returns {1, previous isUpdating} or {0, lock ttl}.
-_BEGIN_RUN = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local previous = redis.call('GET', KEYS[2])
-  redis.call('SET', KEYS[2], '1')
-  return {1, previous or '0'}
+# KEYS: run lock, isUpdating. ARGV: token, ttl (ms).
+_EXTEND_RUN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  return 1
 end
-return {0, redis.call('PTTL', KEYS[1])}
+return 0
+"""
+
+# KEYS: universe hash. ARGV: as_of (ISO), codes (comma-separated). Never replaces a newer listing.
+_SAVE_UNIVERSE = """
+local current = redis.call('HGET', KEYS[1], 'as_of')
+if current and current > ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'as_of', ARGV[1], 'codes', ARGV[2])
+return 1
 """
 
 # KEYS: lastUpdateAt, lastUpdateCount. ARGV: as_of (ISO), count.
@@ -73,24 +97,39 @@ class RunLocked(OhlcvError):
 
 @dataclass(frozen=True)
 class WriteOutcome:
-    """What happened to one ticker's series in Redis."""
+    """What writing a vendor answer did to one ticker's series.
+
+    :param status: ``new``, ``appended``, ``unchanged`` or ``repaired`` (see ``ohlcv.merge``)
+    :param last_date: the last session cached for the ticker afterwards
+    :param rows: rows cached afterwards
+    :param new_rows: sessions added after the previously cached last session
+    :param periods_deleted: period keys removed because the history was repaired
+    """
 
     ticker: str
-    written: bool
+    status: str
     last_date: dt.date
     rows: int
+    new_rows: int = 0
+    first_difference: dt.date | None = None
+    ratio: float | None = None
+    periods_deleted: int = 0
+
+    @property
+    def written(self) -> bool:
+        return self.status != UNCHANGED
 
 
 @dataclass(frozen=True)
 class RunStart:
     """A taken run lock.
 
-    :param found_stale_flag: ``getOHLCV_isUpdating`` was already 1 with no lock held, i.e.
-        an earlier run died without cleaning up.
+    :param found_dead_run: an earlier run took the lock and never released it (killed
+        without cleanup; its lock and flag expired)
     """
 
     token: str
-    found_stale_flag: bool
+    found_dead_run: bool
 
 
 @dataclass(frozen=True)
@@ -124,25 +163,60 @@ class OhlcvStore:
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         self.client = client
         self.keys = keys if keys is not None else KeySpace.from_env()
-        self._write_series = client.register_script(_WRITE_SERIES)
+        self._extend_run = client.register_script(_EXTEND_RUN)
+        self._save_universe = client.register_script(_SAVE_UNIVERSE)
         self._begin_run = client.register_script(_BEGIN_RUN)
         self._publish_run = client.register_script(_PUBLISH_RUN)
         self._release_run = client.register_script(_RELEASE_RUN)
 
-    def write_series(self, code: str, frame: pd.DataFrame, source: str) -> WriteOutcome:
-        """Store the whole history of ``code`` and its ``lastUpdateAt`` entry atomically.
+    def write_series(self, code: str, fresh: pd.DataFrame, source: str) -> WriteOutcome:
+        """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
 
-        Nothing is written when the cache already holds a later session for ``code``.
+        The series, its ``ticker:lastUpdateAt`` entry and, on a repair, the deletion of its
+        period keys happen in one MULTI/EXEC. The transaction watches the series key; if
+        another writer changes it first, the answer is merged again with what it wrote.
         """
         code = validate_ticker(code)
-        if frame.empty:
+        if fresh.empty:
             raise ValueError(f"refusing to store an empty series for {code}")
-        last = frame.index[-1].date()
-        written, current = self._write_series(
-            keys=[self.keys.series(code), self.keys.last_update_hash],
-            args=[code, last.isoformat(), codec.encode(frame, source)],
-        )
-        return WriteOutcome(code, bool(written), dt.date.fromisoformat(_text(current)), len(frame))
+        series_key, registry = self.keys.series(code), self.keys.periods(code)
+        for _ in range(WRITE_ATTEMPTS):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(series_key)
+                    blob = pipe.get(series_key)
+                    result = merge(codec.decode(blob) if blob is not None else None, fresh)
+                    last = result.frame.index[-1].date()
+                    if result.status == UNCHANGED:
+                        pipe.unwatch()
+                        return WriteOutcome(code, UNCHANGED, last, len(result.frame))
+                    periods = list(pipe.smembers(registry)) if result.status == REPAIRED else []
+                    pipe.multi()
+                    pipe.set(series_key, codec.encode(result.frame, source))
+                    pipe.hset(self.keys.last_update_hash, code, last.isoformat())
+                    pipe.hdel(self.keys.inactive, code)
+                    if result.status == REPAIRED:
+                        pipe.delete(registry, *periods)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            return WriteOutcome(
+                code, result.status, last, len(result.frame), result.new_rows,
+                result.first_difference, result.ratio, len(periods),
+            )  # fmt: skip
+        raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}")
+
+    def write_period(
+        self, code: str, start: DateLike, end: DateLike, frame: pd.DataFrame, source: str, ttl: dt.timedelta
+    ) -> str:
+        """Store one period of ``code`` with a TTL and register it so a repair can delete it."""
+        first, last = validate_period(start, end)
+        key = self.keys.period(code, first, last)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(key, codec.encode(frame, source), px=int(ttl.total_seconds() * 1000))
+            pipe.sadd(self.keys.periods(code), key)
+            pipe.execute()
+        return key
 
     def read_series(self, code: str) -> pd.DataFrame | None:
         """The cached history of ``code``, or None when it is not cached."""
@@ -160,22 +234,23 @@ class OhlcvStore:
             for code, value in zip(codes, values, strict=True)
         }
 
-    def begin_run(self, ttl: dt.timedelta = RUN_LOCK_TTL) -> RunStart:
+    def begin_run(self, token: str | None = None, ttl: dt.timedelta = RUN_LOCK_TTL) -> RunStart:
         """Take the run lock and set ``getOHLCV_isUpdating`` to 1.
 
-        The lock is a random token with an expiry, so a run killed without cleanup cannot
-        hold it forever. Raises ``RunLocked`` while another run holds it.
+        The lock holds ``token`` (e.g. the Airflow run id; random by default) with an expiry,
+        so a run killed without cleanup cannot hold it for longer than ``ttl``. The same token
+        takes it again. Raises ``RunLocked`` while another token holds it.
         """
-        token = uuid.uuid4().hex
+        token = token or uuid.uuid4().hex
         acquired, detail = self._begin_run(
-            keys=[self.keys.run_lock, self.keys.is_updating],
+            keys=[self.keys.run_lock, self.keys.is_updating, self.keys.last_update_at],
             args=[token, int(ttl.total_seconds() * 1000)],
         )
         if not acquired:
             raise RunLocked(
                 f"another indexer run holds {self.keys.run_lock} (expires in {max(int(detail), 0) / 1000:.0f} s)"
             )
-        return RunStart(token=token, found_stale_flag=_text(detail) == "1")
+        return RunStart(token=token, found_dead_run=int(detail) == 1)
 
     def publish_run(self, as_of: dt.date, count: int) -> bool:
         """Set ``getOHLCV_lastUpdateAt`` to ``as_of`` and ``getOHLCV_lastUpdateCount`` to ``count``.
@@ -188,6 +263,11 @@ class OhlcvStore:
             args=[as_of.isoformat(), int(count)],
         )
         return bool(moved)
+
+    def extend_run(self, token: str, ttl: dt.timedelta = RUN_LOCK_TTL) -> bool:
+        """Push the run lock's expiry (and the flag's) ``ttl`` into the future if ``token`` holds it."""
+        keys = [self.keys.run_lock, self.keys.is_updating]
+        return bool(self._extend_run(keys=keys, args=[token, int(ttl.total_seconds() * 1000)]))
 
     def release_run(self, token: str) -> bool:
         """Release the run lock and reset ``getOHLCV_isUpdating`` if ``token`` still holds it."""
@@ -203,3 +283,59 @@ class OhlcvStore:
             last_update_at=dt.date.fromisoformat(_text(last)) if last else None,
             last_update_count=int(count) if count is not None else None,
         )
+
+    def state_of(self, codes: list[str]) -> tuple[dict[str, dt.date | None], dict[str, dict]]:
+        """The last cached session and inactive record of each of ``codes``, in one round trip.
+
+        A code whose ``lastUpdateAt`` entry exists but whose series key does not (deleted,
+        evicted) counts as not cached.
+        """
+        codes = [validate_ticker(code) for code in codes]
+        if not codes:
+            return {}, {}
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.last_update_hash, codes)
+            pipe.hmget(self.keys.inactive, codes)
+            for code in codes:
+                pipe.exists(self.keys.series(code))
+            updates, inactive, *present = pipe.execute()
+        last = {
+            code: dt.date.fromisoformat(_text(day)) if day and exists else None
+            for code, day, exists in zip(codes, updates, present, strict=True)
+        }
+        records = {code: json.loads(record) for code, record in zip(codes, inactive, strict=True) if record}
+        return last, records
+
+    def mark_inactive(self, code: str, checked: dt.date, reason: str) -> None:
+        """Record that ``code`` had no new data as of ``checked``, and why."""
+        record = {"checked": checked.isoformat(), "reason": reason}
+        self.client.hset(self.keys.inactive, validate_ticker(code), json.dumps(record))
+
+    def record_failure(self, code: str, as_of: dt.date, reason: str, run_id: str = "") -> None:
+        """Keep the latest failure of ``code`` (cleared by ``clear_failure``)."""
+        record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id}
+        self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
+
+    def clear_failure(self, code: str) -> None:
+        self.client.hdel(self.keys.failures, validate_ticker(code))
+
+    def failures(self, codes: list[str]) -> dict[str, dict]:
+        """The recorded failures of ``codes`` that have one."""
+        codes = [validate_ticker(code) for code in codes]
+        if not codes:
+            return {}
+        values = self.client.hmget(self.keys.failures, codes)
+        return {code: json.loads(value) for code, value in zip(codes, values, strict=True) if value}
+
+    def cached_universe(self, source: str, market: str) -> tuple[dt.date, list[str]] | None:
+        """The listing of ``market`` saved by an earlier run, with the session it was taken on."""
+        as_of, codes = self.client.hmget(self.keys.universe(source, market), ["as_of", "codes"])
+        if as_of is None or codes is None:
+            return None
+        return dt.date.fromisoformat(_text(as_of)), [code for code in _text(codes).split(",") if code]
+
+    def save_universe(self, source: str, market: str, as_of: dt.date, codes: list[str]) -> bool:
+        """Save a listing unless a listing from a later session is already saved."""
+        codes = [validate_ticker(code) for code in codes]
+        key = self.keys.universe(source, market)
+        return bool(self._save_universe(keys=[key], args=[as_of.isoformat(), ",".join(codes)]))

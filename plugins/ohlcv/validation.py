@@ -1,12 +1,24 @@
-"""What a good OHLCV frame is, and turning a vendor's frame into the canonical one.
+"""What a good OHLCV frame is: a normaliser for vendor frames and a pandera schema that gates writes.
 
-The canonical frame has a tz-naive ``datetime64[ns]`` index named ``Date`` (unique,
-increasing), and the columns Open, High, Low, Close, Volume (int64 when every value is a
-whole number, else float64) and Change (float64, the close-to-close return, NaN on the
-first row of the history).
+The canonical frame has a tz-naive ``datetime64[ns]`` index named ``Date`` and the columns
+Open, High, Low, Close, Volume (int64 when every value is a whole number, else float64) and
+Change (float64, the close-to-close return, NaN on the first row of a history).
+
+A frame is written only if it passes ``validate``:
+
+- the index holds unique, increasing XKRX sessions, none after the run's ``as_of``;
+- Open, High, Low, Close and Volume are present, numeric and never missing;
+- High >= max(Open, Close), Low <= min(Open, Close), High >= Low, prices > 0;
+- Volume >= 0.
+
+Trading-halt rows are the one exception to the price rules, in the shape Naver reports
+them: Volume 0, Open = High = Low = 0 and Close > 0 (the last traded price carried over).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
@@ -16,52 +28,152 @@ from ohlcv.errors import BadOhlcvData
 
 PRICE_COLUMNS: tuple[str, ...] = ("Open", "High", "Low", "Close")
 NUMBER_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "Volume")
+MAX_REASONS = 3
+ROW_RULES = {
+    "price <= 0 (not a halt row)": lambda f: (f[list(PRICE_COLUMNS)] > 0).all(axis=1),
+    "High < max(Open, Close)": lambda f: f["High"] >= f[["Open", "Close"]].max(axis=1),
+    "Low > min(Open, Close)": lambda f: f["Low"] <= f[["Open", "Close"]].min(axis=1),
+    "High < Low": lambda f: f["High"] >= f["Low"],
+}
 
 
-def _whole_or_float(values: pd.Series, name: str) -> np.ndarray:
-    if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
-        raise BadOhlcvData(f"column {name} is {values.dtype}, not numeric")
+def _narrow(values: pd.Series) -> pd.Series:
+    """Whole-number floats as int64; anything that is not plainly numeric is left for the schema."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
     array = values.to_numpy(dtype="float64", na_value=np.nan)
     if np.isfinite(array).all() and np.array_equal(array, np.trunc(array)):
-        return array.astype("int64")
-    return array
+        return pd.Series(array.astype("int64"), index=values.index)
+    return pd.Series(array, index=values.index)
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return ``frame`` in canonical form, or raise ``BadOhlcvData`` saying what is wrong.
+    """Bring a vendor frame into canonical shape without judging it (``validate`` judges).
 
-    Accepts the index or a ``Date`` column as the dates and computes ``Change`` when it is
-    missing. It never sorts, deduplicates or fills: such a frame is rejected instead.
+    Moves a ``Date`` column to the index, drops time zones and times of day, narrows
+    whole-number prices to int64 and computes ``Change`` when it is missing. Never sorts,
+    deduplicates or fills.
     """
     if not isinstance(frame, pd.DataFrame):
         raise BadOhlcvData(f"expected a DataFrame, got {type(frame).__name__}")
-    if frame.empty:
-        raise BadOhlcvData("the frame has no rows")
     if "Date" in frame.columns:
         frame = frame.set_index("Date")
-    missing = [name for name in NUMBER_COLUMNS if name not in frame.columns]
-    if missing:
-        raise BadOhlcvData(f"missing columns {missing}")
     try:
         dates = pd.DatetimeIndex(frame.index)
     except (TypeError, ValueError) as exc:
         raise BadOhlcvData(f"the dates are not dates: {exc}") from None
     if dates.tz is not None:
         dates = dates.tz_localize(None)
-    dates = dates.normalize().astype("datetime64[ns]")
-    if dates.hasnans:
-        raise BadOhlcvData("some dates are missing")
-    if not dates.is_unique:
-        raise BadOhlcvData(f"duplicate dates, first {dates[dates.duplicated()][0].date()}")
-    if not dates.is_monotonic_increasing:
-        raise BadOhlcvData("dates are not in increasing order")
-    columns = {name: _whole_or_float(frame[name], name) for name in NUMBER_COLUMNS}
+    index = pd.DatetimeIndex(dates.normalize().values.astype("datetime64[ns]"), name="Date")
+    columns = {name: _narrow(frame[name]).to_numpy() for name in frame.columns if name in NUMBER_COLUMNS}
     if "Change" in frame.columns:
-        columns["Change"] = _whole_or_float(frame["Change"], "Change").astype("float64")
-    else:
+        columns["Change"] = frame["Change"].to_numpy()
+    elif "Close" in columns and pd.api.types.is_numeric_dtype(columns["Close"]):
         columns["Change"] = pd.Series(columns["Close"], dtype="float64").pct_change().to_numpy()
-    for name in PRICE_COLUMNS:
-        if np.isnan(columns[name].astype("float64")).any():
-            raise BadOhlcvData(f"column {name} has missing prices")
-    index = pd.DatetimeIndex(dates.values, name="Date")
-    return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
+    order = [name for name in VALUE_COLUMNS if name in columns]
+    return pd.DataFrame(columns, index=index, columns=order)
+
+
+def halt_rows(frame: pd.DataFrame) -> pd.Series:
+    """The documented trading-halt rows: no trades, Open = High = Low = 0, the close carried over."""
+    return (
+        (frame["Volume"] == 0)
+        & (frame["Open"] == 0)
+        & (frame["High"] == 0)
+        & (frame["Low"] == 0)
+        & (frame["Close"] > 0)
+    )
+
+
+def _numeric(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
+
+
+@functools.cache
+def _schemas(as_of: dt.date):
+    """Two pandera schemas: columns and dates first, then the row rules on frames that passed."""
+    import pandera.pandas as pa
+
+    from ohlcv import calendar
+
+    def sessions_only(index: pd.Index) -> pd.Series:
+        days = calendar.sessions(index.min().date(), index.max().date()) if len(index) else index
+        return pd.Series(index.isin(days), index=index)
+
+    def trading(frame: pd.DataFrame) -> pd.Series:
+        return ~halt_rows(frame)
+
+    numeric = pa.Check(_numeric, name="numeric", error="not numeric")
+    columns = {name: pa.Column(None, checks=[numeric], nullable=False) for name in NUMBER_COLUMNS}
+    columns["Change"] = pa.Column(None, checks=[numeric], nullable=True, required=False)
+    last = pd.Timestamp(as_of)
+    shape = pa.DataFrameSchema(
+        columns,
+        index=pa.Index(
+            "datetime64[ns]",
+            name="Date",
+            unique=True,
+            checks=[
+                pa.Check(lambda index: index.is_monotonic_increasing, error="dates not increasing"),
+                pa.Check(lambda index: index <= last, error=f"date after as_of {as_of.isoformat()}"),
+                pa.Check(sessions_only, error="not an XKRX session"),
+            ],
+        ),
+        checks=[pa.Check(lambda frame: len(frame) > 0, error="no rows")],
+        name="OHLCV",
+    )
+    rows = pa.DataFrameSchema(
+        {"Volume": pa.Column(None, checks=[pa.Check.ge(0, error="Volume < 0")])},
+        checks=[
+            pa.Check(
+                lambda f: ~trading(f) | (f[list(PRICE_COLUMNS)] > 0).all(axis=1), error="price <= 0 (not a halt row)"
+            ),
+            pa.Check(
+                lambda f: ~trading(f) | (f["High"] >= f[["Open", "Close"]].max(axis=1)), error="High < max(Open, Close)"
+            ),
+            pa.Check(
+                lambda f: ~trading(f) | (f["Low"] <= f[["Open", "Close"]].min(axis=1)), error="Low > min(Open, Close)"
+            ),
+            pa.Check(lambda f: ~trading(f) | (f["High"] >= f["Low"]), error="High < Low"),
+        ],
+        name="OHLCV",
+    )
+    return shape, rows
+
+
+def _reason(errors) -> str:
+    """One clause per failed check: what failed, on how many rows, the first date and value."""
+    cases = errors.failure_cases
+    clauses = []
+    for check, group in cases.groupby("check", sort=False):
+        first = group.iloc[0]
+        named = isinstance(first["column"], str) and first["column"] in (*VALUE_COLUMNS, "Date")
+        column = first["column"] if named and check not in ROW_RULES else ""
+        dates = sorted({pd.Timestamp(day).date() for day in group["index"] if isinstance(day, pd.Timestamp)})
+        where = f" on {len(dates)} row{'s' if len(dates) != 1 else ''}, first {dates[0]}" if dates else ""
+        value = first["failure_case"]
+        value = value.item() if isinstance(value, np.generic) else value
+        shown = f" (value {value!r})" if column and column != "Date" and not isinstance(value, bool) else ""
+        clauses.append(f"{column + ': ' if column else ''}{check}{where}{shown}")
+    return "; ".join(clauses[:MAX_REASONS]) + (
+        f"; and {len(clauses) - MAX_REASONS} more" if len(clauses) > MAX_REASONS else ""
+    )
+
+
+def validate(frame: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Return the canonical form of ``frame`` if it is a good OHLCV series through ``as_of``.
+
+    Raises ``BadOhlcvData`` naming the failed checks, their dates and values.
+    """
+    import pandera.errors
+
+    candidate = canonical(frame)
+    missing = [name for name in NUMBER_COLUMNS if name not in candidate.columns]
+    if missing:
+        raise BadOhlcvData(f"missing columns {missing}")
+    for schema in _schemas(as_of):
+        try:
+            schema.validate(candidate, lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            raise BadOhlcvData(_reason(exc)) from None
+    return candidate

@@ -6,9 +6,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
 
 from ohlcv import codec
+from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
+from ohlcv.store import OhlcvStore
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LONDON = "Europe/London"
@@ -35,6 +39,30 @@ def keys(client) -> set[str]:
     return {key.decode() for key in client.keys("*")}
 
 
+def at(text: str) -> dt.datetime:
+    """A trigger time in London, the schedule's time zone."""
+    return pd.Timestamp(text, tz=LONDON).to_pydatetime()
+
+
+def xcom(dag_run, task_id: str):
+    with create_session() as session:
+        row = session.scalars(XComModel.get_many(run_id=dag_run.run_id, task_ids=task_id, key="return_value")).first()
+        return XComModel.deserialize_value(row) if row is not None else None
+
+
+def mapped(dag_run, task_id: str) -> int:
+    """How many mapped instances of ``task_id`` the run created."""
+    return sum(1 for ti in dag_run.get_task_instances() if ti.task_id == task_id and ti.map_index >= 0)
+
+
+def vendor_calls() -> int:
+    return sum(SyntheticSource.calls.values())
+
+
+def snapshot(client) -> dict[bytes, bytes]:
+    return {key: client.dump(key) for key in client.keys("*")}
+
+
 def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
     # Friday 20 November 2026, 08:23 in London = 17:23 in Seoul: that day's session is complete.
     dag_run = run_dag("synthetic:8", pd.Timestamp("2026-11-20 08:23", tz=LONDON).to_pydatetime())
@@ -48,6 +76,7 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "getOHLCV_isUpdating",
         "getOHLCV_lastUpdateAt",
         "getOHLCV_lastUpdateCount",
+        "ohlcv:universe:synthetic:KRX",  # the listing, asked once per session
     }
     last_updates = {key.decode(): value.decode() for key, value in redis_client.hgetall("ticker:lastUpdateAt").items()}
     assert set(last_updates) == set(codes)
@@ -90,3 +119,82 @@ def test_a_ticker_that_keeps_failing_turns_the_run_red_and_frees_the_lock(run_da
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
     assert redis_client.exists("ohlcv:lock:run") == 0
     assert redis_client.get("getOHLCV_lastUpdateCount") == b"2"
+
+
+def test_a_repeat_run_makes_no_vendor_call_and_maps_no_ticker(run_dag, redis_client):
+    SyntheticSource.calls.clear()
+    first = run_dag("synthetic:6", at("2026-11-20 08:23"))
+    assert mapped(first, "index_ticker") == 7
+    assert vendor_calls() == 8  # the counter sees the tasks' calls: one listing, seven histories
+    before = snapshot(redis_client)
+    SyntheticSource.calls.clear()
+    again = run_dag("synthetic:6", at("2026-11-20 09:23"))
+    assert again.state == "success"
+    assert vendor_calls() == 0
+    assert mapped(again, "index_ticker") == 0
+    assert snapshot(redis_client) == before
+    assert xcom(again, "summarize")["current"] == 7
+
+
+def test_runs_on_a_krx_holiday_or_a_saturday_make_no_vendor_call(run_dag, redis_client):
+    assert run_dag("synthetic:4", at("2026-09-23 08:23")).state == "success"  # the eve of Chuseok
+    for moment in ("2026-09-24 08:23", "2026-09-25 11:23", "2026-09-26 12:23"):  # Chuseok, then Saturday
+        SyntheticSource.calls.clear()
+        dag_run = run_dag("synthetic:4", at(moment))
+        assert dag_run.state == "success"
+        assert vendor_calls() == 0, moment
+        assert mapped(dag_run, "index_ticker") == 0
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-09-23"
+
+
+def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag, redis_client):
+    plain = SyntheticSource(4)
+    assert run_dag("synthetic:4", at("2026-11-13 08:23")).state == "success"
+    store = OhlcvStore(redis_client, KeySpace())
+    for code in ("000100", "000200"):
+        frame = plain.history(code, dt.date(2026, 1, 2), dt.date(2026, 6, 30))
+        store.write_period(code, "2026-01-02", "2026-06-30", frame, "synthetic", dt.timedelta(days=1))
+    dag_run = run_dag("synthetic:4?split=000100:2026-11-16:50", at("2026-11-20 08:23"))
+    assert dag_run.state == "success"
+    split = SyntheticSource(4, splits={"000100": (dt.date(2026, 11, 16), 50)})
+    cached = codec.decode(redis_client.get("ticker:000100"))
+    pd.testing.assert_frame_equal(cached, split.history("000100", None, dt.date(2026, 11, 20)))
+    assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30", "ohlcv:periods:000100") == 0
+    summary = xcom(dag_run, "summarize")
+    assert (summary["repaired"], summary["written"], summary["failed"]) == (1, 4, [])
+    for code in ("000200", "000300", "000400"):
+        cached = codec.decode(redis_client.get(f"ticker:{code}"))
+        pd.testing.assert_frame_equal(cached, plain.history(code, None, dt.date(2026, 11, 20)))
+    assert redis_client.exists("ticker:000200:2026-01-02:2026-06-30") == 1
+
+
+def test_a_backfill_for_an_older_date_leaves_every_key_byte_identical(run_dag, redis_client):
+    assert run_dag("synthetic:4", at("2026-11-20 08:23")).state == "success"
+    before = snapshot(redis_client)
+    SyntheticSource.calls.clear()
+    backfill = run_dag("synthetic:4", at("2026-11-13 08:23"))
+    assert backfill.state == "success"
+    assert vendor_calls() == 0
+    assert snapshot(redis_client) == before
+
+
+def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run_dag, redis_client):
+    assert run_dag("synthetic:3", at("2026-11-13 08:23")).state == "success"
+    before = redis_client.get("ticker:000200")
+    dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 08:23"), retries=0)
+    assert dag_run.state == "failed"
+    assert redis_client.get("ticker:000200") == before
+    assert xcom(dag_run, "summarize")["reasons"]["000200"].startswith("bad data: High < max(Open, Close)")
+    assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+
+
+def test_a_failure_before_summarize_still_frees_the_lock(run_dag, redis_client):
+    dag_run = run_dag("synthetic:3", at("2026-11-20 08:23"), conf={"tickers": ["1:*"]}, retries=0)
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances() if ti.map_index < 0}
+    assert states["list_universe"] == "failed"
+    assert states["finish_run"] == "failed"
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+    assert redis_client.exists("ohlcv:lock:run") == 0
+    assert redis_client.exists("ticker:lastUpdateAt", "getOHLCV_lastUpdateAt") == 0

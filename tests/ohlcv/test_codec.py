@@ -108,3 +108,26 @@ def test_unsupported_column_type_is_rejected():
     doc["dtypes"][1] = "|O"
     with pytest.raises(BadOhlcvData, match="unsupported type"):
         codec.decode(msgpack.packb(doc))
+
+
+def _damaged(change) -> bytes:
+    doc = msgpack.unpackb(codec.encode(make_frame(4)))
+    change(doc)
+    return msgpack.packb(doc)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda doc: doc["data"].pop(),  # six columns of data
+        lambda doc: doc.update(data=[]),
+        lambda doc: doc["dtypes"].__setitem__(2, ["<i4"]),  # not a string
+        lambda doc: doc.update(rows=-1),
+        lambda doc: doc.update(columns=["Date", "Open"]),
+        lambda doc: doc["data"].__setitem__(0, doc["data"][0][4:] + doc["data"][0][:4]),  # dates out of order
+        lambda doc: doc["dtypes"].__setitem__(0, "<f8"),
+    ],
+)
+def test_structurally_damaged_values_are_rejected(change):
+    with pytest.raises(BadOhlcvData):
+        codec.decode(_damaged(change))

@@ -2,65 +2,162 @@ import datetime as dt
 
 import pytest
 
-from ohlcv import indexer
-from ohlcv.errors import InvalidTicker, SourceUnavailable
+from ohlcv import codec, indexer
+from ohlcv.errors import BadOhlcvData, InvalidTicker, SourceUnavailable
 from ohlcv.sources import SyntheticSource
+from ohlcv.sources.synthetic import BAD_KINDS
 
 AS_OF = dt.date(2026, 11, 20)
 
 
 class CountingSource(SyntheticSource):
-    """The synthetic source, counting history calls and failing on demand."""
+    """The synthetic source, counting its own calls and failing on demand."""
 
-    def __init__(self, tickers=5, failing=()):
-        super().__init__(tickers)
-        self.calls = []
+    def __init__(self, tickers=5, failing=(), **switches):
+        super().__init__(tickers, **switches)
+        self.asked = []
         self.failing = set(failing)
 
+    def list_universe(self, market):
+        self.asked.append(("listing", market))
+        return super().list_universe(market)
+
     def history(self, code, start, end):
-        self.calls.append(code)
+        self.asked.append(code)
         if code in self.failing:
             raise SourceUnavailable(f"{code}: vendor down")
         return super().history(code, start, end)
 
 
-def test_universe_is_the_listing_plus_benchmark():
-    assert indexer.universe(SyntheticSource(3), "KRX", [], ["KS11"]) == ["000100", "000200", "000300", "KS11"]
+def test_universe_is_the_listing_plus_benchmark(store):
+    codes = indexer.universe(store, SyntheticSource(3), "KRX", [], ["KS11"], AS_OF)
+    assert codes == ["000100", "000200", "000300", "KS11"]
 
 
-def test_explicit_tickers_replace_the_listing_and_are_deduplicated():
-    assert indexer.universe(SyntheticSource(3), "KRX", ["005930", "ks11"], ["KS11"]) == ["005930", "KS11"]
+def test_the_listing_is_asked_once_per_session(store):
+    source = CountingSource(3)
+    indexer.universe(store, source, "KRX", [], [], AS_OF)
+    indexer.universe(store, source, "KRX", [], [], AS_OF)
+    indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 13))  # a backfill uses the newer listing
+    assert source.asked == [("listing", "KRX")]
+    indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 23))
+    assert source.asked == [("listing", "KRX")] * 2
 
 
-def test_a_bad_code_stops_the_plan():
+def test_explicit_tickers_replace_the_listing_and_are_deduplicated(store):
+    source = CountingSource(3)
+    assert indexer.universe(store, source, "KRX", ["005930", "ks11"], ["KS11"], AS_OF) == ["005930", "KS11"]
+    assert source.asked == []
+
+
+def test_a_bad_code_stops_the_plan(store):
     with pytest.raises(InvalidTicker):
-        indexer.universe(SyntheticSource(3), "KRX", ["005930", "1:*"], [])
+        indexer.universe(store, SyntheticSource(3), "KRX", ["005930", "1:*"], [], AS_OF)
     with pytest.raises(ValueError, match="unknown universe"):
-        indexer.universe(SyntheticSource(3), "NYSE", [], [])
+        indexer.universe(store, SyntheticSource(3), "NYSE", [], [], AS_OF)
+
+
+def test_plan_maps_only_tickers_that_are_not_current(store):
+    source = SyntheticSource(3)
+    indexer.index_ticker(store, source, "000100", AS_OF)
+    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))
+    plan = indexer.plan(store, ["000100", "000200", "000300"], AS_OF)
+    assert (plan.to_index, plan.current) == (["000200", "000300"], 1)
+    assert indexer.plan(store, ["000100", "000200", "000300"], AS_OF, full_refresh=True).to_index == [
+        "000100", "000200", "000300",
+    ]  # fmt: skip
+
+
+def test_tickers_without_data_are_skipped_for_a_week_then_asked_again(store):
+    source = CountingSource(3)
+    assert indexer.index_ticker(store, source, "999990", AS_OF).status == indexer.NO_DATA
+    assert indexer.plan(store, ["999990"], AS_OF).to_index == []
+    assert indexer.plan(store, ["999990"], AS_OF + indexer.INACTIVE_RECHECK).to_index == ["999990"]
 
 
 def test_index_ticker_writes_then_skips_the_vendor_when_current(store):
     source = CountingSource()
     first = indexer.index_ticker(store, source, "000100", AS_OF)
     assert (first.status, first.last_date) == (indexer.WRITTEN, "2026-11-20")
-    assert first.rows == len(source.history("000100", None, AS_OF))
-    source.calls.clear()
+    assert first.rows == first.new_rows == len(source.history("000100", None, AS_OF))
+    source.asked.clear()
     second = indexer.index_ticker(store, source, "000100", AS_OF)
     assert second.status == indexer.FRESH
-    assert source.calls == []
+    assert source.asked == []
+
+
+def test_a_later_run_appends_only_new_sessions(store):
+    source = SyntheticSource(3)
+    indexer.index_ticker(store, source, "000100", dt.date(2026, 11, 13))
+    result = indexer.index_ticker(store, source, "000100", AS_OF)
+    assert (result.status, result.new_rows) == (indexer.WRITTEN, 5)
 
 
 def test_full_refresh_asks_the_vendor_again(store):
     source = CountingSource()
     indexer.index_ticker(store, source, "000100", AS_OF)
-    source.calls.clear()
+    source.asked.clear()
     indexer.index_ticker(store, source, "000100", AS_OF, full_refresh=True)
-    assert source.calls == ["000100"]
+    assert source.asked == ["000100"]
 
 
 def test_rows_after_as_of_are_never_written(store):
     indexer.index_ticker(store, SyntheticSource(5), "000100", dt.date(2026, 11, 13))
     assert store.read_series("000100").index[-1].date() == dt.date(2026, 11, 13)
+
+
+def test_a_split_repairs_the_series_and_deletes_its_period_keys(store, redis_client):
+    plain = SyntheticSource(3)
+    for code in ("000100", "000200"):
+        indexer.index_ticker(store, plain, code, dt.date(2026, 11, 13))
+        store.write_period(
+            code,
+            "2026-1-2",
+            "2026-6-30",
+            plain.history(code, None, dt.date(2026, 6, 30)),
+            "synthetic",
+            dt.timedelta(days=1),
+        )
+    other_before = redis_client.get("ticker:000200")
+    split = SyntheticSource(3, splits={"000100": (dt.date(2026, 11, 16), 50)})
+    result = indexer.index_ticker(store, split, "000100", AS_OF)
+    assert result.status == indexer.REPAIRED_STATUS
+    assert codec.decode(redis_client.get("ticker:000100")).equals(split.history("000100", None, AS_OF))
+    assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30", "ohlcv:periods:000100") == 0
+    assert redis_client.get("ticker:000200") == other_before
+    assert redis_client.exists("ticker:000200:2026-01-02:2026-06-30") == 1
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_each_kind_of_bad_frame_is_rejected_and_the_cache_is_left_alone(store, redis_client, kind):
+    indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
+    before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
+    broken = SyntheticSource(3, bad={"000100": kind})
+    with pytest.raises(BadOhlcvData) as raised:
+        indexer.index_ticker(store, broken, "000100", AS_OF)
+    assert len(str(raised.value)) > 5
+    assert {key: redis_client.dump(key) for key in redis_client.keys("*")} == before
+
+
+def test_halt_rows_are_accepted(store):
+    source = SyntheticSource(3, halts={"000300": [(dt.date(2026, 11, 9), dt.date(2026, 11, 11))]})
+    assert indexer.index_ticker(store, source, "000300", AS_OF).status == indexer.WRITTEN
+    cached = store.read_series("000300")
+    assert cached.loc["2026-11-10", ["Open", "High", "Low", "Volume"]].tolist() == [0, 0, 0, 0]
+
+
+def test_a_ticker_far_behind_as_of_is_recorded_inactive(store):
+    delisted = SyntheticSource(3)
+    indexer.index_ticker(store, delisted, "000100", dt.date(2026, 10, 30))
+
+    class Delisted(SyntheticSource):
+        def history(self, code, start, end):
+            return super().history(code, start, dt.date(2026, 10, 30))
+
+    result = indexer.index_ticker(store, Delisted(3), "000100", AS_OF)
+    assert result.status == indexer.INACTIVE
+    assert "delisted or halted" in result.reason
+    assert indexer.plan(store, ["000100"], AS_OF).to_index == []
 
 
 def test_no_data_is_a_result_not_an_error(store):
@@ -80,9 +177,12 @@ def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     source = CountingSource()
     indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
     results = [indexer.index_ticker(store, source, code, AS_OF).to_xcom() for code in ("000100", "000200", "999990")]
-    # 000300's task failed: Airflow gives no result for it.
-    summary = indexer.summarize(store, ["000100", "000200", "000300", "999990"], [*results, None], AS_OF)
-    assert (summary.planned, summary.written, summary.fresh, summary.no_data) == (4, 1, 1, 1)
+    store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down")
+    universe = ["000100", "000200", "000300", "999990", "KS11"]
+    # 000300's task failed: Airflow gives no result for it. KS11 was current and not planned.
+    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], [*results, None], AS_OF)
+    assert (summary.universe, summary.planned, summary.written, summary.fresh, summary.no_data) == (5, 4, 1, 1, 1)
     assert summary.failed == ["000300"]
+    assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
     assert summary.current == 2
     assert summary.canary == "000100"  # served in this pass, unlike the failed one

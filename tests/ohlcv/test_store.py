@@ -63,7 +63,7 @@ def test_prefix_keeps_two_environments_apart(redis_client):
 def test_run_lock_admits_one_run_at_a_time(store, redis_client):
     first = store.begin_run()
     assert redis_client.get("getOHLCV_isUpdating") == b"1"
-    assert not first.found_stale_flag
+    assert not first.found_dead_run
     with pytest.raises(RunLocked, match="another indexer run"):
         store.begin_run()
     assert not store.release_run("not-the-token")
@@ -73,11 +73,38 @@ def test_run_lock_admits_one_run_at_a_time(store, redis_client):
     assert redis_client.exists("ohlcv:lock:run") == 0
 
 
-def test_a_run_that_died_cannot_hold_the_lock_forever(store):
-    store.begin_run(ttl=dt.timedelta(milliseconds=200))
+def test_a_run_that_died_cannot_hold_the_lock_or_the_flag_for_longer_than_its_ttl(store, redis_client):
+    store.begin_run("first-run")
+    store.publish_run(dt.date(2026, 11, 19), 3)
+    store.release_run("first-run")
+    store.begin_run("run-that-dies", ttl=dt.timedelta(milliseconds=200))
     time.sleep(0.3)
-    second = store.begin_run()
-    assert second.found_stale_flag  # the flag was still 1: the next run says so
+    assert redis_client.get("getOHLCV_isUpdating") is None  # the flag expired with the lock
+    second = store.begin_run("next-run")
+    assert second.found_dead_run  # the next run says what it found
+    assert store.release_run("next-run")
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+    assert not store.begin_run("third-run").found_dead_run
+
+
+def test_a_flag_left_at_1_by_another_writer_is_reported(store, redis_client):
+    redis_client.set("getOHLCV_isUpdating", "1")  # e.g. the original indexer, killed
+    assert store.begin_run().found_dead_run
+
+
+def test_a_retried_start_takes_its_own_lock_again(store):
+    store.begin_run("run-1")
+    assert store.begin_run("run-1").token == "run-1"
+    with pytest.raises(RunLocked):
+        store.begin_run("run-2")
+
+
+def test_extend_run_keeps_the_lock_alive_only_for_its_holder(store, redis_client):
+    store.begin_run("run-1", ttl=dt.timedelta(seconds=5))
+    assert store.extend_run("run-1", dt.timedelta(minutes=10))
+    assert redis_client.pttl("ohlcv:lock:run") > 60_000
+    assert redis_client.pttl("getOHLCV_isUpdating") > 60_000
+    assert not store.extend_run("run-2")
 
 
 def test_meta_keys_never_move_backwards(store, redis_client):
@@ -103,3 +130,71 @@ def test_client_from_url_sends_the_password():
         assert client_from_url(server.url).ping()
         with pytest.raises(redis.AuthenticationError):
             client_from_url(server.url.replace("correct horse", "wrong")).ping()
+
+
+def test_two_writers_of_one_ticker_never_lose_each_others_rows(redis_server, redis_client):
+    """The indexer and a cache-aside miss write the same ticker at once: both answers survive."""
+    import threading
+
+    early = SOURCE.history("000100", None, dt.date(2026, 11, 13))
+    late = SOURCE.history("000100", dt.date(2026, 1, 1), dt.date(2026, 11, 20))
+    errors = []
+
+    def write(frame):
+        try:
+            for _ in range(20):
+                OhlcvStore(redis_server.client(), KeySpace()).write_series("000100", frame, "synthetic")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(frame,)) for frame in (early, late, early, late)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    pd.testing.assert_frame_equal(
+        codec.decode(redis_client.get("ticker:000100")), SOURCE.history("000100", None, dt.date(2026, 11, 20))
+    )
+    assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"
+
+
+def test_a_concurrent_change_makes_the_writer_merge_again(store, redis_client, monkeypatch):
+    """Force a WATCH conflict: another writer appends between our read and our EXEC."""
+    import ohlcv.store as store_module
+
+    store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 6)), "synthetic")
+    other = OhlcvStore(redis_client, KeySpace())
+    real_merge = store_module.merge
+    calls = []
+
+    def merge_with_interference(cached, fresh):
+        calls.append(cached.index[-1].date())
+        if len(calls) == 1:  # someone else writes a week more right now
+            other.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 13)), "synthetic")
+        return real_merge(cached, fresh)
+
+    monkeypatch.setattr(store_module, "merge", merge_with_interference)
+    outcome = store.write_series(
+        "000100", SOURCE.history("000100", dt.date(2026, 11, 16), dt.date(2026, 11, 20)), "synthetic"
+    )
+    # ours, the interfering writer's, then ours again on top of the newer cache
+    assert calls == [dt.date(2026, 11, 6), dt.date(2026, 11, 6), dt.date(2026, 11, 13)]
+    assert outcome.last_date == dt.date(2026, 11, 20)
+    cached = store.read_series("000100")
+    pd.testing.assert_frame_equal(cached, SOURCE.history("000100", None, dt.date(2026, 11, 20)))
+
+
+def test_period_keys_are_registered_and_expire(store, redis_client):
+    frame = SOURCE.history("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
+    key = store.write_period("000100", "2026-1-2", "2026-6-30", frame, "synthetic", dt.timedelta(hours=1))
+    assert key == "ticker:000100:2026-01-02:2026-06-30"
+    assert redis_client.smembers("ohlcv:periods:000100") == {key.encode()}
+    assert 0 < redis_client.pttl(key) <= 3_600_000
+
+
+def test_a_series_key_that_vanished_is_not_cached_even_if_the_hash_says_so(store, redis_client):
+    store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 20)), "synthetic")
+    redis_client.delete("ticker:000100")  # evicted or deleted by hand
+    last, _ = store.state_of(["000100"])
+    assert last == {"000100": None}

@@ -1,9 +1,13 @@
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ohlcv.errors import BadOhlcvData
-from ohlcv.validation import canonical
+from ohlcv.validation import canonical, halt_rows, validate
+
+AS_OF = dt.date(2024, 1, 31)
 
 
 def vendor_frame() -> pd.DataFrame:
@@ -20,7 +24,7 @@ def vendor_frame() -> pd.DataFrame:
 
 
 def test_canonical_form():
-    frame = canonical(vendor_frame())
+    frame = validate(vendor_frame(), AS_OF)
     assert list(frame.columns) == ["Open", "High", "Low", "Close", "Volume", "Change"]
     assert frame.index.name == "Date"
     assert frame.index.dtype == np.dtype("datetime64[ns]")
@@ -31,33 +35,60 @@ def test_canonical_form():
 
 def test_vendor_change_column_is_kept():
     raw = vendor_frame().assign(Change=[0.5, 0.25, 0.125])
-    assert canonical(raw)["Change"].tolist() == [0.5, 0.25, 0.125]
+    assert validate(raw, AS_OF)["Change"].tolist() == [0.5, 0.25, 0.125]
 
 
 def test_decimal_prices_stay_float():
     raw = vendor_frame()
-    raw.loc[1, "Close"] = 101.25
-    assert canonical(raw)["Close"].dtype == np.float64
+    raw.loc[1, ["Close", "Low"]] = [101.25, 100.5]
+    assert validate(raw, AS_OF)["Close"].dtype == np.float64
 
 
 def test_time_zone_and_time_of_day_are_dropped():
     raw = vendor_frame().set_index("Date")
     raw.index = (raw.index + pd.Timedelta(hours=15)).tz_localize("Asia/Seoul")
-    assert canonical(raw).index[0] == pd.Timestamp("2024-01-02")
+    assert validate(raw, AS_OF).index[0] == pd.Timestamp("2024-01-02")
+
+
+def test_canonical_never_sorts_or_drops_rows():
+    shuffled = vendor_frame().iloc[[2, 0, 1]]
+    assert list(canonical(shuffled).index) == list(pd.to_datetime(["2024-01-04", "2024-01-02", "2024-01-03"]))
+
+
+def test_trading_halt_rows_pass_and_are_recognised():
+    raw = vendor_frame()
+    raw.loc[1, ["Open", "High", "Low", "Volume"]] = 0
+    raw.loc[1, "Close"] = 102.0  # the last close, carried over
+    frame = validate(raw, AS_OF)
+    assert halt_rows(frame).tolist() == [False, True, False]
+
+
+def test_zero_prices_with_volume_are_not_a_halt():
+    raw = vendor_frame()
+    raw.loc[1, ["Open", "High", "Low"]] = 0
+    with pytest.raises(BadOhlcvData, match=r"price <= 0 \(not a halt row\) on 1 row, first 2024-01-03"):
+        validate(raw.assign(Volume=[1000, 5, 1200]), AS_OF)
 
 
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
         (lambda f: f.iloc[0:0], "no rows"),
-        (lambda f: f.drop(columns="Volume"), "missing columns"),
-        (lambda f: f.iloc[[1, 0, 2]], "increasing order"),
-        (lambda f: f.assign(Date=[f.Date[0], f.Date[0], f.Date[2]]), "duplicate dates"),
-        (lambda f: f.assign(Close=[1.0, np.nan, 2.0]), "missing prices"),
-        (lambda f: f.assign(Open=["100", "102", "101"]), "not numeric"),
+        (lambda f: f.drop(columns="Volume"), r"missing columns \['Volume'\]"),
+        (lambda f: f.iloc[[1, 0, 2]], "dates not increasing"),
+        (lambda f: f.assign(Date=[f.Date[0], f.Date[0], f.Date[2]]), "Date: field_uniqueness .* 2024-01-02"),
+        (lambda f: f.assign(Close=[1.0, np.nan, 2.0]), "Close: not_nullable on 1 row, first 2024-01-03"),
+        (lambda f: f.assign(Open=["100", "102", "101"]), "Open: not numeric"),
+        (lambda f: f.assign(Volume=[True, False, True]), "Volume: not numeric"),
+        (lambda f: f.assign(Low=[-99.0, 100.0, 98.0]), "price <= 0 .* first 2024-01-02"),
+        (lambda f: f.assign(Volume=[10, -1, 10]), "Volume: Volume < 0 .* 2024-01-03 .*value -1"),
+        (lambda f: f.assign(High=[105.0, 99.0, 103.0]), r"High < max\(Open, Close\) on 1 row, first 2024-01-03"),
+        (lambda f: f.assign(Low=[103.0, 100.0, 98.0]), r"Low > min\(Open, Close\) on 1 row, first 2024-01-02"),
+        (lambda f: f.assign(Date=pd.to_datetime(["2024-01-02", "2024-01-06", "2024-01-08"])), "not an XKRX session"),
+        (lambda f: f.assign(Date=pd.to_datetime(["2024-01-02", "2024-01-03", "2024-02-01"])), "after as_of 2024-01-31"),
         (lambda f: f.assign(Date=["2024-01-02", "not a date", "2024-01-04"]), "not dates"),
     ],
 )
-def test_frames_that_cannot_be_trusted_are_rejected(damage, message):
+def test_frames_that_cannot_be_trusted_are_rejected_with_a_reason(damage, message):
     with pytest.raises(BadOhlcvData, match=message):
-        canonical(damage(vendor_frame()))
+        validate(damage(vendor_frame()), AS_OF)

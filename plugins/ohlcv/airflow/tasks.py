@@ -40,54 +40,81 @@ def start_run(**context: Any) -> dict[str, str]:
     dag_run = context["dag_run"]
     moment = context.get("data_interval_end") or dag_run.run_after
     as_of = last_complete_session(moment)
-    started = _store().begin_run()
-    if started.found_stale_flag:
-        log.warning("getOHLCV_isUpdating was 1 with no run holding the lock: an earlier run died without cleanup")
+    started = _store().begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
+    if started.found_dead_run:
+        log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
     return {"as_of": as_of.isoformat(), "lock_token": started.token}
 
 
 def list_universe(run: dict[str, str], **context: Any) -> list[str]:
-    """The tickers this run indexes: the ``tickers`` param or the ``universe`` listing, plus ``benchmark``."""
+    """Plan the run: the universe (pushed as XCom ``universe``) and the tickers not yet current.
+
+    Returns the tickers ``index_ticker`` maps over; a repeat run with nothing new returns [].
+    """
     from ohlcv import indexer
 
     params = context["params"]
     source = _source()
-    codes = indexer.universe(source, params["universe"], params["tickers"], params["benchmark"])
-    log.info("%d tickers to index from %s as of %s", len(codes), source.name, run["as_of"])
-    return codes
+    store = _store()
+    as_of = _as_of(run)
+    codes = indexer.universe(store, source, params["universe"], params["tickers"], params["benchmark"], as_of)
+    plan = indexer.plan(store, codes, as_of, full_refresh=bool(params["full_refresh"]))
+    context["ti"].xcom_push(key="universe", value=plan.universe)
+    log.info(
+        "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index",
+        as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
+    )  # fmt: skip
+    return plan.to_index
 
 
 def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, Any]:
-    """Fetch and write one ticker (mapped; the task instance is labelled with the code)."""
+    """Fetch and write one ticker (mapped; the task instance is labelled with the code).
+
+    Bad data fails the task without retries (the old cache stays); vendor errors are retried
+    by Airflow. Either way the reason is recorded for ``summarize``.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
     from ohlcv import indexer
+    from ohlcv.errors import BadOhlcvData
 
     context["ticker"] = ticker
-    result = indexer.index_ticker(
-        _store(), _source(), ticker, _as_of(run), full_refresh=bool(context["params"]["full_refresh"])
-    )
+    store = _store()
+    store.extend_run(run["lock_token"])
+    as_of = _as_of(run)
+    try:
+        result = indexer.index_ticker(
+            store, _source(), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
+        )
+    except BadOhlcvData as exc:
+        store.record_failure(ticker, as_of, f"bad data: {exc}", context["run_id"])
+        raise AirflowFailException(f"{ticker}: bad data from the vendor, cache left as it was: {exc}") from exc
+    except Exception as exc:
+        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", context["run_id"])
+        raise
+    store.clear_failure(ticker)
     return result.to_xcom()
 
 
-def summarize(run: dict[str, str], universe: list[str], results: Any, **context: Any) -> dict[str, Any]:
+def summarize(run: dict[str, str], planned: list[str], results: Any, **context: Any) -> dict[str, Any]:
     """Count what the mapped tasks did, publish the meta keys and return the failed tickers."""
     from ohlcv import indexer
 
     store = _store()
-    summary = indexer.summarize(store, list(universe), list(results), _as_of(run))
-    store.publish_run(_as_of(run), summary.current)
+    store.extend_run(run["lock_token"])
+    universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
+    summary = indexer.summarize(store, list(universe), list(planned or []), list(results or []), _as_of(run))
+    if summary.current:
+        store.publish_run(_as_of(run), summary.current)
     log.info(
-        "as of %s: %d planned, %d written, %d fresh, %d without data, %d failed, %d current",
-        summary.as_of,
-        summary.planned,
-        summary.written,
-        summary.fresh,
-        summary.no_data,
-        len(summary.failed),
-        summary.current,
-    )
-    if summary.failed:
-        log.warning("failed tickers: %s", ", ".join(summary.failed))
+        "as of %s: %d in universe, %d planned, %d written, %d repaired, %d fresh, %d without data, "
+        "%d failed, %d current",
+        summary.as_of, summary.universe, summary.planned, summary.written, summary.repaired, summary.fresh,
+        summary.no_data, len(summary.failed), summary.current,
+    )  # fmt: skip
+    for code in summary.failed:
+        log.warning("failed: %s: %s", code, summary.reasons.get(code, "no reason recorded"))
     return summary.to_xcom()
 
 
@@ -122,26 +149,49 @@ def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
     return index_ticker(ticker, run, **context)
 
 
-def finish_run(
-    run: dict[str, str], universe: list[str], summary: dict[str, Any], retried: Any, **context: Any
-) -> dict[str, Any]:
-    """Publish the final meta keys and release the lock; fail the run if tickers still fail."""
+def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
+    """Release the lock, publish the final meta keys, and fail the run if tickers still fail.
+
+    Depends only on ``start_run``: whatever failed in between, the lock is released first.
+    What still fails is read from Redis (not current through ``as_of`` and not found
+    without data in this run), so a task that died without reporting counts as failed.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv import indexer
 
     store = _store()
     as_of = _as_of(run)
-    recovered = {result["ticker"] for result in (retried or []) if result}
-    still_failing = [code for code in summary["failed"] if code not in recovered]
+    ti = context["ti"]
+    problem, still_failing, current = "", [], 0
     try:
-        current = indexer.count_current(store, list(universe), as_of)
-        store.publish_run(as_of, current)
+        universe = ti.xcom_pull(task_ids="list_universe", key="universe")
+        summary = ti.xcom_pull(task_ids="summarize")
+        if universe is None:
+            problem = "the run stopped before its universe was planned; see list_universe"
+        else:
+            candidates = summary["failed"] if summary else (ti.xcom_pull(task_ids="list_universe") or universe)
+            last, inactive = store.state_of(list(candidates))
+            still_failing = [
+                code
+                for code in candidates
+                if not (last[code] is not None and last[code] >= as_of)
+                and inactive.get(code, {}).get("checked") != as_of.isoformat()
+            ]
+            current = indexer.count_current(store, list(universe), as_of)
+            if current:
+                store.publish_run(as_of, current)
     finally:
         released = store.release_run(run["lock_token"])
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
+    if problem:
+        raise AirflowFailException(problem)
     if still_failing:
+        reasons = {code: record["reason"] for code, record in store.failures(still_failing[:20]).items()}
+        for code in still_failing[:20]:
+            log.error("still failing: %s: %s", code, reasons.get(code, "no reason recorded"))
         raise AirflowFailException(
             f"{len(still_failing)} tickers still failing after the retry: {', '.join(still_failing[:50])}"
         )
-    return {"as_of": as_of.isoformat(), "current": current, "recovered": sorted(recovered)}
+    log.info("as of %s: %d tickers current", as_of, current)
+    return {"as_of": as_of.isoformat(), "current": current}

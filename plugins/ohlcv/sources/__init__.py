@@ -3,7 +3,9 @@
 ``OHLCV_SOURCE`` (inside Airflow the Variable ``ohlcv_source`` wins) is one of:
 
 - ``fdr`` (default): FinanceDataReader, the production vendor;
-- ``synthetic`` or ``synthetic:N``: the deterministic offline source with N tickers (default 50);
+- ``synthetic`` or ``synthetic:N``: the deterministic offline source with N tickers (default 50),
+  optionally with switches, ``synthetic:N?split=CODE:DATE:RATIO&halt=...&bad=...``
+  (see ``ohlcv.sources.synthetic``);
 - ``csv:<dir>``: a directory of CSV files.
 """
 
@@ -15,7 +17,7 @@ from ohlcv.errors import ConfigurationError
 from ohlcv.sources.base import MARKETS, Source
 from ohlcv.sources.csvdir import CsvDirSource
 from ohlcv.sources.fdr import FdrSource
-from ohlcv.sources.synthetic import SyntheticSource
+from ohlcv.sources.synthetic import DEFAULT_TICKERS, SyntheticSource
 
 DEFAULT_SPEC = "fdr"
 
@@ -32,11 +34,12 @@ def from_spec(spec: str) -> Source:
     kind, _, argument = spec.strip().partition(":")
     if kind == "fdr" and not argument:
         return FdrSource()
-    if kind == "synthetic":
-        if not argument:
-            return SyntheticSource()
-        if argument.isdigit():
-            return SyntheticSource(int(argument))
+    if kind.startswith("synthetic"):
+        kind, _, query = spec.strip().partition("?")
+        size = kind.partition(":")[2]
+        if kind in ("synthetic", f"synthetic:{size}") and (size.isdigit() or not size):
+            tickers = int(size) if size else DEFAULT_TICKERS
+            return SyntheticSource.from_options(tickers, query) if query else SyntheticSource(tickers)
     if kind == "csv" and argument:
         return CsvDirSource(argument)
     raise ConfigurationError(f"unknown source {spec!r}: expected 'fdr', 'synthetic', 'synthetic:N' or 'csv:<dir>'")

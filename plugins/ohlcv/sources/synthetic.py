@@ -4,12 +4,26 @@ Deterministic: the same code always gives the same history, and a later ``end`` 
 appends rows (the series is a prefix-stable random walk seeded by the code). Prices move
 on the KRX tick-size grid, sessions are XKRX sessions, and every value written from this
 source says ``synthetic`` in its ``source`` field.
+
+Switches make it misbehave the way real vendors do (all keyed by ticker code):
+
+- ``splits={code: (date, ratio)}``: from ``date`` on, the vendor serves the whole history
+  split-adjusted (prices / ratio on the tick grid, volumes x ratio), as Naver does;
+- ``halts={code: [(first, last), ...]}``: trading-halt rows in Naver's shape (Volume 0,
+  Open = High = Low = 0, the previous close carried);
+- ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``.
+
+In a spec string: ``synthetic:8?split=000100:2026-11-16:50&halt=000300:2026-11-09:2026-11-11
+&bad=000200:nan`` (several values separated by commas).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections import Counter
+from typing import ClassVar
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
@@ -29,6 +43,20 @@ TICKS: tuple[tuple[float, int], ...] = (
     (200_000, 100),
     (500_000, 500),
     (float("inf"), 1_000),
+)
+BAD_KINDS: tuple[str, ...] = (
+    "empty",
+    "html",
+    "nan",
+    "negative",
+    "duplicate",
+    "unsorted",
+    "missing_column",
+    "wrong_dtype",
+    "after_as_of",
+    "high_below_low",
+    "non_session",
+    "string_numbers",
 )
 FIRST_LISTING = dt.date(1995, 1, 3)
 LAST_LISTING = dt.date(2020, 12, 30)
@@ -64,11 +92,46 @@ class SyntheticSource:
     """A deterministic offline vendor with ``tickers`` stocks plus the index symbols."""
 
     name = "synthetic"
+    #: vendor calls made by every instance in this process: ("history", code) or ("listing", market)
+    calls: ClassVar[Counter] = Counter()
 
-    def __init__(self, tickers: int = DEFAULT_TICKERS) -> None:
+    def __init__(
+        self,
+        tickers: int = DEFAULT_TICKERS,
+        *,
+        splits: dict[str, tuple[dt.date, float]] | None = None,
+        halts: dict[str, list[tuple[dt.date, dt.date]]] | None = None,
+        bad: dict[str, str] | None = None,
+    ) -> None:
         if tickers < 1:
             raise ConfigurationError("the synthetic universe needs at least one ticker")
         self.codes = [synthetic_code(number) for number in range(tickers)]
+        self.splits = splits or {}
+        self.halts = halts or {}
+        self.bad = bad or {}
+        unknown = set(self.bad.values()) - set(BAD_KINDS)
+        if unknown:
+            raise ConfigurationError(f"unknown bad payload kinds {sorted(unknown)}; expected {list(BAD_KINDS)}")
+
+    @classmethod
+    def from_options(cls, tickers: int, query: str) -> SyntheticSource:
+        """Build from a spec's query string (see the module docstring)."""
+        options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
+        unknown = set(options) - {"split", "halt", "bad"}
+        if unknown:
+            raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected split, halt, bad")
+        try:
+            splits = {
+                code: (dt.date.fromisoformat(day), float(ratio))
+                for code, day, ratio in (item.split(":") for item in options.get("split", []))
+            }
+            halts: dict[str, list[tuple[dt.date, dt.date]]] = {}
+            for code, first, last in (item.split(":") for item in options.get("halt", [])):
+                halts.setdefault(code, []).append((dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
+            bad = dict(item.split(":") for item in options.get("bad", []))
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot read synthetic switches {query!r}: {exc}") from None
+        return cls(tickers, splits=splits, halts=halts, bad=bad)
 
     @staticmethod
     def market_of(code: str) -> str:
@@ -77,6 +140,7 @@ class SyntheticSource:
         return "KOSDAQ" if slot < 6 else "KOSPI" if slot < 9 else "KONEX"
 
     def list_universe(self, market: str) -> list[str]:
+        self.calls["listing", market] += 1
         if market not in MARKETS:
             raise ConfigurationError(f"unknown market {market!r}; expected one of {list(MARKETS)}")
         return sorted(code for code in self.codes if market == "KRX" or self.market_of(code) == market)
@@ -90,13 +154,20 @@ class SyntheticSource:
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
+        self.calls["history", code] += 1
         if not is_index(code) and code not in self.codes:
             raise NoData(f"{code} is not in the synthetic universe of {len(self.codes)} tickers")
         days = calendar.sessions(self.listing_date(code), end)
         if days.empty:
             raise NoData(f"synthetic {code} is not listed until after {end.isoformat()}")
         frame = self._series(code, days)
+        for first, last in self.halts.get(code, []):
+            frame = _halt(frame, first, last)
+        if code in self.splits and end >= self.splits[code][0]:
+            frame = _split_adjusted(frame, self.splits[code][1])
         frame = frame.loc[pd.Timestamp(start) if start else None :]
+        if code in self.bad:
+            return _broken(frame, self.bad[code], end)
         if frame.empty:
             raise NoData(f"synthetic {code} has no sessions from {start} to {end}")
         return frame
@@ -132,3 +203,74 @@ class SyntheticSource:
             index=days,
         )
         return canonical(frame)
+
+
+def _halt(frame: pd.DataFrame, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Rows from ``first`` to ``last`` as trading-halt rows, the last close before them carried."""
+    frame = frame.copy()
+    inside = (frame.index >= pd.Timestamp(first)) & (frame.index <= pd.Timestamp(last))
+    if not inside.any():
+        return frame
+    position = int(np.argmax(inside))
+    carried = frame["Close"].iloc[position - 1] if position > 0 else frame["Close"].iloc[position]
+    frame.loc[inside, ["Open", "High", "Low", "Volume"]] = 0
+    frame.loc[inside, "Close"] = carried
+    return canonical(frame.drop(columns="Change"))
+
+
+def _split_adjusted(frame: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """The whole history as a vendor serves it after a 1:ratio split (halt zeros stay zero)."""
+    adjusted = frame.drop(columns="Change").copy()
+    for column in ("Open", "High", "Low", "Close"):
+        values = adjusted[column].to_numpy(dtype="float64")
+        adjusted[column] = np.where(values > 0, to_tick(np.maximum(values / ratio, 1)), 0)
+    adjusted["Volume"] = (adjusted["Volume"] * ratio).round().astype("int64")
+    return canonical(adjusted)
+
+
+def _broken(frame: pd.DataFrame, kind: str, end: dt.date) -> pd.DataFrame:
+    """``frame`` damaged in one of the ways vendors have been seen to answer."""
+    frame = frame.copy()
+    last = frame.index[-1]
+    if kind == "empty":
+        return frame.iloc[0:0]
+    if kind == "html":
+        return pd.DataFrame({"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1>": ["</body></html>"]})
+    if kind == "nan":
+        frame["Close"] = frame["Close"].astype("float64")
+        frame.loc[last, "Close"] = np.nan
+    elif kind == "negative":
+        frame.loc[last, "Low"] = -frame.loc[last, "Low"]
+    elif kind == "duplicate":
+        frame = pd.concat([frame, frame.iloc[[-1]]])
+    elif kind == "unsorted":
+        frame = frame.iloc[[*range(len(frame) - 2), len(frame) - 1, len(frame) - 2]]
+    elif kind == "missing_column":
+        frame = frame.drop(columns="Volume")
+    elif kind == "wrong_dtype":
+        frame["Volume"] = frame["Volume"] > 0
+    elif kind == "after_as_of":
+        following = calendar.xkrx().next_session(pd.Timestamp(end))
+        extra = frame.iloc[[-1]].copy()
+        extra.index = pd.DatetimeIndex([following.tz_localize(None) if following.tzinfo else following], name="Date")
+        frame = pd.concat([frame, extra])
+    elif kind == "high_below_low":
+        frame.loc[last, "High"] = frame.loc[last, "Low"] - 1
+    elif kind == "non_session":
+        frame = _move_to_a_closed_day(frame)
+    elif kind == "string_numbers":
+        for column in ("Open", "High", "Low", "Close"):
+            frame[column] = [f"{value:,}" for value in frame[column]]
+    return frame
+
+
+def _move_to_a_closed_day(frame: pd.DataFrame) -> pd.DataFrame:
+    """Date the latest row that follows a weekend or holiday on that closed day instead."""
+    dates = list(frame.index)
+    for position in range(len(dates) - 1, 0, -1):
+        gap = pd.date_range(dates[position - 1] + pd.Timedelta(days=1), dates[position] - pd.Timedelta(days=1))
+        if len(gap):
+            dates[position] = gap[-1]
+            frame.index = pd.DatetimeIndex(dates, name="Date")
+            return frame
+    raise ConfigurationError("the window has no closed day to move a row onto")

@@ -4,6 +4,7 @@ import pytest
 
 from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData
 from ohlcv.sources import CsvDirSource, from_spec
+from ohlcv.validation import validate
 
 CSV = "Date,Open,High,Low,Close,Volume\n2024-01-02,100,110,95,105,1000\n2024-01-03,105,108,101,102,900\n"
 
@@ -36,10 +37,11 @@ def test_missing_file_is_no_data(directory):
         CsvDirSource(directory).history("000660", None, dt.date(2024, 1, 3))
 
 
-def test_unreadable_file_is_bad_data(directory):
+def test_a_broken_file_is_read_but_fails_validation(directory):
     (directory / "000660.csv").write_text("Date,Open\n2024-01-02,abc\n")
-    with pytest.raises(BadOhlcvData):
-        CsvDirSource(directory).history("000660", None, dt.date(2024, 1, 3))
+    frame = CsvDirSource(directory).history("000660", None, dt.date(2024, 1, 3))
+    with pytest.raises(BadOhlcvData, match="missing columns"):
+        validate(frame, dt.date(2024, 1, 3))
 
 
 def test_missing_directory_is_a_configuration_error(tmp_path):

@@ -88,6 +88,35 @@ def test_an_unreachable_vendor_is_source_unavailable():
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 
+@pytest.mark.parametrize("status", [500, 502, 503, 429, 403])
+@responses.activate
+def test_an_http_error_is_source_unavailable_not_no_data(status):
+    responses.get(NAVER, body="<html><body>Service Unavailable</body></html>", status=status)
+    with pytest.raises(SourceUnavailable, match=str(status)):
+        FdrSource().history("005930", None, dt.date(2024, 1, 8))
+
+
+@responses.activate
+def test_a_timeout_is_source_unavailable():
+    responses.get(NAVER, body=requests.Timeout("read timed out"))
+    with pytest.raises(SourceUnavailable, match="timed out"):
+        FdrSource().history("005930", None, dt.date(2024, 1, 8))
+
+
+def test_index_levels_with_a_missing_year_are_refused(monkeypatch):
+    """FinanceDataReader skips a yearly index file it cannot download; the gap must not be stored."""
+    import FinanceDataReader as fdr
+
+    days = pd.bdate_range("2024-12-20", "2025-01-10")
+    frame = pd.DataFrame(
+        {"Open": 2500.0, "High": 2510.0, "Low": 2490.0, "Close": 2505.0, "Volume": 1000}, index=days
+    ).drop(pd.bdate_range("2025-01-01", "2025-01-10"))
+    frame = pd.concat([frame, frame.iloc[[-1]].set_axis([pd.Timestamp("2025-01-10")])])
+    monkeypatch.setattr(fdr, "DataReader", lambda *args, **kwargs: frame)
+    with pytest.raises(SourceUnavailable, match="lacks"):
+        FdrSource().history("KS11", None, dt.date(2025, 1, 10))
+
+
 @responses.activate
 def test_a_window_before_the_first_session_is_no_data():
     responses.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
