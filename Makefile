@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/codec.py
+	$(BIN)/python benchmarks/repeat_run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
