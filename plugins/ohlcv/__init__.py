@@ -6,3 +6,14 @@ The core package imports no Airflow; ``ohlcv.airflow`` holds the Airflow-specifi
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+__all__ = ["OhlcvCache"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that importing ohlcv.airflow while Airflow parses the DAG file loads no pandas.
+    if name == "OhlcvCache":
+        from ohlcv.cache import OhlcvCache
+
+        return OhlcvCache
+    raise AttributeError(f"module 'ohlcv' has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""``python -m ohlcv``: look at the cache from a terminal.
+"""``python -m ohlcv``: look at and warm the cache from a terminal.
 
-Exit codes: 0 success, 1 the requested data is not cached, 2 bad input or configuration,
-3 Redis could not be reached.
+Exit codes: 0 success, 1 the requested data is not available (not cached with
+``--cached-only``, or the vendor has none), 2 bad input or configuration, 3 Redis could not
+be reached, 4 the vendor could not be reached.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections import Counter
 
 import redis
 
-from ohlcv.errors import ConfigurationError, InvalidDate, InvalidTicker
+from ohlcv.cache import OhlcvCache
+from ohlcv.errors import BadOhlcvData, ConfigurationError, InvalidDate, InvalidTicker, NoData, SourceUnavailable
 from ohlcv.keys import validate_period, validate_ticker
 from ohlcv.store import OhlcvStore, client_from_url
 
-EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS = 0, 1, 2, 3
+EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR = 0, 1, 2, 3, 4
 
 
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
@@ -41,19 +43,35 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
-    frame = store.read_series(code)
-    if frame is None:
-        print(f"{code} is not cached", file=sys.stderr)
-        return EXIT_MISSING
-    start = args.start or frame.index[0].date()
-    end = args.end or frame.index[-1].date()
-    first, last = validate_period(start, end)
-    frame = frame.loc[str(first) : str(last)]
+    if args.cached_only:
+        frame = store.read_series(code)
+        if frame is None:
+            print(f"{code} is not cached", file=sys.stderr)
+            return EXIT_MISSING
+        first, last = validate_period(args.start or frame.index[0].date(), args.end or frame.index[-1].date())
+        frame = frame.loc[str(first) : str(last)]
+    else:
+        frame = OhlcvCache(store.client, keys=store.keys).get(code, args.start, args.end, latest=args.latest)
     if args.csv:
         frame.to_csv(sys.stdout)
     else:
         print(frame.to_string(max_rows=args.rows))
-        print(f"{code}: {len(frame)} rows, {first} to {last}")
+        span = f"{frame.index[0].date()} to {frame.index[-1].date()}" if len(frame) else "no sessions"
+        print(f"{code}: {len(frame)} rows, {span}")
+    return EXIT_OK
+
+
+def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
+    codes = [validate_ticker(code) for part in args.tickers for code in part.split(",") if code]
+    periods = []
+    for text in args.period:
+        start, _, end = text.partition(":")
+        periods.append(validate_period(start, end))
+    cache = OhlcvCache(store.client, keys=store.keys)
+    for first, last in periods:
+        frames = cache.get_many(codes, first, last)
+        rows = sum(len(frame) for frame in frames.values())
+        print(f"{first}:{last}  {len(frames)} tickers, {rows} rows")
     return EXIT_OK
 
 
@@ -63,12 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="meta keys, run lock and how current the cached tickers are")
     status.add_argument("--oldest", type=int, default=5, help="how many of the stalest tickers to list")
-    get = commands.add_parser("get", help="print one ticker's cached history")
+    get = commands.add_parser(
+        "get", help="print one ticker's history (from the cache; a miss is fetched from $OHLCV_SOURCE and stored)"
+    )
     get.add_argument("code", help="ticker code, e.g. 005930 or KS11")
     get.add_argument("--start", help="first date, e.g. 2022-9-12")
-    get.add_argument("--end", help="last date")
+    get.add_argument("--end", help="last date (default and upper bound: getOHLCV_lastUpdateAt)")
+    get.add_argument("--latest", action="store_true", help="do not cut at getOHLCV_lastUpdateAt")
+    get.add_argument("--cached-only", action="store_true", help="never ask the vendor; exit 1 when not cached")
     get.add_argument("--csv", action="store_true", help="write CSV to stdout")
     get.add_argument("--rows", type=int, default=10, help="rows to show in the table view")
+    warm = commands.add_parser("warm", help="create the period keys forward tests will read")
+    warm.add_argument("--tickers", nargs="+", required=True, help="codes, separated by spaces or commas")
+    warm.add_argument(
+        "--period", nargs="+", required=True, metavar="START:END", help="periods such as 2024-01-02:2024-12-30"
+    )
     return parser
 
 
@@ -76,10 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         store = OhlcvStore(client_from_url(args.redis_url))
-        return {"status": _status, "get": _get}[args.command](store, args)
+        return {"status": _status, "get": _get, "warm": _warm}[args.command](store, args)
     except (InvalidTicker, InvalidDate, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (NoData, BadOhlcvData) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MISSING
+    except SourceUnavailable as exc:
+        print(f"error: vendor: {exc}", file=sys.stderr)
+        return EXIT_VENDOR
     except redis.RedisError as exc:
         print(f"error: Redis: {exc}", file=sys.stderr)
         return EXIT_REDIS

@@ -35,6 +35,7 @@ VALUE_COLUMNS: tuple[str, ...] = COLUMNS[1:]
 _ALLOWED_DTYPES = frozenset({"<i4", "<i8", "<f8"})
 _INT32 = np.iinfo(np.int32)
 _EPOCH_DAY = np.datetime64("1970-01-01", "D")
+_NS_PER_DAY = 86_400 * 10**9
 
 
 def _narrowest(values: np.ndarray) -> np.ndarray:
@@ -85,8 +86,11 @@ def _unpack(blob: bytes) -> dict:
     return doc
 
 
-def decode(blob: bytes) -> pd.DataFrame:
-    """Decode OHLCV_STR into a frame with a ``Date`` index; raise ``BadOhlcvData`` if it is not one."""
+def decode_arrays(blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Decode OHLCV_STR into its dates (``datetime64[ns]``) and value columns (int64/float64).
+
+    Raises ``BadOhlcvData`` if ``blob`` is not a valid value.
+    """
     doc = _unpack(blob)
     if doc.get("version") != VERSION:
         raise BadOhlcvData(f"unsupported OHLCV_STR version {doc.get('version')!r}")
@@ -108,8 +112,46 @@ def decode(blob: bytes) -> pd.DataFrame:
     days = columns.pop("Date")
     if rows > 1 and not (np.diff(days) > 0).all():
         raise BadOhlcvData("OHLCV_STR dates are not strictly increasing")
-    index = pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[ns]"), name="Date")
-    return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
+    return (days * _NS_PER_DAY).view("datetime64[ns]"), columns
+
+
+def decode(blob: bytes) -> pd.DataFrame:
+    """Decode OHLCV_STR into a frame with a ``Date`` index; raise ``BadOhlcvData`` if it is not one."""
+    dates, columns = decode_arrays(blob)
+    return frame_from_arrays(dates, columns)
+
+
+def frame_from_arrays(dates: np.ndarray, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The canonical frame for decoded arrays.
+
+    Building a DataFrame through its public constructor costs ~0.3 ms however small the
+    data; handing pandas its blocks directly costs ~0.04 ms. The direct path is used when
+    this pandas version supports it, else the public one (both give equal frames).
+    """
+    index = pd.DatetimeIndex(dates, name="Date", copy=False)
+    try:
+        return _frame_from_blocks(index, columns)
+    except Exception:  # pandas internals changed: take the public road
+        return pd.DataFrame(columns, index=index, columns=list(VALUE_COLUMNS))
+
+
+def _frame_from_blocks(index: pd.DatetimeIndex, columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    from pandas._libs.internals import BlockPlacement
+    from pandas.core.internals import BlockManager
+    from pandas.core.internals.blocks import new_block
+
+    blocks, start = [], 0
+    names = list(VALUE_COLUMNS)
+    # consecutive columns of one dtype share a block, as pandas itself would store them
+    while start < len(names):
+        stop = start + 1
+        while stop < len(names) and columns[names[stop]].dtype == columns[names[start]].dtype:
+            stop += 1
+        values = np.vstack([columns[name] for name in names[start:stop]])
+        blocks.append(new_block(values, BlockPlacement(slice(start, stop)), ndim=2))
+        start = stop
+    manager = BlockManager(tuple(blocks), [pd.Index(names), index])
+    return pd.DataFrame._from_mgr(manager, axes=manager.axes)
 
 
 def decode_header(blob: bytes) -> dict:

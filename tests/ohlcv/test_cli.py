@@ -43,7 +43,7 @@ def test_get_prints_the_window_as_csv(filled, capsys):
 @pytest.mark.parametrize(
     ("args", "code"),
     [
-        (["get", "000900"], cli.EXIT_MISSING),
+        (["get", "000900", "--cached-only"], cli.EXIT_MISSING),
         (["get", "00:*"], cli.EXIT_USAGE),
         (["get", "000100", "--start", "2026-11-20", "--end", "2026-11-1"], cli.EXIT_USAGE),
         (["get", "000100", "--start", "someday"], cli.EXIT_USAGE),
@@ -59,3 +59,28 @@ def test_exit_codes_scripts_can_trust(filled, redis_client, args, code, capsys):
 def test_unreachable_redis_is_its_own_exit_code(capsys):
     assert cli.main(["--redis-url", "redis://127.0.0.1:1/0", "status"]) == cli.EXIT_REDIS
     assert "Redis" in capsys.readouterr().err
+
+
+def test_get_fills_a_miss_from_the_vendor_and_warm_creates_period_keys(filled, redis_client, monkeypatch, capsys):
+    monkeypatch.setenv("OHLCV_SOURCE", "synthetic:5")
+    assert cli.main(["--redis-url", filled, "get", "000400", "--start", "2026-11-2", "--end", "2026-11-6"]) == 0
+    assert "000400: 5 rows, 2026-11-02 to 2026-11-06" in capsys.readouterr().out
+    assert redis_client.hget("ticker:lastUpdateAt", "000400") >= b"2026-11-20"  # stored through the newest session
+    args = ["warm", "--tickers", "000100,000200", "000400", "--period", "2026-01-02:2026-06-30", "2026-07-01:2026-9-30"]
+    assert cli.main(["--redis-url", filled, *args]) == 0
+    assert (
+        redis_client.exists(
+            "ticker:000100:2026-01-02:2026-06-30",
+            "ticker:000400:2026-07-01:2026-09-30",
+            "ticker:000200:2026-07-01:2026-09-30",
+        )
+        == 3
+    )
+
+
+def test_help_is_there_for_every_command(capsys):
+    for command in ("status", "get", "warm"):
+        with pytest.raises(SystemExit) as done:
+            cli.main([command, "--help"])
+        assert done.value.code == 0
+        assert "usage: python -m ohlcv" in capsys.readouterr().out

@@ -131,3 +131,19 @@ def _damaged(change) -> bytes:
 def test_structurally_damaged_values_are_rejected(change):
     with pytest.raises(BadOhlcvData):
         codec.decode(_damaged(change))
+
+
+def test_fast_frame_building_equals_the_public_constructor():
+    for frame in (make_frame(50), make_frame(50).assign(Close=lambda f: f["Close"] / 3), make_frame(0)):
+        dates, columns = codec.decode_arrays(codec.encode(frame))
+        public = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="Date"), columns=list(codec.VALUE_COLUMNS))
+        fast = codec._frame_from_blocks(pd.DatetimeIndex(dates, name="Date"), columns)
+        pd.testing.assert_frame_equal(fast, public)
+        pd.testing.assert_frame_equal(codec.decode(codec.encode(frame)), frame)
+
+
+def test_decoded_frames_are_writable_and_independent():
+    blob = codec.encode(make_frame(20))
+    first, second = codec.decode(blob), codec.decode(blob)
+    first.iloc[0, 0] = -1
+    assert second.iloc[0, 0] != -1

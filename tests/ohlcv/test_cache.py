@@ -1,0 +1,166 @@
+"""OhlcvCache against the session's real redis-server."""
+
+import datetime as dt
+import multiprocessing
+import time
+
+import pandas as pd
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ohlcv import OhlcvCache, codec
+from ohlcv.errors import InvalidDate, InvalidTicker, NoData
+from ohlcv.keys import KeySpace
+from ohlcv.sources import SyntheticSource
+from ohlcv.store import OhlcvStore
+
+PUBLISHED = dt.date(2026, 11, 20)
+
+
+class CountingSource(SyntheticSource):
+    """The synthetic vendor, counting history calls in Redis so every process sees them, and slow."""
+
+    def __init__(self, port: int, delay: float = 0.0):
+        super().__init__(5)
+        self.port, self.delay = port, delay
+
+    def history(self, code, start, end):
+        redis.Redis(port=self.port).incr(f"test:vendor-calls:{code}")
+        time.sleep(self.delay)
+        return super().history(code, start, end)
+
+
+def calls(client, code: str) -> int:
+    return int(client.get(f"test:vendor-calls:{code}") or 0)
+
+
+@pytest.fixture
+def cache(redis_server, redis_client):
+    store = OhlcvStore(redis_client, KeySpace())
+    source = SyntheticSource(5)
+    for code in ("000100", "000200", "KS11"):
+        store.write_series(code, source.history(code, None, PUBLISHED), source.name)
+    store.publish_run(PUBLISHED, 3)
+    return OhlcvCache(redis_client, CountingSource(redis_server.port))
+
+
+def expected(code, start, end):
+    return SyntheticSource(5).history(code, start, end)
+
+
+def test_a_period_key_is_served_as_it_is(cache, redis_client):
+    frame = expected("000100", dt.date(2026, 3, 3), dt.date(2026, 3, 31))
+    OhlcvStore(redis_client, KeySpace()).write_period(
+        "000100", "2026-3-3", "2026-3-31", frame, "synthetic", dt.timedelta(hours=1)
+    )
+    redis_client.delete("ticker:000100")  # proves the period key alone answers
+    pd.testing.assert_frame_equal(cache.get("000100", "2026-3-3", "2026-03-31"), frame)
+    assert calls(redis_client, "000100") == 0
+
+
+def test_a_slice_of_the_whole_history_is_written_back_as_a_registered_period_key(cache, redis_client):
+    got = cache.get("000200", dt.date(2025, 1, 2), pd.Timestamp("2025-12-30"))
+    pd.testing.assert_frame_equal(got, expected("000200", dt.date(2025, 1, 2), dt.date(2025, 12, 30)))
+    key = "ticker:000200:2025-01-02:2025-12-30"
+    pd.testing.assert_frame_equal(codec.decode(redis_client.get(key)), got)
+    assert 0 < redis_client.pttl(key) <= 7 * 86_400_000
+    assert redis_client.smembers("ohlcv:periods:000200") == {key.encode()}
+    assert calls(redis_client, "000200") == 0
+
+
+def test_a_miss_is_fetched_once_stored_and_served(cache, redis_client):
+    got = cache.get("000300", "2026-1-2", "2026-2-27")
+    pd.testing.assert_frame_equal(got, expected("000300", dt.date(2026, 1, 2), dt.date(2026, 2, 27)))
+    assert calls(redis_client, "000300") == 1
+    assert redis_client.hget("ticker:lastUpdateAt", "000300") >= b"2026-11-20"
+    cache.get("000300", "2025-1-2", "2025-2-27")  # another window: served from the stored history
+    assert calls(redis_client, "000300") == 1
+
+
+def _miss(port: int, barrier) -> None:
+    cache = OhlcvCache(redis.Redis(port=port), CountingSource(port, delay=0.5))
+    barrier.wait()
+    frame = cache.get("000400", "2026-1-2", "2026-6-30")
+    redis.Redis(port=port).rpush("test:rows", len(frame))
+
+
+def test_twenty_processes_missing_together_make_one_vendor_call(cache, redis_server, redis_client):
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(20)
+    readers = [context.Process(target=_miss, args=(redis_server.port, barrier)) for _ in range(20)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=60)
+    assert [reader.exitcode for reader in readers] == [0] * 20
+    assert calls(redis_client, "000400") == 1
+    rows = len(expected("000400", dt.date(2026, 1, 2), dt.date(2026, 6, 30)))
+    assert redis_client.lrange("test:rows", 0, -1) == [str(rows).encode()] * 20
+
+
+def test_reads_are_cut_at_the_published_session_while_the_indexer_writes(cache, redis_client):
+    # The last finished run published 2026-11-13; the running indexer has written 2026-11-20.
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-13")
+    assert cache.get("000100").index[-1] == pd.Timestamp("2026-11-13")
+    assert cache.get("000100", "2026-11-2", "2026-12-31").index[-1] == pd.Timestamp("2026-11-13")
+    assert cache.get("000100", end="2026-11-20", latest=True).index[-1] == pd.Timestamp("2026-11-20")
+    many = cache.get_many(["000100", "000200", "KS11"], "2026-11-1")
+    assert {frame.index[-1] for frame in many.values()} == {pd.Timestamp("2026-11-13")}
+
+
+def test_get_many_reads_hits_and_fills_misses(cache, redis_client):
+    codes = ["000100", "000200", "000300", "KS11", "000500"]
+    got = cache.get_many(codes, "2026-1-2", "2026-6-30")
+    assert list(got) == codes
+    for code in codes:
+        pd.testing.assert_frame_equal(got[code], expected(code, dt.date(2026, 1, 2), dt.date(2026, 6, 30)))
+    assert [calls(redis_client, code) for code in codes] == [0, 0, 1, 0, 1]
+    long = cache.get_many(codes, "2026-1-2", "2026-6-30", as_frame=True)
+    assert long.index.names == ["Ticker", "Date"]
+    assert list(long.index.get_level_values("Ticker").unique()) == codes
+    pd.testing.assert_frame_equal(long.loc["KS11"], got["KS11"], check_dtype=False)
+    assert [calls(redis_client, code) for code in codes] == [0, 0, 1, 0, 1]  # period keys now
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c: c.get("000100", "2026-3-1", "2026-2-1"), InvalidDate),
+        (lambda c: c.get("000100", "2026-13-1"), InvalidDate),
+        (lambda c: c.get("000100", end="soon"), InvalidDate),
+        (lambda c: c.get("00010"), InvalidTicker),
+        (lambda c: c.get("000100:*"), InvalidTicker),
+        (lambda c: c.get("ticker:lastUpdateAt"), InvalidTicker),
+        (lambda c: c.get("000100\r\nFLUSHALL"), InvalidTicker),
+        (lambda c: c.get_many(["000100", "x y"], "2026-1-2"), InvalidTicker),
+        (lambda c: c.get_many(["000100"], "2026-3-1", "2026-2-1"), InvalidDate),
+    ],
+)
+def test_bad_input_raises_a_typed_error_and_creates_no_key(cache, redis_client, call, error):
+    before = sorted(redis_client.keys("*"))
+    with pytest.raises(error):
+        call(cache)
+    assert sorted(redis_client.keys("*")) == before
+
+
+def test_a_code_the_vendor_does_not_know_is_no_data(cache):
+    with pytest.raises(NoData):
+        cache.get("999990", "2026-1-2", "2026-2-27")
+
+
+DAYS = st.dates(min_value=dt.date(1994, 1, 1), max_value=PUBLISHED)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(code=st.sampled_from(["000100", "000200", "000300", "000500", "KS11"]), first=DAYS, last=DAYS)
+def test_the_cache_returns_exactly_what_the_vendor_would(cache, code, first, last):
+    """For a known ticker, a window without sessions (before listing, a weekend) is empty."""
+    first, last = min(first, last), max(first, last)
+    try:
+        vendor = expected(code, first, last)
+    except NoData:
+        vendor = expected(code, None, PUBLISHED).iloc[0:0]
+    got = cache.get(code, first, last)
+    pd.testing.assert_frame_equal(got, vendor, check_index_type=not vendor.empty)
