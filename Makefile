@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: install demo test bench lint format lock clean
 
@@ -22,8 +24,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/codec.py
+# The benchmark environment: the core package without Airflow, plus ArcticDB for comparison.
+$(BENCH_STAMP): requirements-bench.txt constraints-bench.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BENCH_VENV)/bin/uv pip install --python $(BENCH_VENV)/bin/python -r requirements-bench.txt -c constraints-bench.txt
+	$(BENCH_VENV)/bin/uv pip install --python $(BENCH_VENV)/bin/python --no-deps -e .
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/codec.py
+	$(BENCH_VENV)/bin/python benchmarks/cache.py
 	$(BIN)/python benchmarks/repeat_run.py
 
 lint: $(STAMP)
@@ -39,6 +50,9 @@ lock: $(STAMP)
 	  echo "# Regenerate with \`make lock\` after changing either file."; \
 	  $(BIN)/uv pip compile requirements-dev.txt --python-version 3.11 --no-header --annotation-style line --quiet; \
 	} > constraints.txt.new && mv constraints.txt.new constraints.txt
+	{ echo "# Full lock of requirements-bench.txt for Python 3.11. Regenerate with \`make lock\`."; \
+	  $(BIN)/uv pip compile requirements-bench.txt --python-version 3.11 --no-header --annotation-style line --quiet; \
+	} > constraints-bench.txt.new && mv constraints-bench.txt.new constraints-bench.txt
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .airflow .pytest_cache .ruff_cache

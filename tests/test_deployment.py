@@ -18,15 +18,19 @@ def pins(path: Path) -> dict[str, str]:
 
 
 def test_every_requirement_is_pinned_and_locked():
-    locked = pins(ROOT / "constraints.txt")
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    for name, lock in (
+        ("requirements.txt", "constraints.txt"),
+        ("requirements-dev.txt", "constraints.txt"),
+        ("requirements-bench.txt", "constraints-bench.txt"),
+    ):
+        locked = pins(ROOT / lock)
         for line in (ROOT / name).read_text().splitlines():
             line = line.split("#")[0].strip()
             if not line or line.startswith("-r"):
                 continue
             package, _, version = line.partition("==")
             assert version, f"{name}: {line} is not pinned"
-            assert locked.get(package.lower()) == version, f"{name}: {line} disagrees with constraints.txt"
+            assert locked.get(package.lower()) == version, f"{name}: {line} disagrees with {lock}"
 
 
 def test_image_is_the_pinned_airflow():

@@ -9,13 +9,17 @@ atomically and returns the slice.
 
 Reads are consistent by default: an open-ended or future ``end`` is cut at the published
 ``getOHLCV_lastUpdateAt``, so every ticker of one report ends on the same session even
-while the indexer is writing. ``latest=True`` reads the newest data instead.
+while the indexer is writing. The published session is read once and kept for
+``cut_ttl`` (10 minutes; ``refresh()`` reads it again), so a report that runs while the
+indexer publishes a new session still ends every ticker on the same one. ``latest=True``
+reads the newest data instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterable
 
 import numpy as np
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
 FILL_TIMEOUT = dt.timedelta(seconds=120)
+CUT_TTL = dt.timedelta(minutes=10)
 
 
 class OhlcvCache:
@@ -40,6 +45,7 @@ class OhlcvCache:
     :param source: the vendor for misses (default: ``OHLCV_SOURCE``, else FinanceDataReader)
     :param period_ttl: how long a period key written back by a read lives
     :param fill_timeout: how long a miss waits for another process fetching the same ticker
+    :param cut_ttl: how long the published session that consistent reads are cut at is kept
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class OhlcvCache:
         keys: KeySpace | None = None,
         period_ttl: dt.timedelta = PERIOD_TTL,
         fill_timeout: dt.timedelta = FILL_TIMEOUT,
+        cut_ttl: dt.timedelta = CUT_TTL,
     ) -> None:
         self.store = OhlcvStore(client, keys)
         self.client = client
@@ -57,6 +64,8 @@ class OhlcvCache:
         self._source = source
         self.period_ttl = period_ttl
         self.fill_timeout = fill_timeout
+        self.cut_ttl = cut_ttl
+        self._cut: tuple[float, dt.date | None] | None = None
 
     @classmethod
     def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
@@ -71,14 +80,23 @@ class OhlcvCache:
 
     # -- the window a read covers ---------------------------------------------------------
 
+    def refresh(self) -> None:
+        """Read ``getOHLCV_lastUpdateAt`` again at the next read."""
+        self._cut = None
+
+    def published(self) -> dt.date | None:
+        """The published session consistent reads are cut at (kept for ``cut_ttl``)."""
+        now = time.monotonic()
+        if self._cut is None or now - self._cut[0] > self.cut_ttl.total_seconds():
+            self._cut = (now, self.store.meta().last_update_at)
+        return self._cut[1]
+
     def read_end(self, end: DateLike | None, *, latest: bool = False) -> dt.date:
         """The last session a read returns: ``end``, cut at the published session unless ``latest``."""
         wanted = to_date(end) if end is not None else None
-        newest = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
-        if not latest:
-            published = self.store.meta().last_update_at
-            if published is not None:
-                newest = published
+        newest = None if latest else self.published()
+        if newest is None:  # nothing published yet, or the newest data asked for
+            newest = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
         return min(wanted, newest) if wanted is not None else newest
 
     def _window(self, start: DateLike | None, end: DateLike | None, latest: bool) -> tuple[dt.date | None, dt.date]:
@@ -110,6 +128,8 @@ class OhlcvCache:
             if blob is not None:
                 return codec.decode(blob)
         frame = self._full(code, last)
+        if first is None and frame.index[-1] <= pd.Timestamp(last):
+            return frame  # the whole history: no slicing
         window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
         if first is not None and not window.empty:
             self._write_back(code, first, last, window)

@@ -103,11 +103,22 @@ def test_twenty_processes_missing_together_make_one_vendor_call(cache, redis_ser
 def test_reads_are_cut_at_the_published_session_while_the_indexer_writes(cache, redis_client):
     # The last finished run published 2026-11-13; the running indexer has written 2026-11-20.
     redis_client.set("getOHLCV_lastUpdateAt", "2026-11-13")
+    cache.refresh()
     assert cache.get("000100").index[-1] == pd.Timestamp("2026-11-13")
     assert cache.get("000100", "2026-11-2", "2026-12-31").index[-1] == pd.Timestamp("2026-11-13")
     assert cache.get("000100", end="2026-11-20", latest=True).index[-1] == pd.Timestamp("2026-11-20")
     many = cache.get_many(["000100", "000200", "KS11"], "2026-11-1")
     assert {frame.index[-1] for frame in many.values()} == {pd.Timestamp("2026-11-13")}
+
+
+def test_a_report_keeps_its_cut_when_the_indexer_publishes_meanwhile(cache, redis_client):
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-13")
+    cache.refresh()
+    assert cache.get("000100").index[-1] == pd.Timestamp("2026-11-13")
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-20")  # the indexer finishes mid-report
+    assert cache.get("000200").index[-1] == pd.Timestamp("2026-11-13")  # same session for the whole report
+    cache.refresh()
+    assert cache.get("000200").index[-1] == pd.Timestamp("2026-11-20")
 
 
 def test_get_many_reads_hits_and_fills_misses(cache, redis_client):

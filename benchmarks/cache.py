@@ -1,0 +1,217 @@
+"""Cache-aside read benchmark: figures and the ratios the goals are stated in, from one run.
+
+Runs in the benchmark environment (`make bench`: core package, no Airflow, ArcticDB on
+LMDB as the comparison). Uses a throwaway redis-server; FinanceDataReader's Naver path is
+served by a local HTTP stub with 6,000-row payloads in Naver's format (no network).
+Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import os
+import statistics
+import tempfile
+import threading
+import time
+import types
+from typing import ClassVar
+
+import pandas as pd
+
+from ohlcv import OhlcvCache, calendar
+from ohlcv.keys import KeySpace
+from ohlcv.redis_server import ThrowawayRedis
+from ohlcv.sources import FdrSource
+from ohlcv.sources.synthetic import SyntheticSource
+from ohlcv.store import OhlcvStore
+
+AS_OF = dt.date(2026, 11, 20)
+YEAR = (dt.date(2025, 11, 21), AS_OF)
+REPORT_TICKERS = int(os.environ.get("BENCH_REPORT_TICKERS", "200"))
+MANY_TICKERS = int(os.environ.get("BENCH_MANY_TICKERS", "2700"))
+PERIODS = [(dt.date(2019, 1, 2), dt.date(2021, 12, 30)), (dt.date(2022, 1, 3), dt.date(2024, 12, 30)), YEAR]
+NAVER = "https://fchart.stock.naver.com/sise.nhn"
+
+
+def timed(function, repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)] * 1000
+
+
+def line(name: str, samples: list[float]) -> float:
+    print(f"  {name:<44} p50 {p50(samples):9.3f} ms   p99 {p99(samples):9.3f} ms")
+    return p50(samples)
+
+
+def verdict(name: str, ratio: float, goal: str, ok: bool) -> None:
+    print(f"  => {name:<42} {ratio:8.2f}x   goal {goal:<8} {'met' if ok else 'MISSED'}")
+
+
+def seven_thousand_eight_hundred_rows() -> pd.DataFrame:
+    days = calendar.sessions(dt.date(1990, 1, 3), AS_OF)[-7_800:]
+    return SyntheticSource(1)._series("000100", days)
+
+
+def single_series(client, store: OhlcvStore) -> None:
+    print("\n1. one 7,800-row series: full-history hit, 1-year period hit, ArcticDB on LMDB")
+    frame = seven_thousand_eight_hundred_rows()
+    store.write_series("000100", frame, "synthetic")
+    store.publish_run(AS_OF, 1)
+    cache = OhlcvCache(client, SyntheticSource(1))
+    cache.get("000100", *YEAR)  # writes the period key back
+    raw = line("raw GET of the same bytes", timed(lambda: client.get("ticker:000100"), 1000))
+    full = line("OhlcvCache.get(code): full history", timed(lambda: cache.get("000100"), 1000))
+    year = line("OhlcvCache.get(code, 1 year): period hit", timed(lambda: cache.get("000100", *YEAR), 1000))
+
+    import arcticdb
+
+    with tempfile.TemporaryDirectory() as folder:
+        library = arcticdb.Arctic(f"lmdb://{folder}").get_library("bench", create_if_missing=True)
+        library.write("000100", frame)
+        arctic_full = line("ArcticDB read: full history", timed(lambda: library.read("000100").data, 300))
+        window = (pd.Timestamp(YEAR[0]), pd.Timestamp(YEAR[1]))
+        arctic_year = line(
+            "ArcticDB read: 1 year (date_range)",
+            timed(lambda: library.read("000100", date_range=window).data, 300),
+        )
+    verdict("full-history hit / raw GET", full / raw, "<= 1.3x", full / raw <= 1.3)
+    verdict("ArcticDB full / cache full", arctic_full / full, ">= 2x", arctic_full / full >= 2)
+    verdict("ArcticDB 1 year / cache 1 year", arctic_year / year, ">= 3x", arctic_year / year >= 3)
+
+
+class NaverStub(http.server.BaseHTTPRequestHandler):
+    """Answers Naver's chart endpoint with the last 6,000 synthetic sessions, in Naver's XML."""
+
+    source = SyntheticSource(REPORT_TICKERS)
+    payloads: ClassVar[dict[str, bytes]] = {}
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        code = self.path.rsplit("symbol=", 1)[-1]
+        with self.lock:
+            if code not in self.payloads:
+                frame = self.source.history(code, None, AS_OF).tail(6_000)
+                items = "\n".join(
+                    f'\t\t<item data="{day:%Y%m%d}|{row.Open}|{row.High}|{row.Low}|{row.Close}|{row.Volume}" />'
+                    for day, row in zip(frame.index, frame.itertuples(), strict=True)
+                )
+                self.payloads[code] = (
+                    f'<?xml version="1.0" encoding="EUC-KR" ?>\n<protocol>\n\t<chartdata symbol="{code}" '
+                    f'name="SYNTHETIC" count="{len(frame)}" timeframe="day" precision="0" origintime="19900103">\n'
+                    f"{items}\n\t</chartdata>\n</protocol>\n"
+                ).encode()
+        body = self.payloads[code]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml; charset=EUC-KR")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def forward_test_report(client, store: OhlcvStore) -> None:
+    print(f"\n2. a forward-test report: {REPORT_TICKERS} tickers x {len(PERIODS)} periods")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NaverStub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stub = f"http://127.0.0.1:{server.server_address[1]}/sise.nhn"
+    from FinanceDataReader.naver import data as naver_data
+
+    from ohlcv.sources import fdr as fdr_source
+
+    fdr = fdr_source._fdr()  # installs the checked get; route it to the stub
+    checked = naver_data.requests.get
+    naver_data.requests = types.SimpleNamespace(get=lambda url, *a, **k: checked(url.replace(NAVER, stub), *a, **k))
+    codes = NaverStub.source.list_universe("KRX")
+    for code in codes:  # build the payloads up front, so the stub's own work is not timed
+        checked(f"{stub}?timeframe=day&count=6000&requestType=0&symbol={code}")
+    requests_ = [(code, first, last) for code in codes for first, last in PERIODS]
+
+    def cold() -> None:  # what forward tests did before: one vendor call per read
+        for code, first, last in requests_:
+            fdr.DataReader(code, first.isoformat(), last.isoformat())
+
+    cache = OhlcvCache(client, FdrSource())
+
+    def through_cache() -> None:
+        for code, first, last in requests_:
+            cache.get(code, first, last)
+
+    def bulk() -> None:  # the same report, one get_many per period
+        for first, last in PERIODS:
+            cache.get_many(codes, first, last)
+
+    cold_s = timed(cold, 1)[0]
+    first_s = timed(through_cache, 1)[0]
+    warm_s = statistics.median(timed(through_cache, 3))
+    bulk_s = statistics.median(timed(bulk, 3))
+    server.shutdown()
+    print(f"  cold, FinanceDataReader per read ({len(requests_)} reads)   {cold_s:8.2f} s")
+    print(f"  first pass through the cache (fills misses)    {first_s:8.2f} s")
+    print(f"  warm, one get per read (period keys)           {warm_s:8.3f} s")
+    print(f"  warm, one get_many per period                  {bulk_s:8.3f} s")
+    verdict("cold / warm (get per read)", cold_s / warm_s, ">= 100x", cold_s / warm_s >= 100)
+    verdict("cold / warm (get_many per period)", cold_s / bulk_s, ">= 100x", cold_s / bulk_s >= 100)
+
+
+def many(client, store: OhlcvStore) -> None:
+    print(f"\n3. get_many of {MANY_TICKERS} tickers x 1 year, and Redis memory")
+    source = SyntheticSource(MANY_TICKERS)
+    codes = source.list_universe("KRX")
+    started = time.perf_counter()
+    rows = 0
+    for code in codes:
+        frame = source.history(code, None, AS_OF)
+        rows += len(frame)
+        store.write_series(code, frame, source.name)
+    print(f"  filled {len(codes)} whole histories ({rows:,} rows) in {time.perf_counter() - started:.1f} s")
+    cache = OhlcvCache(client, source)
+    first = timed(lambda: cache.get_many(codes, *YEAR), 1)[0]
+    print(f"  get_many, first time (whole histories, writes period keys)  {first:6.3f} s")
+    as_dict = statistics.median(timed(lambda: cache.get_many(codes, *YEAR), 5))
+    as_long = statistics.median(timed(lambda: cache.get_many(codes, *YEAR, as_frame=True), 5))
+    print(f"  get_many, period keys, dict of frames          {as_dict:6.3f} s")
+    print(f"  get_many, period keys, one long frame          {as_long:6.3f} s")
+    best = min(as_dict, as_long)
+    print(f"  => get_many 2,700 x 1 year: {best:.3f} s   goal <= 0.4 s   {'met' if best <= 0.4 else 'MISSED'}")
+    sample = codes[:: max(1, len(codes) // 300)]
+    usage = sum(client.memory_usage(f"ticker:{code}") for code in sample)
+    sample_rows = sum(len(source.history(code, None, AS_OF)) for code in sample)
+    per_row = usage / sample_rows
+    print(
+        f"  => Redis bytes per row (MEMORY USAGE, {len(sample)} whole histories): {per_row:.1f}   "
+        f"goal <= 60   {'met' if per_row <= 60 else 'MISSED'}"
+    )
+
+
+def main() -> None:
+    with ThrowawayRedis() as server:
+        client = server.client()
+        store = OhlcvStore(client, KeySpace())
+        single_series(client, store)
+        client.flushall()  # our own throwaway server
+        store.publish_run(AS_OF, 0)
+        forward_test_report(client, store)
+        client.flushall()
+        store.publish_run(AS_OF, 0)
+        many(client, store)
+
+
+if __name__ == "__main__":
+    main()
