@@ -137,7 +137,7 @@ def test_fast_frame_building_equals_the_public_constructor():
     for frame in (make_frame(50), make_frame(50).assign(Close=lambda f: f["Close"] / 3), make_frame(0)):
         dates, columns = codec.decode_arrays(codec.encode(frame))
         public = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="Date"), columns=list(codec.VALUE_COLUMNS))
-        fast = codec._frame_from_blocks(pd.DatetimeIndex(dates, name="Date"), columns)
+        fast = codec._frame_from_views(dates, [columns[name] for name in codec.VALUE_COLUMNS])
         pd.testing.assert_frame_equal(fast, public)
         pd.testing.assert_frame_equal(codec.decode(codec.encode(frame)), frame)
 
