@@ -20,6 +20,7 @@ downloading them again.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
@@ -27,6 +28,12 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from ohlcv.airflow import tasks
 
 CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
+#: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
+VENDOR_POOL = "ohlcv_vendor"
+# Deployment settings, read when the file is parsed (defaults suit production).
+RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("OHLCV_RETRY_DELAY_SECONDS", "60")))
+POKE_INTERVAL = float(os.environ.get("OHLCV_SOURCE_POKE_SECONDS", "60"))
+WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
 
 
 @dag(
@@ -39,7 +46,7 @@ CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
     default_args={
         "owner": "ohlcv",
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=1),
+        "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
         "execution_timeout": dt.timedelta(minutes=10),
     },
@@ -61,7 +68,11 @@ CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
 def ohlcv_indexer():
     run = task(tasks.start_run)()
     planned = task(tasks.list_universe)(run)
-    results = task(tasks.index_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=planned)
+    results = (
+        task(tasks.index_ticker, map_index_template="{{ ticker }}", pool=VENDOR_POOL)
+        .partial(run=run)
+        .expand(ticker=planned)
+    )
     summary = task(tasks.summarize, trigger_rule="all_done")(run, planned, results)
     to_retry = task.sensor(tasks.wait_for_source, poke_interval=60, timeout=3600, mode="poke", execution_timeout=None)(
         summary

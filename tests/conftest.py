@@ -22,6 +22,8 @@ os.environ.update(
     AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="True",
+    # No pause between vendor calls: the synthetic vendor needs no protection.
+    OHLCV_VENDOR_MIN_GAP_SECONDS="0",
 )
 # Never let a test reach the shared Redis on 6379 or a key prefix from the caller's shell.
 for name in ("OHLCV_REDIS_URL", "OHLCV_KEY_PREFIX", "OHLCV_SOURCE", "AIRFLOW_CONN_OHLCV_REDIS"):
@@ -58,4 +60,6 @@ def airflow_db():
     """An Airflow metadata database (SQLite in a temporary AIRFLOW_HOME) for DAG runs."""
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=dict(os.environ))
+    pool = [airflow, "pools", "set", "ohlcv_vendor", "4", "vendor calls of ohlcv_indexer"]
+    subprocess.run(pool, check=True, capture_output=True, env=dict(os.environ))
     return _AIRFLOW_HOME

@@ -23,6 +23,17 @@ class SourceUnavailable(OhlcvError):
     """The vendor could not be reached or answered with an error; worth retrying later."""
 
 
+class SourceBlocked(OhlcvError):
+    """The vendor refused us (HTTP 403/429, a block page): asking again makes it worse.
+
+    Not retried; the shared breaker opens so no task calls the vendor until it closes.
+    """
+
+
+class BreakerOpen(OhlcvError):
+    """The vendor breaker is open after a block answer; no vendor call is made until it closes."""
+
+
 class NoData(OhlcvError):
     """The vendor knows nothing about this code (unknown, delisted, or never traded)."""
 

@@ -174,7 +174,11 @@ def summarize(
     """Count what the mapped tasks did; a planned ticker without a result failed."""
     by_ticker = {result["ticker"]: result for result in results if result}
     statuses = [result["status"] for result in by_ticker.values()]
-    failed = [code for code in planned if code not in by_ticker]
+    missing = [code for code in planned if code not in by_ticker]
+    # a ticker found without data is skipped by its task (no result) and recorded inactive
+    _, inactive = store.state_of(missing)
+    skipped = [code for code in missing if inactive.get(code, {}).get("checked") == as_of.isoformat()]
+    failed = [code for code in missing if code not in skipped]
     answered = (WRITTEN, REPAIRED_STATUS, FRESH)
     served = [code for code in planned if by_ticker.get(code, {}).get("status") in answered]
     reasons = {code: record["reason"] for code, record in store.failures(failed[:50]).items()}
@@ -185,7 +189,7 @@ def summarize(
         written=statuses.count(WRITTEN),
         repaired=statuses.count(REPAIRED_STATUS),
         fresh=statuses.count(FRESH),
-        no_data=statuses.count(NO_DATA) + statuses.count(INACTIVE),
+        no_data=statuses.count(NO_DATA) + statuses.count(INACTIVE) + len(skipped),
         current=count_current(store, universe_codes, as_of),
         failed=failed,
         reasons=reasons,

@@ -88,6 +88,11 @@ def validate_period(start: DateLike, end: DateLike) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def _safe_id(run_id: str) -> str:
+    """An Airflow run id inside a key: anything but letters, digits, '_', '.', '+', '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:200]
+
+
 @dataclass(frozen=True)
 class KeySpace:
     """Every key name the package uses, with an optional prefix for shared Redis servers."""
@@ -122,6 +127,20 @@ class KeySpace:
     @property
     def run_lock(self) -> str:
         return f"{self.prefix}ohlcv:lock:run"
+
+    @property
+    def breaker(self) -> str:
+        """String with an expiry: why the vendor breaker is open; absent while it is closed."""
+        return f"{self.prefix}ohlcv:breaker"
+
+    def run_metrics(self, run_id: str) -> str:
+        """Hash: counters of one run (vendor calls, their seconds, rows written), expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:metrics"
+
+    @property
+    def runs(self) -> str:
+        """Stream: one entry per finished run with its counts, the newest 200 kept."""
+        return f"{self.prefix}ohlcv:runs"
 
     @property
     def inactive(self) -> str:

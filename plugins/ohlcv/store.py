@@ -32,6 +32,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
 RUN_LOCK_TTL = dt.timedelta(minutes=30)
 WRITE_ATTEMPTS = 10
+RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
+RUNS_KEPT = 200
 
 # KEYS: run lock, isUpdating, lastUpdateAt. ARGV: token, ttl (ms).
 # Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
@@ -339,3 +341,46 @@ class OhlcvStore:
         codes = [validate_ticker(code) for code in codes]
         key = self.keys.universe(source, market)
         return bool(self._save_universe(keys=[key], args=[as_of.isoformat(), ",".join(codes)]))
+
+    def breaker(self) -> str | None:
+        """Why the vendor breaker is open, or None while it is closed."""
+        return _text(self.client.get(self.keys.breaker))
+
+    def open_breaker(self, reason: str, ttl: dt.timedelta) -> None:
+        """Open the vendor breaker for ``ttl`` (a later block answer restarts it)."""
+        self.client.set(self.keys.breaker, reason[:500], px=int(ttl.total_seconds() * 1000))
+
+    def breaker_ttl(self) -> dt.timedelta | None:
+        remaining = self.client.pttl(self.keys.breaker)
+        return dt.timedelta(milliseconds=remaining) if remaining > 0 else None
+
+    def count_vendor_call(self, run_id: str, seconds: float) -> None:
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, "vendor_calls", 1)
+            pipe.hincrbyfloat(key, "vendor_seconds", seconds)
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def count(self, run_id: str, **counters: int) -> None:
+        """Add to the run's counters (``rows_written=...``, ``retries=...``)."""
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, value in counters.items():
+                pipe.hincrby(key, name, int(value))
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        values = self.client.hgetall(self.keys.run_metrics(run_id))
+        return {_text(name): float(value) for name, value in values.items()}
+
+    def record_run(self, record: dict[str, str | int | float]) -> None:
+        """Append a finished run's counts to ``ohlcv:runs`` (the newest ``RUNS_KEPT`` are kept)."""
+        fields = {name: str(value) for name, value in record.items()}
+        self.client.xadd(self.keys.runs, fields, maxlen=RUNS_KEPT, approximate=False)
+
+    def recent_runs(self, count: int = 5) -> list[dict[str, str]]:
+        """The newest finished runs, newest first."""
+        entries = self.client.xrevrange(self.keys.runs, count=count)
+        return [{_text(name): _text(value) for name, value in fields.items()} for _, fields in entries]

@@ -14,13 +14,29 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def _source():
+#: sessions without a published run after which the cache counts as stale (Variable ohlcv_stale_sessions)
+STALE_SESSIONS = 3
+
+
+def _source(store, run_id: str | None = None):
+    """The configured vendor behind the breaker, the call gap and the run's counters."""
     from airflow.sdk import Variable
 
     from ohlcv.sources import from_spec, spec_from_env
+    from ohlcv.sources.guard import GuardedSource
 
     spec = Variable.get("ohlcv_source", default=None) or spec_from_env()
-    return from_spec(spec)
+    return GuardedSource(from_spec(spec), store, run_id=run_id)
+
+
+def _metric(kind: str, name: str, value: float) -> None:
+    """Emit through Airflow's metrics (StatsD/OpenTelemetry when enabled); never fail a task."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+
+        getattr(Stats, kind)(f"ohlcv.{name}", value)
+    except Exception:
+        log.debug("metric ohlcv.%s not emitted", name, exc_info=True)
 
 
 def _store():
@@ -40,11 +56,32 @@ def start_run(**context: Any) -> dict[str, str]:
     dag_run = context["dag_run"]
     moment = context.get("data_interval_end") or dag_run.run_after
     as_of = last_complete_session(moment)
-    started = _store().begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
+    store = _store()
+    started = store.begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
-    return {"as_of": as_of.isoformat(), "lock_token": started.token}
+    _warn_if_stale(store, as_of)
+    return {"as_of": as_of.isoformat(), "lock_token": started.token, "started_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def _warn_if_stale(store, as_of: dt.date) -> None:
+    from airflow.sdk import Variable
+
+    from ohlcv import calendar
+    from ohlcv.airflow.notify import CACHE_STALE, notify
+
+    published = store.meta().last_update_at
+    if published is None or published >= as_of:
+        return
+    behind = len(calendar.sessions(published, as_of)) - 1
+    allowed = int(Variable.get("ohlcv_stale_sessions", default=STALE_SESSIONS))
+    if behind > allowed:
+        notify(
+            CACHE_STALE,
+            f"the cache is {behind} sessions behind: last published run indexed {published}, now {as_of}",
+            published=published.isoformat(), as_of=as_of.isoformat(), sessions_behind=behind,
+        )  # fmt: skip
 
 
 def list_universe(run: dict[str, str], **context: Any) -> list[str]:
@@ -55,8 +92,8 @@ def list_universe(run: dict[str, str], **context: Any) -> list[str]:
     from ohlcv import indexer
 
     params = context["params"]
-    source = _source()
     store = _store()
+    source = _source(store, context["run_id"])
     as_of = _as_of(run)
     codes = indexer.universe(store, source, params["universe"], params["tickers"], params["benchmark"], as_of)
     plan = indexer.plan(store, codes, as_of, full_refresh=bool(params["full_refresh"]))
@@ -74,26 +111,35 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
     Bad data fails the task without retries (the old cache stays); vendor errors are retried
     by Airflow. Either way the reason is recorded for ``summarize``.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from ohlcv import indexer
-    from ohlcv.errors import BadOhlcvData
+    from ohlcv.errors import BadOhlcvData, BreakerOpen, SourceBlocked
 
     context["ticker"] = ticker
+    run_id = context["run_id"]
     store = _store()
     store.extend_run(run["lock_token"])
+    if context["ti"].try_number > 1:
+        store.count(run_id, retries=1)
     as_of = _as_of(run)
     try:
         result = indexer.index_ticker(
-            store, _source(), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
+            store, _source(store, run_id), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
         )
     except BadOhlcvData as exc:
-        store.record_failure(ticker, as_of, f"bad data: {exc}", context["run_id"])
+        store.record_failure(ticker, as_of, f"bad data: {exc}", run_id)
         raise AirflowFailException(f"{ticker}: bad data from the vendor, cache left as it was: {exc}") from exc
+    except (SourceBlocked, BreakerOpen) as exc:
+        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
+        raise AirflowFailException(f"{ticker}: {exc}") from exc
     except Exception as exc:
-        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", context["run_id"])
+        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
         raise
     store.clear_failure(ticker)
+    store.count(run_id, rows_written=result.new_rows)
+    if result.status in (indexer.NO_DATA, indexer.INACTIVE):
+        raise AirflowSkipException(f"{ticker}: {result.reason}")
     return result.to_xcom()
 
 
@@ -115,6 +161,9 @@ def summarize(run: dict[str, str], planned: list[str], results: Any, **context: 
     )  # fmt: skip
     for code in summary.failed:
         log.warning("failed: %s: %s", code, summary.reasons.get(code, "no reason recorded"))
+    for name in ("planned", "written", "repaired", "fresh", "no_data", "current"):
+        _metric("gauge", f"first_pass.{name}", getattr(summary, name))
+    _metric("gauge", "first_pass.failed", len(summary.failed))
     return summary.to_xcom()
 
 
@@ -124,17 +173,21 @@ def wait_for_source(summary: dict[str, Any], **context: Any):
     Its XCom value is the list of tickers ``retry_ticker`` maps over.
     """
     from airflow.sdk import PokeReturnValue
+    from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
+    from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
 
     failed = summary["failed"]
     if not failed:
         log.info("nothing failed; no need to ask the vendor")
         return PokeReturnValue(is_done=True, xcom_value=[])
+    store = _store()
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
     try:
-        _source().history(canary, as_of - dt.timedelta(days=14), as_of)
+        _source(store, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
+    except (SourceBlocked, BreakerOpen) as exc:
+        raise AirflowFailException(f"not retrying {len(failed)} tickers: {exc}") from exc
     except SourceUnavailable as exc:
         log.info("vendor still failing for canary %s: %s", canary, exc)
         return PokeReturnValue(is_done=False)
@@ -150,7 +203,8 @@ def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
 
 
 def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
-    """Release the lock, publish the final meta keys, and fail the run if tickers still fail.
+    """Release the lock, publish the final meta keys, record the run's metrics, and fail the
+    run (notifying people) if tickers still fail.
 
     Depends only on ``start_run``: whatever failed in between, the lock is released first.
     What still fails is read from Redis (not current through ``as_of`` and not found
@@ -159,10 +213,12 @@ def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv import indexer
+    from ohlcv.airflow.notify import RUN_FAILED, notify
 
     store = _store()
     as_of = _as_of(run)
     ti = context["ti"]
+    run_id = context["run_id"]
     problem, still_failing, current = "", [], 0
     try:
         universe = ti.xcom_pull(task_ids="list_universe", key="universe")
@@ -184,14 +240,49 @@ def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
     finally:
         released = store.release_run(run["lock_token"])
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
-    if problem:
-        raise AirflowFailException(problem)
-    if still_failing:
-        reasons = {code: record["reason"] for code, record in store.failures(still_failing[:20]).items()}
+    reasons = {code: record["reason"] for code, record in store.failures(still_failing[:20]).items()}
+    record = _record_run(
+        store, context, run_id, as_of, summary if universe is not None else None, still_failing, current
+    )
+    if problem or still_failing:
+        message = problem or (
+            f"{len(still_failing)} tickers still failing after the retry: "
+            + "; ".join(f"{code} ({reasons.get(code, 'no reason recorded')})" for code in still_failing[:10])
+        )
         for code in still_failing[:20]:
             log.error("still failing: %s: %s", code, reasons.get(code, "no reason recorded"))
-        raise AirflowFailException(
-            f"{len(still_failing)} tickers still failing after the retry: {', '.join(still_failing[:50])}"
-        )
-    log.info("as of %s: %d tickers current", as_of, current)
+        notify(RUN_FAILED, message, run_id=run_id, as_of=as_of.isoformat(), failed=still_failing[:50])
+        raise AirflowFailException(message)
+    log.info("as of %s: %d tickers current; run record %s", as_of, current, record)
     return {"as_of": as_of.isoformat(), "current": current}
+
+
+def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
+    """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
+    started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
+    duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
+    counters = store.run_metrics(run_id)
+    summary = summary or {}
+    record = {
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "state": "failed" if still_failing or not summary else "success",
+        "planned": summary.get("planned", 0),
+        "written": summary.get("written", 0),
+        "repaired": summary.get("repaired", 0),
+        "fresh": summary.get("fresh", 0),
+        "skipped_no_data": summary.get("no_data", 0),
+        "failed_first_pass": len(summary.get("failed", [])),
+        "failed": len(still_failing),
+        "retries": int(counters.get("retries", 0)),
+        "vendor_calls": int(counters.get("vendor_calls", 0)),
+        "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
+        "rows_written": int(counters.get("rows_written", 0)),
+        "current": current,
+        "duration_seconds": round(duration, 1),
+    }
+    store.record_run(record)
+    for name, value in record.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _metric("gauge", f"run.{name}", value)
+    return record

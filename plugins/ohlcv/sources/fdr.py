@@ -18,7 +18,7 @@ import pandas as pd
 import requests
 
 from ohlcv import calendar
-from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceUnavailable
+from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.sources.base import MARKETS
 from ohlcv.validation import canonical
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: seconds to connect to and to read from the vendor
 TIMEOUT = (10, 60)
+#: HTTP statuses with which KRX and Naver refuse a client that asked too much
+BLOCKED = frozenset({403, 429})
 
 
 def _checked_get(url: str, *args, **kwargs) -> requests.Response:
@@ -72,6 +74,11 @@ class FdrSource:
         code = validate_ticker(code)
         try:
             frame = fdr.DataReader(code, start.isoformat() if start else None, end.isoformat())
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in BLOCKED:
+                raise SourceBlocked(f"the vendor refused {code} with HTTP {status}: {exc}") from exc
+            raise SourceUnavailable(f"FinanceDataReader could not fetch {code}: {exc}") from exc
         except requests.RequestException as exc:
             raise SourceUnavailable(f"FinanceDataReader could not fetch {code}: {exc}") from exc
         except (ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:

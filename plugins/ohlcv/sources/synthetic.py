@@ -11,10 +11,17 @@ Switches make it misbehave the way real vendors do (all keyed by ticker code):
   split-adjusted (prices / ratio on the tick grid, volumes x ratio), as Naver does;
 - ``halts={code: [(first, last), ...]}``: trading-halt rows in Naver's shape (Volume 0,
   Open = High = Low = 0, the previous close carried);
-- ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``.
+- ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``;
+- ``delisted={code: date}``: the history ends on ``date``;
+- ``transient=0.3``: that share of tickers (chosen by code) fails with ``SourceUnavailable``
+  on its first call in this process, then answers;
+- ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
+- ``fail={code, ...}``: these tickers always fail with ``SourceUnavailable``;
+- ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``).
 
 In a spec string: ``synthetic:8?split=000100:2026-11-16:50&halt=000300:2026-11-09:2026-11-11
-&bad=000200:nan`` (several values separated by commas).
+&bad=000200:nan&transient=0.3&down=5&fail=000400&block=000500&delisted=000600:2026-10-30``
+(several values separated by commas). The failure switches count calls per process.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ohlcv import calendar
-from ohlcv.errors import ConfigurationError, NoData
+from ohlcv.errors import ConfigurationError, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.sources.base import MARKETS
 from ohlcv.validation import canonical
@@ -102,6 +109,11 @@ class SyntheticSource:
         splits: dict[str, tuple[dt.date, float]] | None = None,
         halts: dict[str, list[tuple[dt.date, dt.date]]] | None = None,
         bad: dict[str, str] | None = None,
+        delisted: dict[str, dt.date] | None = None,
+        transient: float = 0.0,
+        down: int = 0,
+        fail: set[str] | frozenset[str] = frozenset(),
+        block: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         if tickers < 1:
             raise ConfigurationError("the synthetic universe needs at least one ticker")
@@ -109,6 +121,11 @@ class SyntheticSource:
         self.splits = splits or {}
         self.halts = halts or {}
         self.bad = bad or {}
+        self.delisted = delisted or {}
+        self.transient = transient
+        self.down = down
+        self.fail = frozenset(fail)
+        self.block = frozenset(block)
         unknown = set(self.bad.values()) - set(BAD_KINDS)
         if unknown:
             raise ConfigurationError(f"unknown bad payload kinds {sorted(unknown)}; expected {list(BAD_KINDS)}")
@@ -117,9 +134,10 @@ class SyntheticSource:
     def from_options(cls, tickers: int, query: str) -> SyntheticSource:
         """Build from a spec's query string (see the module docstring)."""
         options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
-        unknown = set(options) - {"split", "halt", "bad"}
+        known = {"split", "halt", "bad", "delisted", "transient", "down", "fail", "block"}
+        unknown = set(options) - known
         if unknown:
-            raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected split, halt, bad")
+            raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected {sorted(known)}")
         try:
             splits = {
                 code: (dt.date.fromisoformat(day), float(ratio))
@@ -129,9 +147,18 @@ class SyntheticSource:
             for code, first, last in (item.split(":") for item in options.get("halt", [])):
                 halts.setdefault(code, []).append((dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
             bad = dict(item.split(":") for item in options.get("bad", []))
+            delisted = {
+                code: dt.date.fromisoformat(day)
+                for code, day in (item.split(":") for item in options.get("delisted", []))
+            }
+            transient = float(options.get("transient", ["0"])[0])
+            down = int(options.get("down", ["0"])[0])
         except ValueError as exc:
             raise ConfigurationError(f"cannot read synthetic switches {query!r}: {exc}") from None
-        return cls(tickers, splits=splits, halts=halts, bad=bad)
+        return cls(
+            tickers, splits=splits, halts=halts, bad=bad, delisted=delisted, transient=transient, down=down,
+            fail=set(options.get("fail", [])), block=set(options.get("block", [])),
+        )  # fmt: skip
 
     @staticmethod
     def market_of(code: str) -> str:
@@ -155,6 +182,9 @@ class SyntheticSource:
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
         self.calls["history", code] += 1
+        self._misbehave(code)
+        if code in self.delisted:
+            end = min(end, self.delisted[code])
         if not is_index(code) and code not in self.codes:
             raise NoData(f"{code} is not in the synthetic universe of {len(self.codes)} tickers")
         days = calendar.sessions(self.listing_date(code), end)
@@ -171,6 +201,22 @@ class SyntheticSource:
         if frame.empty:
             raise NoData(f"synthetic {code} has no sessions from {start} to {end}")
         return frame
+
+    @staticmethod
+    def _seed_share(code: str) -> float:
+        """Where ``code`` falls in [0, 1): the ``transient`` switch fails codes below its share."""
+        return (_seed(code) % 1000) / 1000
+
+    def _misbehave(self, code: str) -> None:
+        """Fail the way the failure switches say, counting this process's calls."""
+        if code in self.block:
+            raise SourceBlocked(f"synthetic vendor: HTTP 429 Too Many Requests for {code}")
+        if self.down and sum(count for (kind, _), count in self.calls.items() if kind == "history") <= self.down:
+            raise SourceUnavailable(f"synthetic vendor: HTTP 503 Service Unavailable for {code}")
+        if code in self.fail:
+            raise SourceUnavailable(f"synthetic vendor: connection reset for {code}, every time")
+        if self.transient and self.calls["history", code] == 1 and self._seed_share(code) < self.transient:
+            raise SourceUnavailable(f"synthetic vendor: read timed out for {code} (first attempt)")
 
     def _series(self, code: str, days: pd.DatetimeIndex) -> pd.DataFrame:
         rng = np.random.default_rng(_seed(code))

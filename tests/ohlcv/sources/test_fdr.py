@@ -9,7 +9,7 @@ import requests
 import responses
 from responses import matchers
 
-from ohlcv.errors import NoData, SourceUnavailable
+from ohlcv.errors import NoData, SourceBlocked, SourceUnavailable
 from ohlcv.sources import FdrSource
 
 NAVER = "https://fchart.stock.naver.com/sise.nhn"
@@ -88,11 +88,19 @@ def test_an_unreachable_vendor_is_source_unavailable():
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 429, 403])
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
 @responses.activate
-def test_an_http_error_is_source_unavailable_not_no_data(status):
+def test_a_server_error_is_source_unavailable_not_no_data(status):
     responses.get(NAVER, body="<html><body>Service Unavailable</body></html>", status=status)
     with pytest.raises(SourceUnavailable, match=str(status)):
+        FdrSource().history("005930", None, dt.date(2024, 1, 8))
+
+
+@pytest.mark.parametrize("status", [429, 403])
+@responses.activate
+def test_a_refusal_is_source_blocked(status):
+    responses.get(NAVER, body="<html><body>Too Many Requests</body></html>", status=status)
+    with pytest.raises(SourceBlocked, match=f"HTTP {status}"):
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 

@@ -1,0 +1,118 @@
+"""Failures you can see and recover from: whole runs with the synthetic vendor's failure switches."""
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from ohlcv.keys import KeySpace
+from ohlcv.sources import SyntheticSource
+from ohlcv.store import OhlcvStore
+from tests.dags import probe
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+TRIGGER = pd.Timestamp("2026-11-20 08:23", tz="Europe/London").to_pydatetime()
+AS_OF = b"2026-11-20"
+pytestmark = pytest.mark.dagrun
+
+
+@pytest.fixture
+def run_dag(airflow_db, redis_server, redis_client, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
+    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_NOTIFIER", "tests.dags.probe:record")
+    monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
+    monkeypatch.setenv("OHLCV_SOURCE_POKE_SECONDS", "1")
+    probe.CALLS.clear()
+    SyntheticSource.calls.clear()
+
+    def run(source: str, retries: int | None = None):
+        monkeypatch.setenv("OHLCV_SOURCE", source)
+        dag = DagBag(dag_folder=str(DAGS)).dags["ohlcv_indexer"]
+        if retries is not None:
+            for task in dag.tasks:
+                task.retries = retries
+        return dag.test(run_after=TRIGGER, logical_date=TRIGGER)
+
+    return run
+
+
+def history_calls(code: str | None = None) -> int:
+    return sum(n for (kind, c), n in SyntheticSource.calls.items() if kind == "history" and code in (None, c))
+
+
+def last_run(redis_client) -> dict[str, str]:
+    return OhlcvStore(redis_client, KeySpace()).recent_runs(1)[0]
+
+
+def current(redis_client) -> set[str]:
+    return {code.decode() for code, day in redis_client.hgetall("ticker:lastUpdateAt").items() if day == AS_OF}
+
+
+def test_transient_failures_are_retried_and_the_run_ends_green(run_dag, redis_client):
+    source = SyntheticSource(10, transient=0.3)
+    flaky = [code for code in [*source.list_universe("KRX"), "KS11"] if source._seed_share(code) < 0.3]
+    dag_run = run_dag("synthetic:10?transient=0.3")
+    assert dag_run.state == "success"
+    assert len(current(redis_client)) == 11
+    record = last_run(redis_client)
+    assert int(record["retries"]) == len(flaky) >= 2
+    assert int(record["vendor_calls"]) == 1 + 11 + len(flaky)  # the listing, every ticker, each retry
+    assert (record["state"], record["failed"]) == ("success", "0")
+    assert probe.CALLS == []
+
+
+def test_a_vendor_that_is_down_for_a_while_is_waited_for_then_every_failed_ticker_is_filled(run_dag, redis_client):
+    dag_run = run_dag("synthetic:5?down=8", retries=0)  # the first 8 history calls fail
+    assert dag_run.state == "success"
+    assert len(current(redis_client)) == 6
+    # 6 first attempts fail, the sensor's canary fails twice and succeeds once, then 6 retries
+    assert history_calls() == 6 + 3 + 6
+    record = last_run(redis_client)
+    assert (record["failed_first_pass"], record["failed"]) == ("6", "0")
+
+
+def test_a_block_answer_opens_the_breaker_stops_all_vendor_calls_and_turns_the_run_red(run_dag, redis_client):
+    dag_run = run_dag("synthetic:5?block=000300")
+    assert dag_run.state == "failed"
+    after_block = ["000400", "000500", "KS11"]
+    assert history_calls("000300") == 1  # not retried
+    assert [history_calls(code) for code in after_block] == [0, 0, 0]
+    assert redis_client.get("ohlcv:breaker").startswith(b"synthetic vendor: HTTP 429")
+    assert redis_client.pttl("ohlcv:breaker") > 11 * 3_600_000
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+    assert redis_client.exists("ohlcv:lock:run") == 0
+    assert len(probe.CALLS) == 1
+    assert "HTTP 429" in probe.CALLS[0]["message"]
+    assert OhlcvStore(redis_client, KeySpace()).failures(["000300"])["000300"]["reason"].startswith("SourceBlocked")
+
+
+def test_a_ticker_that_keeps_failing_turns_the_run_red_naming_it_and_notifies_once(run_dag, redis_client):
+    dag_run = run_dag("synthetic:4?fail=000200", retries=0)
+    assert dag_run.state == "failed"
+    assert current(redis_client) == {"000100", "000300", "000400", "KS11"}
+    assert len(probe.CALLS) == 1
+    assert probe.CALLS[0]["event"] == "run_failed"
+    assert "000200" in probe.CALLS[0]["message"]
+    assert probe.CALLS[0]["failed"] == ["000200"]
+    assert last_run(redis_client)["failed"] == "1"
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+
+
+def test_a_delisted_ticker_is_skipped_with_its_reason_and_the_run_stays_green(run_dag, redis_client):
+    dag_run = run_dag("synthetic:4?delisted=000300:2026-10-30")
+    assert dag_run.state == "success"
+    states = {ti.map_index: ti.state for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker"}
+    assert sorted(states.values()).count("skipped") == 1
+    inactive = OhlcvStore(redis_client, KeySpace()).state_of(["000300"])[1]["000300"]
+    assert "delisted or halted" in inactive["reason"]
+    assert last_run(redis_client)["skipped_no_data"] == "1"
+    assert probe.CALLS == []
+
+
+def test_a_stale_cache_is_reported_when_the_next_run_starts(run_dag, redis_client):
+    redis_client.set("getOHLCV_lastUpdateAt", (dt.date(2026, 11, 20) - dt.timedelta(days=14)).isoformat())
+    run_dag("synthetic:2")
+    assert [call["event"] for call in probe.CALLS] == ["cache_stale"]
+    assert probe.CALLS[0]["sessions_behind"] == 10
