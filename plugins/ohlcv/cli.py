@@ -30,6 +30,12 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     print(f"getOHLCV_lastUpdateCount  {meta.last_update_count if meta.last_update_count is not None else '-'}")
     lock = f"held, expires in {lock_ttl // 1000} s" if lock_ttl > 0 else "free"
     print(f"run lock                  {lock}")
+    breaker, breaker_ttl = store.breaker(), store.breaker_ttl()
+    if breaker:
+        remaining = f", closes in {breaker_ttl}" if breaker_ttl else ""
+        print(f"vendor breaker            OPEN{remaining}: {breaker}")
+    else:
+        print("vendor breaker            closed")
     print(f"tickers cached            {len(updates)}")
     for day, count in sorted(Counter(updates.values()).items(), reverse=True)[:5]:
         print(f"  current through {day}  {count}")
@@ -38,6 +44,20 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         print("oldest tickers:")
         for code, day in stale:
             print(f"  {code}  {day}")
+    runs = store.recent_runs(args.runs)
+    if runs:
+        print("recent runs (newest first):")
+        print(
+            "  as_of       state    planned written repaired fresh no_data failed retries vendor_calls "
+            "vendor_s  rows   duration_s  run_id"
+        )
+        for run in runs:
+            print(
+                f"  {run['as_of']}  {run['state']:<7}  {run['planned']:>7} {run['written']:>7} {run['repaired']:>8}"
+                f" {run['fresh']:>5} {run['skipped_no_data']:>7} {run['failed']:>6} {run['retries']:>7}"
+                f" {run['vendor_calls']:>12} {run['vendor_seconds']:>8} {run['rows_written']:>6}"
+                f" {run['duration_seconds']:>10}  {run['run_id']}"
+            )
     return EXIT_OK
 
 
@@ -81,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="meta keys, run lock and how current the cached tickers are")
     status.add_argument("--oldest", type=int, default=5, help="how many of the stalest tickers to list")
+    status.add_argument("--runs", type=int, default=5, help="how many recent runs to show")
     get = commands.add_parser(
         "get", help="print one ticker's history (from the cache; a miss is fetched from $OHLCV_SOURCE and stored)"
     )

@@ -84,3 +84,19 @@ def test_help_is_there_for_every_command(capsys):
             cli.main([command, "--help"])
         assert done.value.code == 0
         assert "usage: python -m ohlcv" in capsys.readouterr().out
+
+
+def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
+    store.open_breaker("synthetic vendor: HTTP 429", dt.timedelta(hours=1))
+    record = {
+        "run_id": "scheduled__2026-11-20", "as_of": "2026-11-20", "state": "success", "planned": 3, "written": 3,
+        "repaired": 0, "fresh": 0, "skipped_no_data": 0, "failed": 0, "retries": 1, "vendor_calls": 5,
+        "vendor_seconds": 0.4, "rows_written": 120, "duration_seconds": 33.0,
+    }  # fmt: skip
+    store.record_run(record)
+    assert cli.main(["--redis-url", filled, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "vendor breaker            OPEN, closes in" in out
+    assert "HTTP 429" in out
+    assert "scheduled__2026-11-20" in out
+    assert "2026-11-20  success" in out
