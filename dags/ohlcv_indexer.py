@@ -74,10 +74,21 @@ def ohlcv_indexer():
         .expand(ticker=planned)
     )
     summary = task(tasks.summarize, trigger_rule="all_done")(run, planned, results)
-    to_retry = task.sensor(tasks.wait_for_source, poke_interval=60, timeout=3600, mode="poke", execution_timeout=None)(
-        summary
+    to_retry = task.sensor(
+        tasks.wait_for_source,
+        pool=VENDOR_POOL,
+        mode="poke",
+        poke_interval=POKE_INTERVAL,
+        exponential_backoff=True,
+        max_wait=dt.timedelta(minutes=15),
+        timeout=WAIT_TIMEOUT,
+        execution_timeout=None,
+    )(summary)
+    retried = (
+        task(tasks.retry_ticker, map_index_template="{{ ticker }}", pool=VENDOR_POOL)
+        .partial(run=run)
+        .expand(ticker=to_retry)
     )
-    retried = task(tasks.retry_ticker, map_index_template="{{ ticker }}").partial(run=run).expand(ticker=to_retry)
     retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET])(run)
 
 

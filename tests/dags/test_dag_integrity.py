@@ -82,3 +82,12 @@ def test_parsing_the_dag_file_imports_no_data_libraries_and_needs_no_redis():
         check=True,
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_vendor_calls_run_in_the_vendor_pool(dagbag):
+    dag = dagbag.dags["ohlcv_indexer"]
+    for task_id in ("index_ticker", "wait_for_source", "retry_ticker"):
+        task = dag.get_task(task_id)
+        pool = task.partial_kwargs.get("pool") if hasattr(task, "partial_kwargs") else None
+        assert (pool or task.pool) == "ohlcv_vendor", task_id
+    assert dag.get_task("summarize").pool == "default_pool"

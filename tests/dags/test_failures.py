@@ -26,6 +26,7 @@ def run_dag(airflow_db, redis_server, redis_client, monkeypatch):
     monkeypatch.setenv("OHLCV_SOURCE_POKE_SECONDS", "1")
     probe.CALLS.clear()
     SyntheticSource.calls.clear()
+    SyntheticSource.call_log.clear()
 
     def run(source: str, retries: int | None = None):
         monkeypatch.setenv("OHLCV_SOURCE", source)
@@ -50,7 +51,11 @@ def current(redis_client) -> set[str]:
     return {code.decode() for code, day in redis_client.hgetall("ticker:lastUpdateAt").items() if day == AS_OF}
 
 
-def test_transient_failures_are_retried_and_the_run_ends_green(run_dag, redis_client):
+def test_transient_failures_are_retried_and_the_run_ends_green(run_dag, redis_client, monkeypatch):
+    from airflow.sdk.observability.stats import Stats
+
+    emitted = {}
+    monkeypatch.setattr(Stats, "gauge", lambda name, value, *args, **kwargs: emitted.__setitem__(name, value))
     source = SyntheticSource(10, transient=0.3)
     flaky = [code for code in [*source.list_universe("KRX"), "KS11"] if source._seed_share(code) < 0.3]
     dag_run = run_dag("synthetic:10?transient=0.3")
@@ -61,6 +66,8 @@ def test_transient_failures_are_retried_and_the_run_ends_green(run_dag, redis_cl
     assert int(record["vendor_calls"]) == 1 + 11 + len(flaky)  # the listing, every ticker, each retry
     assert (record["state"], record["failed"]) == ("success", "0")
     assert probe.CALLS == []
+    assert emitted["ohlcv.run.retries"] == len(flaky)  # also sent through Airflow's metrics
+    assert emitted["ohlcv.run.written"] == 11  # Airflow retried the flaky ones inside index_ticker
 
 
 def test_a_vendor_that_is_down_for_a_while_is_waited_for_then_every_failed_ticker_is_filled(run_dag, redis_client):
@@ -76,9 +83,13 @@ def test_a_vendor_that_is_down_for_a_while_is_waited_for_then_every_failed_ticke
 def test_a_block_answer_opens_the_breaker_stops_all_vendor_calls_and_turns_the_run_red(run_dag, redis_client):
     dag_run = run_dag("synthetic:5?block=000300")
     assert dag_run.state == "failed"
-    after_block = ["000400", "000500", "KS11"]
     assert history_calls("000300") == 1  # not retried
-    assert [history_calls(code) for code in after_block] == [0, 0, 0]
+    assert SyntheticSource.call_log[-1] == ("history", "000300")  # and nothing was asked after it
+    blocked_at = len(SyntheticSource.call_log)
+    failed = {
+        ti.map_index for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker" and ti.state == "failed"
+    }
+    assert len(failed) == 6 - (blocked_at - 2)  # the blocked one and all after it, without a call
     assert redis_client.get("ohlcv:breaker").startswith(b"synthetic vendor: HTTP 429")
     assert redis_client.pttl("ohlcv:breaker") > 11 * 3_600_000
     assert redis_client.get("getOHLCV_isUpdating") == b"0"

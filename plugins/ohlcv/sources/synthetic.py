@@ -101,6 +101,8 @@ class SyntheticSource:
     name = "synthetic"
     #: vendor calls made by every instance in this process: ("history", code) or ("listing", market)
     calls: ClassVar[Counter] = Counter()
+    #: the same calls in the order they were made
+    call_log: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(
         self,
@@ -168,6 +170,7 @@ class SyntheticSource:
 
     def list_universe(self, market: str) -> list[str]:
         self.calls["listing", market] += 1
+        self.call_log.append(("listing", market))
         if market not in MARKETS:
             raise ConfigurationError(f"unknown market {market!r}; expected one of {list(MARKETS)}")
         return sorted(code for code in self.codes if market == "KRX" or self.market_of(code) == market)
@@ -182,6 +185,7 @@ class SyntheticSource:
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
         self.calls["history", code] += 1
+        self.call_log.append(("history", code))
         self._misbehave(code)
         if code in self.delisted:
             end = min(end, self.delisted[code])
