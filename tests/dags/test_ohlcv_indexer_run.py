@@ -201,3 +201,16 @@ def test_a_failure_before_summarize_still_frees_the_lock(run_dag, redis_client):
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
     assert redis_client.exists("ohlcv:lock:run") == 0
     assert redis_client.exists("ticker:lastUpdateAt", "getOHLCV_lastUpdateAt") == 0
+
+
+def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, redis_server, monkeypatch):
+    """Under the scheduler, a failed start_run hands summarize and finish_run no run at all."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ohlcv.airflow import tasks
+
+    monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
+    with pytest.raises(AirflowFailException, match="start_run did not finish"):
+        tasks.summarize(None, None, None, ti=None)
+    with pytest.raises(AirflowFailException, match="start_run did not finish"):
+        tasks.finish_run(None, ti=None, run_id="r")

@@ -49,6 +49,16 @@ def _as_of(run: dict[str, Any]) -> dt.date:
     return dt.date.fromisoformat(run["as_of"])
 
 
+def _require_run(run: dict[str, Any] | None) -> dict[str, Any]:
+    """``start_run``'s result; without it (it failed, e.g. another run holds the lock) there is
+    nothing to summarize or release, and retrying cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not run:
+        raise AirflowFailException("start_run did not finish (see its log: another run may hold the lock)")
+    return run
+
+
 def start_run(**context: Any) -> dict[str, str]:
     """Take the run lock, set ``getOHLCV_isUpdating`` to 1 and fix the run's ``as_of`` session."""
     from ohlcv.calendar import last_complete_session
@@ -147,6 +157,7 @@ def summarize(run: dict[str, str], planned: list[str], results: Any, **context: 
     """Count what the mapped tasks did, publish the meta keys and return the failed tickers."""
     from ohlcv import indexer
 
+    run = _require_run(run)
     store = _store()
     store.extend_run(run["lock_token"])
     universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
@@ -215,6 +226,7 @@ def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
     from ohlcv import indexer
     from ohlcv.airflow.notify import RUN_FAILED, notify
 
+    run = _require_run(run)
     store = _store()
     as_of = _as_of(run)
     ti = context["ti"]
