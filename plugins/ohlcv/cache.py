@@ -18,6 +18,7 @@ reads the newest data instead.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -35,6 +36,17 @@ from ohlcv.store import OhlcvStore, client_from_url
 log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
+
+# KEYS: series, period, registry. ARGV: sha1 of the series bytes the period was sliced from,
+# the period's OHLCV_STR, ttl (ms). Stores the period only if the series is still those bytes,
+# so a slice of a history repaired meanwhile is never kept.
+_WRITE_PERIOD = """
+local current = redis.call('GET', KEYS[1])
+if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], KEYS[2])
+return 1
+"""
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 CUT_TTL = dt.timedelta(minutes=10)
 
@@ -66,6 +78,7 @@ class OhlcvCache:
         self.fill_timeout = fill_timeout
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
+        self._write_period = client.register_script(_WRITE_PERIOD)
 
     @classmethod
     def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
@@ -127,21 +140,33 @@ class OhlcvCache:
             blob = self.client.get(self.keys.period(code, first, last))
             if blob is not None:
                 return codec.decode(blob)
-        frame = self._full(code, last)
+        blob, frame = self._full(code, last)
         if first is None and frame.index[-1] <= pd.Timestamp(last):
             return frame  # the whole history: no slicing
         window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
-        if first is not None and not window.empty:
-            self._write_back(code, first, last, window)
+        if first is not None and not window.empty and self._covers(code, frame.index[-1], last):
+            self._write_period(keys=self._period_keys(code, first, last), args=self._period_args(blob, window))
         return window
 
-    def _full(self, code: str, last: dt.date) -> pd.DataFrame:
-        """The cached history of ``code`` covering ``last``, filling it from the vendor if needed."""
+    def _covers(self, code: str, cached_last: pd.Timestamp, last: dt.date) -> bool:
+        """Whether a slice through ``last`` is final: the history reaches it, or cannot."""
+        return cached_last >= pd.Timestamp(last) or self._settled(code, last)
+
+    def _period_keys(self, code: str, first: dt.date, last: dt.date) -> list[str]:
+        return [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
+
+    def _period_args(self, blob: bytes, window: pd.DataFrame) -> list:
+        ttl = int(self.period_ttl.total_seconds() * 1000)
+        return [hashlib.sha1(blob).hexdigest(), codec.encode(window, codec.source_of(blob)), ttl]
+
+    def _full(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
+        """The cached history of ``code`` covering ``last`` (its bytes and frame), filled from the
+        vendor if needed."""
         blob = self.client.get(self.keys.series(code))
         if blob is not None:
             frame = codec.decode(blob)
             if frame.index[-1].date() >= last or self._settled(code, last):
-                return frame
+                return blob, frame
         return self._fill(code, last)
 
     def _settled(self, code: str, last: dt.date) -> bool:
@@ -150,7 +175,7 @@ class OhlcvCache:
         record = inactive.get(code)
         return record is not None and dt.date.fromisoformat(record["checked"]) >= last
 
-    def _fill(self, code: str, last: dt.date) -> pd.DataFrame:
+    def _fill(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
         """Fetch ``code`` from the vendor once, however many processes miss it at the same time."""
         lock = self.client.lock(
             f"{self.keys.prefix}ohlcv:fill:{code}",
@@ -164,7 +189,7 @@ class OhlcvCache:
             if blob is not None:
                 frame = codec.decode(blob)
                 if frame.index[-1].date() >= last or self._settled(code, last):
-                    return frame
+                    return blob, frame
             # One fetch serves every later window: store through the newest complete session.
             newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
             result = indexer.index_ticker(self.store, self.source, code, newest, full_refresh=True)
@@ -179,29 +204,7 @@ class OhlcvCache:
         blob = self.client.get(self.keys.series(code))
         if blob is None:
             raise NoData(f"{code}: nothing cached after fetching it")
-        return codec.decode(blob)
-
-    def _write_back(self, code: str, first: dt.date, last: dt.date, window: pd.DataFrame) -> None:
-        """Keep a served slice as a period key, unless the history changed meanwhile."""
-        series_key = self.keys.series(code)
-        with self.client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(series_key)
-                current = pipe.get(series_key)
-                if current is None:
-                    return
-                dates, _ = codec.decode_arrays(current)
-                if dates[-1] < np.datetime64(last) and not self._settled(code, last):
-                    return  # the history does not cover the period yet; do not freeze a short slice
-                key = self.keys.period(code, first, last)
-                pipe.multi()
-                pipe.set(
-                    key, codec.encode(window, codec.source_of(current)), px=int(self.period_ttl.total_seconds() * 1000)
-                )
-                pipe.sadd(self.keys.periods(code), key)
-                pipe.execute()
-            except redis.WatchError:
-                pass  # rewritten (repaired) while we sliced: do not store a slice of the old history
+        return blob, codec.decode(blob)
 
     # -- many tickers ----------------------------------------------------------------------
 
@@ -228,14 +231,21 @@ class OhlcvCache:
         missing = [code for code in codes if code not in arrays]
         if missing and (first is None or first <= last):
             blobs = self.client.mget([self.keys.series(code) for code in missing])
-            for code, blob in zip(missing, blobs, strict=True):
-                if blob is None:
-                    continue
-                dates, columns = codec.decode_arrays(blob)
-                if dates[-1] >= np.datetime64(last) or self._settled(code, last):
-                    arrays[code] = _slice(dates, columns, first, last)
-                    if first is not None and len(arrays[code][0]):
-                        self._write_back(code, first, last, codec.frame_from_arrays(*arrays[code]))
+            with self.client.pipeline(transaction=False) as writes:
+                for code, blob in zip(missing, blobs, strict=True):
+                    if blob is None:
+                        continue
+                    dates, columns = codec.decode_arrays(blob)
+                    if dates[-1] >= np.datetime64(last) or self._settled(code, last):
+                        arrays[code] = _slice(dates, columns, first, last)
+                        if first is not None and len(arrays[code][0]):
+                            window = codec.frame_from_arrays(*arrays[code])
+                            self._write_period(
+                                keys=self._period_keys(code, first, last),
+                                args=self._period_args(blob, window),
+                                client=writes,
+                            )
+                writes.execute()
             for code in [code for code in missing if code not in arrays]:
                 frame = self.get(code, first, last, latest=latest)
                 arrays[code] = (frame.index.values, {name: frame[name].to_numpy() for name in codec.VALUE_COLUMNS})

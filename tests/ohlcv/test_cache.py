@@ -175,3 +175,16 @@ def test_the_cache_returns_exactly_what_the_vendor_would(cache, code, first, las
         vendor = expected(code, None, PUBLISHED).iloc[0:0]
     got = cache.get(code, first, last)
     pd.testing.assert_frame_equal(got, vendor, check_index_type=not vendor.empty)
+
+
+def test_a_slice_of_a_history_repaired_meanwhile_is_not_kept(cache, redis_client):
+    """The reader sliced the old history; a repair lands before its write-back."""
+    old = redis_client.get("ticker:000100")
+    window = codec.decode(old).loc["2026-01-02":"2026-06-30"]
+    split = SyntheticSource(5, splits={"000100": (dt.date(2026, 11, 16), 50)})
+    OhlcvStore(redis_client, KeySpace()).write_series("000100", split.history("000100", None, PUBLISHED), "synthetic")
+    keys = cache._period_keys("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
+    assert cache._write_period(keys=keys, args=cache._period_args(old, window)) == 0
+    assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30") == 0
+    fresh = redis_client.get("ticker:000100")
+    assert cache._write_period(keys=keys, args=cache._period_args(fresh, window)) == 1
