@@ -1,6 +1,8 @@
 """The deployment files agree with the pins and keep secrets out of the code."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -38,9 +40,26 @@ def test_image_is_the_pinned_airflow():
     assert f"FROM apache/airflow:{airflow}-python3.11" in (ROOT / "Dockerfile").read_text()
 
 
-def test_compose_has_a_protected_persistent_cache_redis():
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    redis = compose["services"]["cache-redis"]
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_compose_file_is_valid_against_the_compose_specification():
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_has_the_airflow_services_and_a_protected_persistent_cache_redis():
+    services = compose()["services"]
+    for name in ("postgres", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer", "cache-redis"):  # fmt: skip
+        assert name in services, name
+    redis = services["cache-redis"]
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--requirepass ${OHLCV_REDIS_PASSWORD" in command
@@ -48,12 +67,29 @@ def test_compose_has_a_protected_persistent_cache_redis():
     assert any(volume.endswith(":/data") for volume in redis["volumes"])
 
 
-def test_compose_gives_airflow_the_connection_without_a_literal_password():
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    environment = compose["services"]["airflow"]["environment"]
-    assert environment["AIRFLOW_CONN_OHLCV_REDIS"] == "redis://:${OHLCV_REDIS_PASSWORD}@cache-redis:6379/0"
+def test_compose_gives_airflow_the_connection_pool_and_map_length_without_literal_secrets():
+    services = compose()["services"]
+    environment = services["airflow-scheduler"]["environment"]
+    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].startswith("redis://:${OHLCV_REDIS_PASSWORD")
+    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].endswith("@cache-redis:6379/0")
     assert int(environment["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 2_900
-    assert compose["services"]["airflow"]["depends_on"]["cache-redis"]["condition"] == "service_healthy"
+    assert "pools set ohlcv_vendor" in " ".join(services["airflow-init"]["command"])
+    assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert services["airflow-scheduler"]["build"] == "."
+
+
+def test_celery_workers_are_a_profile():
+    services = compose()["services"]
+    assert services["airflow-worker"]["profiles"] == ["celery"]
+    assert services["celery-broker"]["profiles"] == ["celery"]
+    assert "profiles" not in services["airflow-scheduler"]
+
+
+def test_every_variable_the_compose_file_reads_is_documented_in_env_example():
+    # ``$${NAME}`` is left for the container's shell; only ``${NAME}`` is read by compose
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", (ROOT / "docker-compose.yaml").read_text()))
+    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+    assert used - documented == set()
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_command():
