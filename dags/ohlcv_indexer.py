@@ -83,7 +83,7 @@ def ohlcv_indexer():
         max_wait=dt.timedelta(minutes=15),
         timeout=WAIT_TIMEOUT,
         execution_timeout=None,
-    )(summary)
+    )(run, summary)
     retried = (
         task(tasks.retry_ticker, map_index_template="{{ ticker }}", pool=VENDOR_POOL)
         .partial(run=run)

@@ -31,6 +31,7 @@ from ohlcv import calendar, codec, indexer
 from ohlcv.errors import InvalidDate, NoData, SourceUnavailable
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.sources import Source, from_spec, spec_from_env
+from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore, client_from_url
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ redis.call('SADD', KEYS[3], KEYS[2])
 return 1
 """
 FILL_TIMEOUT = dt.timedelta(seconds=120)
+#: after a miss found nothing newer at the vendor, readers do not ask again for this long
+CHECKED_TTL = dt.timedelta(hours=1)
 CUT_TTL = dt.timedelta(minutes=10)
 
 
@@ -87,8 +90,11 @@ class OhlcvCache:
 
     @property
     def source(self) -> Source:
+        """The vendor for misses, behind the shared breaker and the call gap."""
         if self._source is None:
             self._source = from_spec(spec_from_env())
+        if not isinstance(self._source, GuardedSource):
+            self._source = GuardedSource(self._source, self.store)
         return self._source
 
     # -- the window a read covers ---------------------------------------------------------
@@ -148,9 +154,12 @@ class OhlcvCache:
             self._write_period(keys=self._period_keys(code, first, last), args=self._period_args(blob, window))
         return window
 
-    def _covers(self, code: str, cached_last: pd.Timestamp, last: dt.date) -> bool:
-        """Whether a slice through ``last`` is final: the history reaches it, or cannot."""
-        return cached_last >= pd.Timestamp(last) or self._settled(code, last)
+    @staticmethod
+    def _covers(code: str, cached_last: pd.Timestamp, last: dt.date) -> bool:
+        """Whether a slice through ``last`` may be kept as a period key: only if the history
+        reaches ``last``. A shorter history is served, but not frozen into a period key that
+        later appends would not update."""
+        return cached_last >= pd.Timestamp(last)
 
     def _period_keys(self, code: str, first: dt.date, last: dt.date) -> list[str]:
         return [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
@@ -169,14 +178,22 @@ class OhlcvCache:
                 return blob, frame
         return self._fill(code, last)
 
+    def _checked_key(self, code: str) -> str:
+        return f"{self.keys.prefix}ohlcv:checked:{validate_ticker(code)}"
+
     def _settled(self, code: str, last: dt.date) -> bool:
-        """Whether asking the vendor again cannot help: it was found without newer data recently."""
+        """Whether asking the vendor again cannot help now: the ticker was found without data
+        (inactive) or a reader found nothing newer within ``CHECKED_TTL``."""
         _, inactive = self.store.state_of([code])
         record = inactive.get(code)
-        return record is not None and dt.date.fromisoformat(record["checked"]) >= last
+        if record is not None and dt.date.fromisoformat(record["checked"]) >= last:
+            return True
+        checked = self.client.get(self._checked_key(code))
+        return checked is not None and dt.date.fromisoformat(checked.decode()) >= last
 
     def _fill(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
         """Fetch ``code`` from the vendor once, however many processes miss it at the same time."""
+        self._raise_if_known_empty(code, last)
         lock = self.client.lock(
             f"{self.keys.prefix}ohlcv:fill:{code}",
             timeout=self.fill_timeout.total_seconds(),
@@ -190,12 +207,17 @@ class OhlcvCache:
                 frame = codec.decode(blob)
                 if frame.index[-1].date() >= last or self._settled(code, last):
                     return blob, frame
+            self._raise_if_known_empty(code, last)
             # One fetch serves every later window: store through the newest complete session.
             newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
             result = indexer.index_ticker(self.store, self.source, code, newest, full_refresh=True)
             log.info("%s cache miss filled from %s: %s", code, self.source.name, result.status)
             if result.status == indexer.NO_DATA:
                 raise NoData(f"{code}: {result.reason}")
+            if result.last_date is not None and dt.date.fromisoformat(result.last_date) < newest:
+                # the vendor has nothing newer (a halt): let readers stop asking for a while
+                ttl = int(CHECKED_TTL.total_seconds() * 1000)
+                self.client.set(self._checked_key(code), newest.isoformat(), px=ttl)
         finally:
             try:
                 lock.release()
@@ -205,6 +227,15 @@ class OhlcvCache:
         if blob is None:
             raise NoData(f"{code}: nothing cached after fetching it")
         return blob, codec.decode(blob)
+
+    def _raise_if_known_empty(self, code: str, last: dt.date) -> None:
+        """A code recently found without any data is not asked for again (``NoData`` at once)."""
+        if self.client.exists(self.keys.series(code)):
+            return
+        _, inactive = self.store.state_of([code])
+        record = inactive.get(code)
+        if record is not None and last - dt.date.fromisoformat(record["checked"]) < indexer.INACTIVE_RECHECK:
+            raise NoData(f"{code}: {record['reason']} (checked {record['checked']})")
 
     # -- many tickers ----------------------------------------------------------------------
 
@@ -236,9 +267,10 @@ class OhlcvCache:
                     if blob is None:
                         continue
                     dates, columns = codec.decode_arrays(blob)
-                    if dates[-1] >= np.datetime64(last) or self._settled(code, last):
+                    covered = dates[-1] >= np.datetime64(last)
+                    if covered or self._settled(code, last):
                         arrays[code] = _slice(dates, columns, first, last)
-                        if first is not None and len(arrays[code][0]):
+                        if covered and first is not None and len(arrays[code][0]):
                             window = codec.frame_from_arrays(*arrays[code])
                             self._write_period(
                                 keys=self._period_keys(code, first, last),

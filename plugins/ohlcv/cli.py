@@ -14,7 +14,16 @@ from collections import Counter
 import redis
 
 from ohlcv.cache import OhlcvCache
-from ohlcv.errors import BadOhlcvData, ConfigurationError, InvalidDate, InvalidTicker, NoData, SourceUnavailable
+from ohlcv.errors import (
+    BadOhlcvData,
+    BreakerOpen,
+    ConfigurationError,
+    InvalidDate,
+    InvalidTicker,
+    NoData,
+    SourceBlocked,
+    SourceUnavailable,
+)
 from ohlcv.keys import validate_period, validate_ticker
 from ohlcv.store import OhlcvStore, client_from_url
 
@@ -63,15 +72,17 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
+    cache = OhlcvCache(store.client, keys=store.keys)
     if args.cached_only:
         frame = store.read_series(code)
         if frame is None:
             print(f"{code} is not cached", file=sys.stderr)
             return EXIT_MISSING
-        first, last = validate_period(args.start or frame.index[0].date(), args.end or frame.index[-1].date())
+        last = cache.read_end(args.end, latest=args.latest)  # the same cut as a cache read
+        first, last = validate_period(args.start or frame.index[0].date(), max(last, frame.index[0].date()))
         frame = frame.loc[str(first) : str(last)]
     else:
-        frame = OhlcvCache(store.client, keys=store.keys).get(code, args.start, args.end, latest=args.latest)
+        frame = cache.get(code, args.start, args.end, latest=args.latest)
     if args.csv:
         frame.to_csv(sys.stdout)
     else:
@@ -131,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except (NoData, BadOhlcvData) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MISSING
-    except SourceUnavailable as exc:
+    except (SourceUnavailable, SourceBlocked, BreakerOpen) as exc:
         print(f"error: vendor: {exc}", file=sys.stderr)
         return EXIT_VENDOR
     except redis.RedisError as exc:

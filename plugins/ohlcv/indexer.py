@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
-from ohlcv.errors import NoData
+from ohlcv.errors import NoData, SourceUnavailable
 from ohlcv.keys import validate_ticker
 from ohlcv.merge import APPENDED, NEW, REPAIRED
 from ohlcv.sources.base import MARKETS, Source
@@ -74,6 +74,8 @@ class RunSummary:
     current: int
     failed: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
+    #: the failed tickers worth asking again in this run (not bad data, not blocked)
+    retry: list[str] = field(default_factory=list)
     #: a ticker the vendor served in this pass, asked again to see whether the vendor is back
     canary: str | None = None
 
@@ -138,6 +140,11 @@ def index_ticker(
     try:
         raw = source.history(code, None, as_of)
     except NoData as exc:
+        if cached is not None:
+            # A ticker with history does not vanish from the vendor: treat it as an outage.
+            raise SourceUnavailable(
+                f"{code}: the vendor returned nothing, but the cache holds it through {cached}"
+            ) from exc
         store.mark_inactive(code, as_of, f"no data: {exc}")
         log.warning("%s no data: %s", code, exc)
         return TickerResult(code, NO_DATA, reason=str(exc))
@@ -181,7 +188,9 @@ def summarize(
     failed = [code for code in missing if code not in skipped]
     answered = (WRITTEN, REPAIRED_STATUS, FRESH)
     served = [code for code in planned if by_ticker.get(code, {}).get("status") in answered]
-    reasons = {code: record["reason"] for code, record in store.failures(failed[:50]).items()}
+    records = store.failures(failed)
+    reasons = {code: records[code]["reason"] for code in failed[:50] if code in records}
+    retry = [code for code in failed if records.get(code, {}).get("retry", True)]
     return RunSummary(
         as_of=as_of.isoformat(),
         universe=len(universe_codes),
@@ -193,6 +202,7 @@ def summarize(
         current=count_current(store, universe_codes, as_of),
         failed=failed,
         reasons=reasons,
+        retry=retry,
         canary=served[0] if served else (universe_codes[0] if universe_codes else None),
     )
 

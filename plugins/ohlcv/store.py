@@ -185,7 +185,8 @@ class OhlcvStore:
         for _ in range(WRITE_ATTEMPTS):
             with self.client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(series_key)
+                    # the registry too: a reader registering a period key meanwhile forces a retry
+                    pipe.watch(series_key, registry)
                     blob = pipe.get(series_key)
                     result = merge(codec.decode(blob) if blob is not None else None, fresh)
                     last = result.frame.index[-1].date()
@@ -313,9 +314,13 @@ class OhlcvStore:
         record = {"checked": checked.isoformat(), "reason": reason}
         self.client.hset(self.keys.inactive, validate_ticker(code), json.dumps(record))
 
-    def record_failure(self, code: str, as_of: dt.date, reason: str, run_id: str = "") -> None:
-        """Keep the latest failure of ``code`` (cleared by ``clear_failure``)."""
-        record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id}
+    def record_failure(self, code: str, as_of: dt.date, reason: str, run_id: str = "", *, retry: bool = True) -> None:
+        """Keep the latest failure of ``code`` (cleared by ``clear_failure``).
+
+        :param retry: whether asking the vendor again later in the run can help (not for bad
+            data or a block answer)
+        """
+        record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id, "retry": retry}
         self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
 
     def clear_failure(self, code: str) -> None:

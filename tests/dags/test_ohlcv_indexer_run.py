@@ -184,8 +184,10 @@ def test_a_backfill_for_an_older_date_leaves_every_key_byte_identical(run_dag, r
 def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run_dag, redis_client):
     assert run_dag("synthetic:3", at("2026-11-13 08:23")).state == "success"
     before = redis_client.get("ticker:000200")
+    SyntheticSource.calls.clear()
     dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 08:23"), retries=0)
     assert dag_run.state == "failed"
+    assert SyntheticSource.calls["history", "000200"] == 1  # bad data is not fetched again in the run
     assert redis_client.get("ticker:000200") == before
     assert xcom(dag_run, "summarize")["reasons"]["000200"].startswith("bad data: High < max(Open, Close)")
     assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"
@@ -214,3 +216,21 @@ def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, red
         tasks.summarize(None, None, None, ti=None)
     with pytest.raises(AirflowFailException, match="start_run did not finish"):
         tasks.finish_run(None, ti=None, run_id="r")
+
+
+def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server, redis_client, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ohlcv.airflow import tasks
+
+    store = OhlcvStore(redis_client, KeySpace())
+    store.begin_run("run-a", ttl=dt.timedelta(milliseconds=50))
+    import time
+
+    time.sleep(0.1)
+    tasks._hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
+    assert redis_client.get("ohlcv:lock:run") == b"run-a"
+    store.release_run("run-a")
+    store.begin_run("run-b")
+    with pytest.raises(AirflowFailException, match="lost its lock"):
+        tasks._hold_lock(store, {"lock_token": "run-a"})

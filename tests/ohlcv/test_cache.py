@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ohlcv import OhlcvCache, codec
-from ohlcv.errors import InvalidDate, InvalidTicker, NoData
+from ohlcv.errors import BreakerOpen, InvalidDate, InvalidTicker, NoData
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
@@ -188,3 +188,59 @@ def test_a_slice_of_a_history_repaired_meanwhile_is_not_kept(cache, redis_client
     assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30") == 0
     fresh = redis_client.get("ticker:000100")
     assert cache._write_period(keys=keys, args=cache._period_args(fresh, window)) == 1
+
+
+def test_a_period_key_registered_while_a_repair_is_being_written_is_deleted_with_the_others(
+    cache, redis_client, monkeypatch
+):
+    """The reader's write-back lands between the repairing writer's SMEMBERS and its EXEC."""
+    import ohlcv.store as store_module
+
+    old = redis_client.get("ticker:000100")
+    window = codec.decode(old).loc["2026-01-02":"2026-06-30"]
+    keys = cache._period_keys("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
+    args = cache._period_args(old, window)
+    real_encode = store_module.codec.encode
+    landed = []
+
+    def encode_while_a_reader_writes_back(frame, source=""):
+        if not landed:
+            landed.append(cache._write_period(keys=keys, args=args))
+        return real_encode(frame, source)
+
+    monkeypatch.setattr(store_module.codec, "encode", encode_while_a_reader_writes_back)
+    split = SyntheticSource(5, splits={"000100": (dt.date(2026, 11, 16), 50)})
+    outcome = OhlcvStore(redis_client, KeySpace()).write_series(
+        "000100", split.history("000100", None, PUBLISHED), "synthetic"
+    )
+    assert landed == [1]  # the stale period key was written in the gap...
+    assert outcome.status == "repaired"
+    assert redis_client.exists(keys[1], keys[2]) == 0  # ...and the retried repair deleted it
+
+
+def test_the_reader_respects_the_vendor_breaker(cache, redis_client):
+    OhlcvStore(redis_client, KeySpace()).open_breaker("HTTP 429", dt.timedelta(hours=1))
+    with pytest.raises(BreakerOpen):
+        cache.get("000300", "2026-1-2", "2026-2-27")
+    assert calls(redis_client, "000300") == 0
+
+
+def test_a_code_without_data_is_asked_once_not_on_every_read(cache, redis_client):
+    for _ in range(5):
+        with pytest.raises(NoData):
+            cache.get("999990", "2026-1-2", "2026-2-27")
+    assert calls(redis_client, "999990") == 1
+
+
+def test_a_halted_ticker_is_asked_once_an_hour_not_on_every_read(redis_server, redis_client):
+    class Halted(CountingSource):
+        def history(self, code, start, end):
+            return super().history(code, start, min(end, dt.date(2026, 11, 18)))
+
+    store = OhlcvStore(redis_client, KeySpace())
+    store.publish_run(PUBLISHED, 0)
+    cache = OhlcvCache(redis_client, Halted(redis_server.port))
+    for _ in range(4):
+        assert cache.get("000300", "2026-11-2").index[-1] == pd.Timestamp("2026-11-18")
+    assert calls(redis_client, "000300") == 1
+    assert redis_client.exists("ticker:000300:2026-11-02:2026-11-20") == 0  # a short slice is not frozen

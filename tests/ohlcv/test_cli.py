@@ -100,3 +100,16 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
     assert "HTTP 429" in out
     assert "scheduled__2026-11-20" in out
     assert "2026-11-20  success" in out
+
+
+def test_a_blocked_vendor_is_exit_code_4(filled, store, monkeypatch, capsys):
+    monkeypatch.setenv("OHLCV_SOURCE", "synthetic:5")
+    store.open_breaker("HTTP 429", dt.timedelta(hours=1))
+    assert cli.main(["--redis-url", filled, "get", "000400"]) == cli.EXIT_VENDOR
+    assert "breaker open" in capsys.readouterr().err
+
+
+def test_cached_only_reads_are_cut_at_the_published_session(filled, redis_client, capsys):
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-13")
+    assert cli.main(["--redis-url", filled, "get", "000100", "--cached-only", "--start", "2026-11-2"]) == 0
+    assert "2026-11-02 to 2026-11-13" in capsys.readouterr().out

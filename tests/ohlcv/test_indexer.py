@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from ohlcv import codec, indexer
-from ohlcv.errors import BadOhlcvData, InvalidTicker, SourceUnavailable
+from ohlcv.errors import BadOhlcvData, InvalidTicker, NoData, SourceUnavailable
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.synthetic import BAD_KINDS
 
@@ -186,3 +186,22 @@ def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
     assert summary.current == 2
     assert summary.canary == "000100"  # served in this pass, unlike the failed one
+
+
+def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
+    indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
+
+    class Empty(SyntheticSource):
+        def history(self, code, start, end):
+            raise NoData(f"{code}: empty answer")
+
+    with pytest.raises(SourceUnavailable, match="cache holds it through 2026-11-13"):
+        indexer.index_ticker(store, Empty(3), "000100", AS_OF)
+    assert indexer.plan(store, ["000100"], AS_OF).to_index == ["000100"]  # not silenced for a week
+
+
+def test_bad_data_and_blocked_failures_are_not_retried_in_the_run(store):
+    store.record_failure("000100", AS_OF, "bad data: High < Low", retry=False)
+    store.record_failure("000200", AS_OF, "SourceUnavailable: timeout")
+    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], [], AS_OF)
+    assert (summary.failed, summary.retry) == (["000100", "000200"], ["000200"])

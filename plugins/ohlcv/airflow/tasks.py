@@ -49,6 +49,21 @@ def _as_of(run: dict[str, Any]) -> dt.date:
     return dt.date.fromisoformat(run["as_of"])
 
 
+def _hold_lock(store, run: dict[str, Any]) -> None:
+    """Keep the run lock alive; take it again if it expired meanwhile, fail if another run has it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ohlcv.store import RunLocked
+
+    if store.extend_run(run["lock_token"]):
+        return
+    log.warning("the run lock had expired; taking it again")
+    try:
+        store.begin_run(token=run["lock_token"])
+    except RunLocked as exc:
+        raise AirflowFailException(f"this run lost its lock to another run: {exc}") from exc
+
+
 def _require_run(run: dict[str, Any] | None) -> dict[str, Any]:
     """``start_run``'s result; without it (it failed, e.g. another run holds the lock) there is
     nothing to summarize or release, and retrying cannot help."""
@@ -129,7 +144,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
     context["ticker"] = ticker
     run_id = context["run_id"]
     store = _store()
-    store.extend_run(run["lock_token"])
+    _hold_lock(store, run)
     if context["ti"].try_number > 1:
         store.count(run_id, retries=1)
     as_of = _as_of(run)
@@ -138,10 +153,10 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
             store, _source(store, run_id), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
         )
     except BadOhlcvData as exc:
-        store.record_failure(ticker, as_of, f"bad data: {exc}", run_id)
+        store.record_failure(ticker, as_of, f"bad data: {exc}", run_id, retry=False)
         raise AirflowFailException(f"{ticker}: bad data from the vendor, cache left as it was: {exc}") from exc
     except (SourceBlocked, BreakerOpen) as exc:
-        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
+        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id, retry=False)
         raise AirflowFailException(f"{ticker}: {exc}") from exc
     except Exception as exc:
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
@@ -159,7 +174,7 @@ def summarize(run: dict[str, str], planned: list[str], results: Any, **context: 
 
     run = _require_run(run)
     store = _store()
-    store.extend_run(run["lock_token"])
+    _hold_lock(store, run)
     universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
     summary = indexer.summarize(store, list(universe), list(planned or []), list(results or []), _as_of(run))
     if summary.current:
@@ -178,21 +193,27 @@ def summarize(run: dict[str, str], planned: list[str], results: Any, **context: 
     return summary.to_xcom()
 
 
-def wait_for_source(summary: dict[str, Any], **context: Any):
-    """Done at once when nothing failed; otherwise done when a canary fetch answers again.
+def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any):
+    """Done at once when nothing worth retrying failed; otherwise done when a canary fetch
+    answers again. Keeps the run lock alive while it waits.
 
-    Its XCom value is the list of tickers ``retry_ticker`` maps over.
+    Its XCom value is the list of tickers ``retry_ticker`` maps over: the failed ones except
+    those with bad data or a block answer, which asking again cannot fix.
     """
     from airflow.sdk import PokeReturnValue
     from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
 
-    failed = summary["failed"]
-    if not failed:
-        log.info("nothing failed; no need to ask the vendor")
-        return PokeReturnValue(is_done=True, xcom_value=[])
     store = _store()
+    _hold_lock(store, _require_run(run))
+    failed = summary["retry"]
+    hopeless = sorted(set(summary["failed"]) - set(failed))
+    if hopeless:
+        log.info("not retried (bad data or blocked): %s", ", ".join(hopeless))
+    if not failed:
+        log.info("nothing to retry; no need to ask the vendor")
+        return PokeReturnValue(is_done=True, xcom_value=[])
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
     try:
