@@ -205,10 +205,10 @@ def main() -> None:
         client = server.client()
         store = OhlcvStore(client, KeySpace())
         single_series(client, store)
-        client.flushall()  # our own throwaway server
+        server.flush()
         store.publish_run(AS_OF, 0)
         forward_test_report(client, store)
-        client.flushall()
+        server.flush()
         store.publish_run(AS_OF, 0)
         many(client, store)
 

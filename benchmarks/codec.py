@@ -1,7 +1,7 @@
 """OHLCV_STR on one 7,800-row KRW series: size, Redis memory, decode and GET+decode latency.
 
 Prints figures and ratios measured in the same run; asserts nothing. Uses a throwaway
-redis-server (never the one on 6379) unless OHLCV_REDIS_URL is set.
+redis-server unless OHLCV_REDIS_URL is set.
 """
 
 from __future__ import annotations

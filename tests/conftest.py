@@ -25,7 +25,7 @@ os.environ.update(
     # No pause between vendor calls: the synthetic vendor needs no protection.
     OHLCV_VENDOR_MIN_GAP_SECONDS="0",
 )
-# Never let a test reach the shared Redis on 6379 or a key prefix from the caller's shell.
+# Never let a test reach a Redis it did not start, or use a key prefix from the caller's shell.
 for name in ("OHLCV_REDIS_URL", "OHLCV_KEY_PREFIX", "OHLCV_SOURCE", "AIRFLOW_CONN_OHLCV_REDIS"):
     os.environ.pop(name, None)
 
@@ -44,8 +44,8 @@ def redis_server():
 @pytest.fixture
 def redis_client(redis_server):
     """A client of the session's own server, emptied before each test (never another server)."""
+    redis_server.flush()
     client = redis_server.client()
-    client.flushall()
     yield client
     client.close()
 

@@ -71,7 +71,8 @@ def test_compose_gives_airflow_the_connection_pool_and_map_length_without_litera
     services = compose()["services"]
     environment = services["airflow-scheduler"]["environment"]
     assert environment["AIRFLOW_CONN_OHLCV_REDIS"].startswith("redis://:${OHLCV_REDIS_PASSWORD")
-    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].endswith("@cache-redis:6379/0")
+    cache_port = services["cache-redis"]["ports"][0].rsplit(":", 1)[-1].strip('"')
+    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].endswith(f"@cache-redis:{cache_port}/0")
     assert int(environment["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 2_900
     assert "pools set ohlcv_vendor" in " ".join(services["airflow-init"]["command"])
     assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"

@@ -150,12 +150,12 @@ class OhlcvCache:
         if first is None and frame.index[-1] <= pd.Timestamp(last):
             return frame  # the whole history: no slicing
         window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
-        if first is not None and not window.empty and self._covers(code, frame.index[-1], last):
+        if first is not None and not window.empty and self._covers(frame.index[-1], last):
             self._write_period(keys=self._period_keys(code, first, last), args=self._period_args(blob, window))
         return window
 
     @staticmethod
-    def _covers(code: str, cached_last: pd.Timestamp, last: dt.date) -> bool:
+    def _covers(cached_last: pd.Timestamp, last: dt.date) -> bool:
         """Whether a slice through ``last`` may be kept as a period key: only if the history
         reaches ``last``. A shorter history is served, but not frozen into a period key that
         later appends would not update."""

@@ -99,6 +99,12 @@ class ThrowawayRedis:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password)
 
+    def flush(self) -> None:
+        """Empty this server. Only the process this object started can be emptied."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("refusing to flush: this ThrowawayRedis is not running a server it started")
+        self.client().flushall()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

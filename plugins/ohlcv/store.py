@@ -227,15 +227,8 @@ class OhlcvStore:
         return None if blob is None else codec.decode(blob)
 
     def last_updates(self, codes: list[str]) -> dict[str, dt.date | None]:
-        """``ticker:lastUpdateAt`` for each code, in one round trip."""
-        codes = [validate_ticker(code) for code in codes]
-        if not codes:
-            return {}
-        values = self.client.hmget(self.keys.last_update_hash, codes)
-        return {
-            code: dt.date.fromisoformat(_text(value)) if value is not None else None
-            for code, value in zip(codes, values, strict=True)
-        }
+        """The last cached session of each of ``codes``, in one round trip (see ``state_of``)."""
+        return self.state_of(codes)[0]
 
     def begin_run(self, token: str | None = None, ttl: dt.timedelta = RUN_LOCK_TTL) -> RunStart:
         """Take the run lock and set ``getOHLCV_isUpdating`` to 1.

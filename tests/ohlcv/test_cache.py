@@ -144,7 +144,7 @@ def test_get_many_reads_hits_and_fills_misses(cache, redis_client):
         (lambda c: c.get("00010"), InvalidTicker),
         (lambda c: c.get("000100:*"), InvalidTicker),
         (lambda c: c.get("ticker:lastUpdateAt"), InvalidTicker),
-        (lambda c: c.get("000100\r\nFLUSHALL"), InvalidTicker),
+        (lambda c: c.get("000100\r\nDEL ticker:lastUpdateAt"), InvalidTicker),
         (lambda c: c.get_many(["000100", "x y"], "2026-1-2"), InvalidTicker),
         (lambda c: c.get_many(["000100"], "2026-3-1", "2026-2-1"), InvalidDate),
     ],

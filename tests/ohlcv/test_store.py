@@ -198,3 +198,9 @@ def test_a_series_key_that_vanished_is_not_cached_even_if_the_hash_says_so(store
     redis_client.delete("ticker:000100")  # evicted or deleted by hand
     last, _ = store.state_of(["000100"])
     assert last == {"000100": None}
+
+
+def test_last_updates_ignores_a_hash_entry_whose_series_vanished(store, redis_client):
+    store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 20)), "synthetic")
+    redis_client.delete("ticker:000100")
+    assert store.last_updates(["000100"]) == {"000100": None}

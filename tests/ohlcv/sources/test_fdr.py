@@ -88,19 +88,17 @@ def test_an_unreachable_vendor_is_source_unavailable():
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize(
+    ("status", "error", "message"),
+    [
+        *((status, SourceUnavailable, str(status)) for status in (500, 502, 503, 504)),  # retried
+        *((status, SourceBlocked, f"HTTP {status}") for status in (429, 403)),  # a refusal: never retried
+    ],
+)
 @responses.activate
-def test_a_server_error_is_source_unavailable_not_no_data(status):
+def test_an_http_error_is_an_outage_or_a_refusal_never_no_data(status, error, message):
     responses.get(NAVER, body="<html><body>Service Unavailable</body></html>", status=status)
-    with pytest.raises(SourceUnavailable, match=str(status)):
-        FdrSource().history("005930", None, dt.date(2024, 1, 8))
-
-
-@pytest.mark.parametrize("status", [429, 403])
-@responses.activate
-def test_a_refusal_is_source_blocked(status):
-    responses.get(NAVER, body="<html><body>Too Many Requests</body></html>", status=status)
-    with pytest.raises(SourceBlocked, match=f"HTTP {status}"):
+    with pytest.raises(error, match=message):
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 
