@@ -4,3 +4,6 @@ COPY --chown=airflow:root requirements.txt constraints.txt /opt/ohlcv/
 RUN pip install --no-cache-dir -r /opt/ohlcv/requirements.txt -c /opt/ohlcv/constraints.txt
 COPY --chown=airflow:root dags/ /opt/airflow/dags/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+# Bytecode for the project's own files: task processes run with -B and would compile them
+# from source in every task.
+RUN python -m compileall -q /opt/airflow/dags /opt/airflow/plugins

@@ -9,12 +9,14 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: install demo test bench lint format lock clean
 
+# Bytecode is compiled at install: Airflow task processes run with -B and would otherwise
+# compile every module they import from source, in every task.
 install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements-dev.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements-dev.txt -c constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
