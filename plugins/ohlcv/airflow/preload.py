@@ -1,0 +1,56 @@
+"""Everything an ``ohlcv_indexer`` task needs, loaded once so that task processes inherit it.
+
+Every task instance runs in a new process. Without this module each one imports pandas,
+pandera, exchange-calendars, redis-py and FinanceDataReader again and builds the XKRX
+calendar (together several CPU-seconds) to index a single ticker. With the scheduler's
+LocalExecutor set to the ``forkserver`` start method and this module preloaded,
+
+    AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+    AIRFLOW__CORE__MP_FORKSERVER_PRELOAD=ohlcv.airflow.preload
+
+the fork server imports it once, its workers are forked from it, and every task process
+forked from a worker starts with all of it in memory (copy-on-write). docker-compose.yaml
+sets both. Importing this module is the whole effect; it defines nothing to call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+
+import airflow.dag_processing.dagbag
+import airflow.sdk.execution_time.task_runner
+import airflow.timetables.trigger  # noqa: F401
+import jinja2.ext  # noqa: F401
+import pandas as pd
+import pandera.errors
+import pandera.pandas  # noqa: F401
+from airflow.sdk import Asset, Param, dag, task
+
+import ohlcv.airflow.hook
+import ohlcv.airflow.notify
+import ohlcv.airflow.tasks
+import ohlcv.cache
+import ohlcv.indexer
+import ohlcv.sources.csvdir
+import ohlcv.sources.fdr
+import ohlcv.sources.guard
+import ohlcv.sources.synthetic
+import ohlcv.validation
+from ohlcv import calendar, validation
+
+# Built once (about 2 s). It reaches a year past the fork server's start: restart the
+# scheduler at least once a year.
+calendar.xkrx()
+# what dags/ohlcv_indexer.py uses (airflow.sdk loads these on first access)
+_ = (Asset, Param, dag, task.sensor, task.python)
+ohlcv.sources.fdr._fdr()  # FinanceDataReader and its Naver reader
+# pandera registers its backends (and imports their modules) on the first validation
+_days = pd.DatetimeIndex(["2025-01-02", "2025-01-03"], name="Date")
+validation.validate(
+    pd.DataFrame({"Open": [10, 11], "High": [12, 12], "Low": [9, 10], "Close": [11, 11], "Volume": [5, 7]}, _days),
+    dt.date(2025, 1, 3),
+)
+# Everything loaded so far lives as long as the process: keep it out of the garbage
+# collector's way, so task processes neither scan nor copy these pages.
+gc.freeze()
