@@ -66,14 +66,24 @@ WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
     },
 )
 def ohlcv_indexer():
-    run = task(tasks.start_run)()
+    # A returned dict is one XCom: Airflow would otherwise push every key as an XCom of its
+    # own. The per-ticker tasks push none: their results go to Redis, where summarize reads
+    # them in one call (an XCom costs each of thousands of tasks an api-server request).
+    run = task(tasks.start_run, multiple_outputs=False)()
     planned = task(tasks.list_universe)(run)
     results = (
-        task(tasks.index_ticker, map_index_template="{{ ticker }}", pool=VENDOR_POOL)
+        task(
+            tasks.index_ticker,
+            map_index_template="{{ ticker }}",
+            pool=VENDOR_POOL,
+            multiple_outputs=False,
+            do_xcom_push=False,
+        )
         .partial(run=run)
         .expand(ticker=planned)
     )
-    summary = task(tasks.summarize, trigger_rule="all_done")(run, planned, results)
+    summary = task(tasks.summarize, trigger_rule="all_done", multiple_outputs=False)(run, planned)
+    results >> summary
     to_retry = task.sensor(
         tasks.wait_for_source,
         pool=VENDOR_POOL,
@@ -85,11 +95,17 @@ def ohlcv_indexer():
         execution_timeout=None,
     )(run, summary)
     retried = (
-        task(tasks.retry_ticker, map_index_template="{{ ticker }}", pool=VENDOR_POOL)
+        task(
+            tasks.retry_ticker,
+            map_index_template="{{ ticker }}",
+            pool=VENDOR_POOL,
+            multiple_outputs=False,
+            do_xcom_push=False,
+        )
         .partial(run=run)
         .expand(ticker=to_retry)
     )
-    retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET])(run)
+    retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET], multiple_outputs=False)(run)
 
 
 ohlcv_indexer()

@@ -137,6 +137,10 @@ class KeySpace:
         """Hash: counters of one run (vendor calls, their seconds, rows written), expiring."""
         return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:metrics"
 
+    def run_results(self, run_id: str) -> str:
+        """Hash: ticker → what its task did in one run (written, repaired, fresh, ...), expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:results"
+
     @property
     def runs(self) -> str:
         """Stream: one entry per finished run with its counts, the newest 200 kept."""

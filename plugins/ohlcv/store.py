@@ -369,6 +369,23 @@ class OhlcvStore:
             pipe.expire(key, RUN_METRICS_TTL)
             pipe.execute()
 
+    def record_result(self, run_id: str, code: str, status: str, rows_written: int = 0) -> None:
+        """Record what one ticker's task did in a run (the last answer per ticker counts) and
+        add its rows to the run's counters."""
+        results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(results, validate_ticker(code), status)
+            pipe.expire(results, RUN_METRICS_TTL)
+            pipe.hincrby(metrics, "rows_written", int(rows_written))
+            pipe.expire(metrics, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def run_results(self, run_id: str) -> dict[str, str]:
+        """Ticker → status of every ticker a run's tasks finished (``record_result``)."""
+        return {
+            _text(code): _text(status) for code, status in self.client.hgetall(self.keys.run_results(run_id)).items()
+        }
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         values = self.client.hgetall(self.keys.run_metrics(run_id))
         return {_text(name): float(value) for name, value in values.items()}

@@ -91,3 +91,17 @@ def test_vendor_calls_run_in_the_vendor_pool(dagbag):
         pool = task.partial_kwargs.get("pool") if hasattr(task, "partial_kwargs") else None
         assert (pool or task.pool) == "ohlcv_vendor", task_id
     assert dag.get_task("summarize").pool == "default_pool"
+
+
+def test_a_returned_dict_is_one_xcom_not_one_per_key(dagbag):
+    # With multiple_outputs (inferred from a dict return annotation) every key becomes an
+    # XCom of its own: seven api-server calls per ticker instead of one.
+    dag = dagbag.dags["ohlcv_indexer"]
+    assert {task.task_id: task.multiple_outputs for task in dag.tasks} == dict.fromkeys(dag.task_ids, False)
+
+
+def test_the_per_ticker_tasks_push_no_xcom(dagbag):
+    # thousands of them: their results go to Redis (ohlcv:run:{run_id}:results) instead
+    dag = dagbag.dags["ohlcv_indexer"]
+    for task_id in ("index_ticker", "retry_ticker"):
+        assert dag.get_task(task_id).partial_kwargs["do_xcom_push"] is False, task_id

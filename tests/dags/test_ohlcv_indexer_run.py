@@ -80,6 +80,10 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "ohlcv:universe:synthetic:KRX",  # the listing, asked once per session
         "ohlcv:runs",  # the run log
         "ohlcv:run:manual__2026-11-20T08_23_00+00_00:metrics",  # this run's counters, expiring
+        "ohlcv:run:manual__2026-11-20T08_23_00+00_00:results",  # what each ticker's task did, expiring
+    }
+    assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T08_23_00+00_00:results") == {
+        code.encode(): b"written" for code in codes
     }
     last_updates = {key.decode(): value.decode() for key, value in redis_client.hgetall("ticker:lastUpdateAt").items()}
     assert set(last_updates) == set(codes)
@@ -213,7 +217,7 @@ def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, red
 
     monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
     with pytest.raises(AirflowFailException, match="start_run did not finish"):
-        tasks.summarize(None, None, None, ti=None)
+        tasks.summarize(None, None, ti=None)
     with pytest.raises(AirflowFailException, match="start_run did not finish"):
         tasks.finish_run(None, ti=None, run_id="r")
 
@@ -234,3 +238,15 @@ def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server
     store.begin_run("run-b")
     with pytest.raises(AirflowFailException, match="lost its lock"):
         tasks._hold_lock(store, {"lock_token": "run-a"})
+
+
+def test_a_run_keeps_the_vendor_start_run_chose(redis_client, monkeypatch):
+    """The mapped tasks use the vendor fixed in start_run's result, whatever the configuration
+    says meanwhile: a run never mixes vendors, and tasks do not look the Variable up."""
+    from ohlcv.airflow import tasks
+
+    store = OhlcvStore(redis_client, KeySpace())
+    monkeypatch.setenv("OHLCV_SOURCE", "csv:/nonexistent")
+    source = tasks._source(store, {"source": "synthetic:2"}, "run-a")
+    assert source.name == "synthetic"
+    assert source.list_universe("KRX") == SyntheticSource(2).list_universe("KRX")

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from ohlcv import codec
+from ohlcv.errors import InvalidTicker
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
@@ -204,3 +205,17 @@ def test_last_updates_ignores_a_hash_entry_whose_series_vanished(store, redis_cl
     store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 20)), "synthetic")
     redis_client.delete("ticker:000100")
     assert store.last_updates(["000100"]) == {"000100": None}
+
+
+def test_a_runs_results_keep_the_last_answer_per_ticker_and_expire(store, redis_client):
+    store.record_result("manual__1", "000100", "fresh")
+    store.record_result("manual__1", "000100", "written", rows_written=7)  # the same ticker, run again
+    store.record_result("manual__1", "000200", "no_data")
+    store.record_result("manual__2", "000300", "written", rows_written=3)
+
+    assert store.run_results("manual__1") == {"000100": "written", "000200": "no_data"}
+    assert store.run_metrics("manual__1")["rows_written"] == 7
+    assert store.run_results("manual__3") == {}
+    assert 0 < redis_client.ttl("ohlcv:run:manual__1:results") <= 2 * 86400
+    with pytest.raises(InvalidTicker):
+        store.record_result("manual__1", "bad:key", "written")

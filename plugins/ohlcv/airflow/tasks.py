@@ -18,15 +18,25 @@ log = logging.getLogger(__name__)
 STALE_SESSIONS = 3
 
 
-def _source(store, run_id: str | None = None):
-    """The configured vendor behind the breaker, the call gap and the run's counters."""
+def _source_spec() -> str:
+    """The configured vendor: the Variable ``ohlcv_source``, else ``OHLCV_SOURCE``."""
     from airflow.sdk import Variable
 
-    from ohlcv.sources import from_spec, spec_from_env
+    from ohlcv.sources import spec_from_env
+
+    return Variable.get("ohlcv_source", default=None) or spec_from_env()
+
+
+def _source(store, run: dict[str, Any], run_id: str):
+    """The run's vendor behind the breaker, the call gap and the run's counters.
+
+    ``start_run`` fixes the vendor for the whole run, so a run never mixes vendors and its
+    thousands of mapped tasks do not each look the Variable up.
+    """
+    from ohlcv.sources import from_spec
     from ohlcv.sources.guard import GuardedSource
 
-    spec = Variable.get("ohlcv_source", default=None) or spec_from_env()
-    return GuardedSource(from_spec(spec), store, run_id=run_id)
+    return GuardedSource(from_spec(run.get("source") or _source_spec()), store, run_id=run_id)
 
 
 def _metric(kind: str, name: str, value: float) -> None:
@@ -77,7 +87,10 @@ def _require_run(run: dict[str, Any] | None) -> dict[str, Any]:
 def start_run(**context: Any) -> dict[str, str]:
     """Take the run lock, set ``getOHLCV_isUpdating`` to 1 and fix the run's ``as_of`` session."""
     from ohlcv.calendar import last_complete_session
+    from ohlcv.sources import from_spec
 
+    source = _source_spec()
+    from_spec(source)  # an unknown vendor fails the run here, not in every mapped task
     dag_run = context["dag_run"]
     moment = context.get("data_interval_end") or dag_run.run_after
     as_of = last_complete_session(moment)
@@ -87,7 +100,12 @@ def start_run(**context: Any) -> dict[str, str]:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
     _warn_if_stale(store, as_of)
-    return {"as_of": as_of.isoformat(), "lock_token": started.token, "started_at": dt.datetime.now(dt.UTC).isoformat()}
+    return {
+        "as_of": as_of.isoformat(),
+        "lock_token": started.token,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(),
+        "source": source,
+    }
 
 
 def _warn_if_stale(store, as_of: dt.date) -> None:
@@ -118,7 +136,7 @@ def list_universe(run: dict[str, str], **context: Any) -> list[str]:
 
     params = context["params"]
     store = _store()
-    source = _source(store, context["run_id"])
+    source = _source(store, run, context["run_id"])
     as_of = _as_of(run)
     codes = indexer.universe(store, source, params["universe"], params["tickers"], params["benchmark"], as_of)
     plan = indexer.plan(store, codes, as_of, full_refresh=bool(params["full_refresh"]))
@@ -150,7 +168,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
     as_of = _as_of(run)
     try:
         result = indexer.index_ticker(
-            store, _source(store, run_id), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
+            store, _source(store, run, run_id), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
         )
     except BadOhlcvData as exc:
         store.record_failure(ticker, as_of, f"bad data: {exc}", run_id, retry=False)
@@ -162,21 +180,26 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
         raise
     store.clear_failure(ticker)
-    store.count(run_id, rows_written=result.new_rows)
+    store.record_result(run_id, ticker, result.status, result.new_rows)
     if result.status in (indexer.NO_DATA, indexer.INACTIVE):
         raise AirflowSkipException(f"{ticker}: {result.reason}")
     return result.to_xcom()
 
 
-def summarize(run: dict[str, str], planned: list[str], results: Any, **context: Any) -> dict[str, Any]:
-    """Count what the mapped tasks did, publish the meta keys and return the failed tickers."""
+def summarize(run: dict[str, str], planned: list[str], **context: Any) -> dict[str, Any]:
+    """Count what the mapped tasks did, publish the meta keys and return the failed tickers.
+
+    The tasks' results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not
+    as thousands of XComs one api-server request each.
+    """
     from ohlcv import indexer
 
     run = _require_run(run)
     store = _store()
     _hold_lock(store, run)
     universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
-    summary = indexer.summarize(store, list(universe), list(planned or []), list(results or []), _as_of(run))
+    results = [{"ticker": code, "status": status} for code, status in store.run_results(context["run_id"]).items()]
+    summary = indexer.summarize(store, list(universe), list(planned or []), results, _as_of(run))
     if summary.current:
         store.publish_run(_as_of(run), summary.current)
     log.info(
@@ -217,7 +240,7 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
     try:
-        _source(store, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
+        _source(store, run, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
     except (SourceBlocked, BreakerOpen) as exc:
         raise AirflowFailException(f"not retrying {len(failed)} tickers: {exc}") from exc
     except SourceUnavailable as exc:
