@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: install demo test bench lint format lock clean
+.PHONY: install demo test bench bench-krx lint format lock clean
 
 # Bytecode is compiled at install: Airflow task processes run with -B and would otherwise
 # compile every module they import from source, in every task.
@@ -38,6 +38,10 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/codec.py
 	$(BENCH_VENV)/bin/python benchmarks/cache.py
 	$(BIN)/python benchmarks/repeat_run.py
+
+# ohlcv_indexer over 2,900 synthetic tickers under the real scheduler (about 13 minutes here).
+bench-krx: $(STAMP)
+	$(BIN)/python benchmarks/krx_scale.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,117 +1,125 @@
 """ohlcv_indexer under the real scheduler: api-server, scheduler and dag-processor with
-LocalExecutor on SQLite, a run triggered through the REST API, checked in Redis and through
-the REST API. Every process started here is stopped at the end."""
+LocalExecutor on SQLite and the Airflow settings of docker-compose.yaml, a run triggered
+through the REST API, checked in Redis, through the REST API and in the web UI rendered by
+headless Chromium. Every process started here is stopped at the end."""
 
 from __future__ import annotations
 
-import contextlib
+import html
 import os
-import signal
-import socket
+import re
+import shutil
 import subprocess
-import sys
-import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
-import requests
 
 from ohlcv import codec
 from ohlcv.sources import SyntheticSource
+from tests.e2e.stack import ROOT, compose_settings, running_stack
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(what: str, check, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except requests.RequestException:
-            result = None
-        if result:
-            return result
-        time.sleep(1)
-    raise TimeoutError(f"gave up waiting for {what} after {seconds:.0f} s")
+CODES = [*SyntheticSource(3).list_universe("KRX"), "KS11"]
+#: where the browser check leaves its screenshot (kept by CI as a test artifact)
+ARTIFACTS = Path(os.environ.get("OHLCV_TEST_ARTIFACTS", ROOT / "artifacts"))
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--window-size=1600,1000",
+    # time for the single-page app to fetch and render before the DOM or screenshot is taken
+    "--virtual-time-budget=20000",
+]
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, redis_server):
-    home = tmp_path_factory.mktemp("airflow-scheduler-home")
-    port = _free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-        AIRFLOW__API_AUTH__JWT_SECRET="a-secret-for-this-test-only",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
-        AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-        # only the run this test triggers: no scheduled run competes for the run lock
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
-        AIRFLOW_CONN_OHLCV_REDIS=redis_server.url,
-        OHLCV_SOURCE="synthetic:3",
-        OHLCV_VENDOR_MIN_GAP_SECONDS="0",
-    )
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True)
-    pool = [AIRFLOW, "pools", "set", "ohlcv_vendor", "4", "vendor calls of ohlcv_indexer"]
-    subprocess.run(pool, env=env, check=True, capture_output=True)
-    processes = []
-    for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"]),
-                       ("dag-processor", ["dag-processor"])):  # fmt: skip
-        log = (home / f"{name}.log").open("w")
-        processes.append(
-            subprocess.Popen([AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        )
-    try:
-        yield f"http://127.0.0.1:{port}/api/v2"
-    finally:
-        for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+def stack(tmp_path_factory, redis_server):
+    with running_stack(
+        tmp_path_factory.mktemp("airflow-scheduler-home"), redis_server.url, source="synthetic:3",
+        settings={**compose_settings(), "OHLCV_VENDOR_MIN_GAP_SECONDS": "0"},
+    ) as stack:  # fmt: skip
+        yield stack
 
 
-def test_a_run_triggered_through_the_rest_api_fills_redis_and_labels_tasks_with_tickers(airflow, redis_client):
-    dag = f"{airflow}/dags/ohlcv_indexer"
-    _wait("the DAG to be parsed", lambda: requests.get(dag, timeout=5).status_code == 200, 180)
-    triggered = requests.post(f"{dag}/dagRuns", json={"logical_date": None, "conf": {}}, timeout=10)
-    assert triggered.status_code == 200, triggered.text
-    run_id = triggered.json()["dag_run_id"]
-    assert requests.patch(dag, json={"is_paused": False}, timeout=10).status_code == 200
+@pytest.fixture(scope="module")
+def finished_run(stack, redis_server):
+    """One run triggered through the REST API into an empty cache, waited for; its run id."""
+    redis_server.flush()
+    stack.wait_for_dag()
+    run_id = stack.trigger()
+    assert stack.wait_for_run(run_id, 600) == "success", (stack.home / "scheduler.log").read_text()[-3000:]
+    return run_id
 
-    def finished():
-        state = requests.get(f"{dag}/dagRuns/{run_id}", timeout=5).json()["state"]
-        return state if state in ("success", "failed") else None
 
-    assert _wait("the run to finish", finished, 600) == "success"
-
-    codes = [*SyntheticSource(3).list_universe("KRX"), "KS11"]
-    assert redis_client.get("getOHLCV_isUpdating") == b"0"
-    assert redis_client.exists("ohlcv:lock:run") == 0
-    last = redis_client.get("getOHLCV_lastUpdateAt")
-    assert {code.decode(): day for code, day in redis_client.hgetall("ticker:lastUpdateAt").items()} == {
-        code: last for code in codes
+def test_a_run_triggered_through_the_rest_api_fills_redis_and_labels_tasks_with_tickers(
+    stack, finished_run, redis_server
+):
+    client = redis_server.client()
+    assert client.get("getOHLCV_isUpdating") == b"0"
+    assert client.exists("ohlcv:lock:run") == 0
+    last = client.get("getOHLCV_lastUpdateAt")
+    assert {code.decode(): day for code, day in client.hgetall("ticker:lastUpdateAt").items()} == {
+        code: last for code in CODES
     }
-    for code in codes:
-        assert codec.decode(redis_client.get(f"ticker:{code}")).index[-1].date().isoformat() == last.decode()
+    for code in CODES:
+        assert codec.decode(client.get(f"ticker:{code}")).index[-1].date().isoformat() == last.decode()
 
-    instances = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 100}, timeout=10).json()
-    labels = {ti["rendered_map_index"] for ti in instances["task_instances"] if ti["task_id"] == "index_ticker"}
-    assert labels == set(codes)
+    instances = stack.task_instances(finished_run, "index_ticker")
+    assert {ti["rendered_map_index"] for ti in instances} == set(CODES)
+    # the per-ticker tasks report through Redis, not XCom
+    assert stack.xcom_keys(finished_run, "index_ticker") == set()
+    results = client.hgetall(f"ohlcv:run:{finished_run.replace(':', '_')}:results")
+    assert results == {code.encode(): b"written" for code in CODES}
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.environ.get("OHLCV_REQUIRE_BROWSER"):
+        pytest.fail("Chromium is required here (OHLCV_REQUIRE_BROWSER): apt-get install chromium")
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+
+
+def _render(url: str, *, profile: Path, screenshot: Path | None = None) -> str:
+    """The page at ``url`` after its scripts ran, as Chromium's DOM; optionally a screenshot."""
+    chromium = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    if screenshot:
+        subprocess.run([*chromium, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*chromium, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120)
+    return dom.stdout
+
+
+def _visible_text(dom: str) -> str:
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+def test_the_grid_shows_each_mapped_task_under_its_ticker_in_chromium(stack, finished_run, tmp_path):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    screenshot = ARTIFACTS / "ohlcv_indexer-grid-index_ticker.png"
+    screenshot.unlink(missing_ok=True)
+    run = urllib.parse.quote(finished_run, safe="")
+    url = f"{stack.ui}/dags/ohlcv_indexer/runs/{run}/tasks/index_ticker/mapped"
+
+    dom = _render(url, profile=tmp_path / "chromium", screenshot=screenshot)
+
+    text = _visible_text(dom)
+    # the grid with the DAG's tasks, and the mapped instances listed by ticker
+    for task_id in ("start_run", "index_ticker", "summarize", "finish_run"):
+        assert task_id in text
+    cells = {html.unescape(cell).strip() for cell in re.findall(r">([^<>]{1,40})<", dom)}
+    assert set(CODES) <= cells, f"ticker labels missing from the page: {sorted(set(CODES) - cells)}"
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (
+        int.from_bytes(screenshot.read_bytes()[16:20], "big"),
+        int.from_bytes(screenshot.read_bytes()[20:24], "big"),
+    )
+    assert (width, height) == (1600, 1000)
