@@ -121,9 +121,14 @@ class Stack:
         return requests.get(f"{self.dag}/dagRuns/{run_id}", timeout=30).json()
 
     def wait_for_run(
-        self, run_id: str, seconds: float, progress: Callable[[dict[str, Any]], None] | None = None
+        self,
+        run_id: str,
+        seconds: float,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        every: float = 2,
     ) -> str:
-        """Wait until the run ends; return its state. ``progress`` sees the run every poll."""
+        """Wait until the run ends, asking every ``every`` seconds; return its state.
+        ``progress`` sees the run at every poll."""
 
         def finished():
             state = self.run(run_id)
@@ -131,7 +136,7 @@ class Stack:
                 progress(state)
             return state["state"] if state["state"] in ("success", "failed") else None
 
-        return wait("the run to finish", finished, seconds, every=2)
+        return wait("the run to finish", finished, seconds, every=every)
 
     def task_instances(self, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
         """Every task instance of the run (mapped ones included), page by page."""
