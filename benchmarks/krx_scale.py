@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("OHLCV_VENDOR_MIN_GAP_SECONDS", "0")  # the in-process comparison calls back to back
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
@@ -59,18 +61,17 @@ print(time.perf_counter() - began)
 
 def cpu_seconds() -> float:
     """Busy CPU time of the whole machine so far (all processes, all cores)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-    return busy / os.sysconf("SC_CLK_TCK")
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
 
 
 def process_cpu(pid: int) -> float:
     """CPU seconds used so far by one process (all its threads)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def parse_cost(env: dict[str, str], *, preload: bool) -> float:

@@ -30,6 +30,9 @@ from ohlcv.airflow import tasks
 CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
 #: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
 VENDOR_POOL = "ohlcv_vendor"
+#: the mapped per-ticker tasks: labelled with the ticker, in the vendor pool, reporting through
+#: Redis (ohlcv:run:{run_id}:results) rather than XCom, an api-server request each
+PER_TICKER = {"map_index_template": "{{ ticker }}", "pool": VENDOR_POOL, "do_xcom_push": False}
 # Deployment settings, read when the file is parsed (defaults suit production).
 RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("OHLCV_RETRY_DELAY_SECONDS", "60")))
 POKE_INTERVAL = float(os.environ.get("OHLCV_SOURCE_POKE_SECONDS", "60"))
@@ -66,22 +69,10 @@ WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
     },
 )
 def ohlcv_indexer():
-    # A returned dict is one XCom: Airflow would otherwise push every key as an XCom of its
-    # own. The per-ticker tasks push none: their results go to Redis, where summarize reads
-    # them in one call (an XCom costs each of thousands of tasks an api-server request).
+    # A returned dict is one XCom: Airflow would otherwise push every key as an XCom of its own.
     run = task(tasks.start_run, multiple_outputs=False)()
     planned = task(tasks.list_universe)(run)
-    results = (
-        task(
-            tasks.index_ticker,
-            map_index_template="{{ ticker }}",
-            pool=VENDOR_POOL,
-            multiple_outputs=False,
-            do_xcom_push=False,
-        )
-        .partial(run=run)
-        .expand(ticker=planned)
-    )
+    results = task(tasks.index_ticker, **PER_TICKER).partial(run=run).expand(ticker=planned)
     summary = task(tasks.summarize, trigger_rule="all_done", multiple_outputs=False)(run, planned)
     results >> summary
     to_retry = task.sensor(
@@ -94,17 +85,7 @@ def ohlcv_indexer():
         timeout=WAIT_TIMEOUT,
         execution_timeout=None,
     )(run, summary)
-    retried = (
-        task(
-            tasks.retry_ticker,
-            map_index_template="{{ ticker }}",
-            pool=VENDOR_POOL,
-            multiple_outputs=False,
-            do_xcom_push=False,
-        )
-        .partial(run=run)
-        .expand(ticker=to_retry)
-    )
+    retried = task(tasks.retry_ticker, **PER_TICKER).partial(run=run).expand(ticker=to_retry)
     retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET], multiple_outputs=False)(run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
@@ -31,7 +31,7 @@ INACTIVE_LAG_SESSIONS = 5
 
 @dataclass(frozen=True)
 class TickerResult:
-    """What indexing one ticker did. Travels through XCom as a dict (``asdict``)."""
+    """What indexing one ticker did."""
 
     ticker: str
     status: str
@@ -39,9 +39,6 @@ class TickerResult:
     new_rows: int = 0
     last_date: str | None = None
     reason: str = ""
-
-    def to_xcom(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -176,18 +173,18 @@ def index_ticker(
 
 
 def summarize(
-    store: OhlcvStore, universe_codes: list[str], planned: list[str], results: Iterable[dict | None], as_of: dt.date
+    store: OhlcvStore, universe_codes: list[str], planned: list[str], results: Mapping[str, str], as_of: dt.date
 ) -> RunSummary:
-    """Count what the mapped tasks did; a planned ticker without a result failed."""
-    by_ticker = {result["ticker"]: result for result in results if result}
-    statuses = [result["status"] for result in by_ticker.values()]
-    missing = [code for code in planned if code not in by_ticker]
+    """Count what the mapped tasks did (``results``: code → status, as ``store.run_results``
+    gives them); a planned ticker without a result failed."""
+    statuses = list(results.values())
+    missing = [code for code in planned if code not in results]
     # a ticker found without data is skipped by its task (no result) and recorded inactive
     _, inactive = store.state_of(missing)
     skipped = [code for code in missing if inactive.get(code, {}).get("checked") == as_of.isoformat()]
     failed = [code for code in missing if code not in skipped]
     answered = (WRITTEN, REPAIRED_STATUS, FRESH)
-    served = [code for code in planned if by_ticker.get(code, {}).get("status") in answered]
+    served = [code for code in planned if results.get(code) in answered]
     records = store.failures(failed)
     reasons = {code: records[code]["reason"] for code in failed[:50] if code in records}
     retry = [code for code in failed if records.get(code, {}).get("retry", True)]

@@ -31,7 +31,7 @@ def redis_server_binary() -> str:
     return REDIS_SERVER_PATH
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -56,7 +56,7 @@ class ThrowawayRedis:
         binary = redis_server_binary()
         self._dir = tempfile.TemporaryDirectory(prefix="ohlcv-redis-")
         for _ in range(attempts):
-            self.port = _free_port()
+            self.port = free_port()
             args = [
                 binary,
                 "--port",

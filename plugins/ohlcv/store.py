@@ -308,16 +308,13 @@ class OhlcvStore:
         self.client.hset(self.keys.inactive, validate_ticker(code), json.dumps(record))
 
     def record_failure(self, code: str, as_of: dt.date, reason: str, run_id: str = "", *, retry: bool = True) -> None:
-        """Keep the latest failure of ``code`` (cleared by ``clear_failure``).
+        """Keep the latest failure of ``code`` (cleared by ``record_result``).
 
         :param retry: whether asking the vendor again later in the run can help (not for bad
             data or a block answer)
         """
         record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id, "retry": retry}
         self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
-
-    def clear_failure(self, code: str) -> None:
-        self.client.hdel(self.keys.failures, validate_ticker(code))
 
     def failures(self, codes: list[str]) -> dict[str, dict]:
         """The recorded failures of ``codes`` that have one."""
@@ -370,11 +367,13 @@ class OhlcvStore:
             pipe.execute()
 
     def record_result(self, run_id: str, code: str, status: str, rows_written: int = 0) -> None:
-        """Record what one ticker's task did in a run (the last answer per ticker counts) and
-        add its rows to the run's counters."""
+        """Record what one ticker's task did in a run (the last answer per ticker counts), add
+        its rows to the run's counters and clear its failure record: one round trip."""
+        code = validate_ticker(code)
         results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hset(results, validate_ticker(code), status)
+            pipe.hdel(self.keys.failures, code)
+            pipe.hset(results, code, status)
             pipe.expire(results, RUN_METRICS_TTL)
             pipe.hincrby(metrics, "rows_written", int(rows_written))
             pipe.expire(metrics, RUN_METRICS_TTL)

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from typing import Any
 import requests
 import yaml
 
+from ohlcv.redis_server import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAG_ID = "ohlcv_indexer"
@@ -36,12 +37,6 @@ _CONTAINER_SETTINGS = re.compile(
     r"|AIRFLOW_CONN_.*|OHLCV_SOURCE|OHLCV_KEY_PREFIX"
 )
 _DEFAULT = re.compile(r"\$\{[A-Z0-9_]+:-([^}]*)\}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def compose_settings(path: Path = ROOT / "docker-compose.yaml") -> dict[str, str]:

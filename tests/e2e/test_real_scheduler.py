@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ohlcv import codec
+from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from tests.e2e.stack import ROOT, compose_settings, running_stack
 
@@ -75,7 +76,7 @@ def test_a_run_triggered_through_the_rest_api_fills_redis_and_labels_tasks_with_
     assert {ti["rendered_map_index"] for ti in instances} == set(CODES)
     # the per-ticker tasks report through Redis, not XCom
     assert stack.xcom_keys(finished_run, "index_ticker") == set()
-    results = client.hgetall(f"ohlcv:run:{finished_run.replace(':', '_')}:results")
+    results = client.hgetall(KeySpace().run_results(finished_run))
     assert results == {code.encode(): b"written" for code in CODES}
 
 

@@ -176,11 +176,11 @@ def test_vendor_errors_propagate_for_airflow_to_retry(store):
 def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     source = CountingSource()
     indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
-    results = [indexer.index_ticker(store, source, code, AS_OF).to_xcom() for code in ("000100", "000200", "999990")]
+    results = {code: indexer.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")}
     store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down")
     universe = ["000100", "000200", "000300", "999990", "KS11"]
-    # 000300's task failed: Airflow gives no result for it. KS11 was current and not planned.
-    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], [*results, None], AS_OF)
+    # 000300's task failed: it recorded no result. KS11 was current and not planned.
+    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF)
     assert (summary.universe, summary.planned, summary.written, summary.fresh, summary.no_data) == (5, 4, 1, 1, 1)
     assert summary.failed == ["000300"]
     assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
@@ -203,5 +203,5 @@ def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
 def test_bad_data_and_blocked_failures_are_not_retried_in_the_run(store):
     store.record_failure("000100", AS_OF, "bad data: High < Low", retry=False)
     store.record_failure("000200", AS_OF, "SourceUnavailable: timeout")
-    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], [], AS_OF)
+    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], {}, AS_OF)
     assert (summary.failed, summary.retry) == (["000100", "000200"], ["000200"])

@@ -208,7 +208,9 @@ def test_last_updates_ignores_a_hash_entry_whose_series_vanished(store, redis_cl
 
 
 def test_a_runs_results_keep_the_last_answer_per_ticker_and_expire(store, redis_client):
+    store.record_failure("000100", dt.date(2026, 11, 20), "SourceUnavailable: timeout")
     store.record_result("manual__1", "000100", "fresh")
+    assert store.failures(["000100"]) == {}  # a result clears the ticker's failure
     store.record_result("manual__1", "000100", "written", rows_written=7)  # the same ticker, run again
     store.record_result("manual__1", "000200", "no_data")
     store.record_result("manual__2", "000300", "written", rows_written=3)

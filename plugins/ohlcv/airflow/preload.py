@@ -23,8 +23,6 @@ import airflow.sdk.execution_time.task_runner
 import airflow.timetables.trigger  # noqa: F401
 import jinja2.ext  # noqa: F401
 import pandas as pd
-import pandera.errors
-import pandera.pandas  # noqa: F401
 from airflow.sdk import Asset, Param, dag, task
 
 import ohlcv.airflow.hook
@@ -36,7 +34,6 @@ import ohlcv.sources.csvdir
 import ohlcv.sources.fdr
 import ohlcv.sources.guard
 import ohlcv.sources.synthetic
-import ohlcv.validation
 from ohlcv import calendar, validation
 
 # Built once (about 2 s). It reaches a year past the fork server's start: restart the
@@ -45,7 +42,7 @@ calendar.xkrx()
 # what dags/ohlcv_indexer.py uses (airflow.sdk loads these on first access)
 _ = (Asset, Param, dag, task.sensor, task.python)
 ohlcv.sources.fdr._fdr()  # FinanceDataReader and its Naver reader
-# pandera registers its backends (and imports their modules) on the first validation
+# pandera is imported, and registers its backends, on the first validation
 _days = pd.DatetimeIndex(["2025-01-02", "2025-01-03"], name="Date")
 validation.validate(
     pd.DataFrame({"Open": [10, 11], "High": [12, 12], "Low": [9, 10], "Close": [11, 11], "Volume": [5, 7]}, _days),

@@ -148,7 +148,7 @@ def list_universe(run: dict[str, str], **context: Any) -> list[str]:
     return plan.to_index
 
 
-def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, Any]:
+def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     """Fetch and write one ticker (mapped; the task instance is labelled with the code).
 
     Bad data fails the task without retries (the old cache stays); vendor errors are retried
@@ -179,11 +179,9 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, 
     except Exception as exc:
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
         raise
-    store.clear_failure(ticker)
     store.record_result(run_id, ticker, result.status, result.new_rows)
     if result.status in (indexer.NO_DATA, indexer.INACTIVE):
         raise AirflowSkipException(f"{ticker}: {result.reason}")
-    return result.to_xcom()
 
 
 def summarize(run: dict[str, str], planned: list[str], **context: Any) -> dict[str, Any]:
@@ -198,7 +196,7 @@ def summarize(run: dict[str, str], planned: list[str], **context: Any) -> dict[s
     store = _store()
     _hold_lock(store, run)
     universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
-    results = [{"ticker": code, "status": status} for code, status in store.run_results(context["run_id"]).items()]
+    results = store.run_results(context["run_id"])
     summary = indexer.summarize(store, list(universe), list(planned or []), results, _as_of(run))
     if summary.current:
         store.publish_run(_as_of(run), summary.current)
@@ -252,9 +250,9 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     return PokeReturnValue(is_done=True, xcom_value=failed)
 
 
-def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> dict[str, Any]:
+def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     """Index one ticker that failed in ``index_ticker`` (mapped over the failed tickers only)."""
-    return index_ticker(ticker, run, **context)
+    index_ticker(ticker, run, **context)
 
 
 def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import redis
 
 from ohlcv.airflow.hook import OhlcvRedisHook, parse_bool, parse_db
 from ohlcv.errors import ConfigurationError
-from ohlcv.redis_server import ThrowawayRedis, _free_port, redis_server_binary
+from ohlcv.redis_server import ThrowawayRedis, free_port, redis_server_binary
 
 
 def hook_for(monkeypatch, uri: str) -> OhlcvRedisHook:
@@ -101,7 +101,7 @@ def test_rediss_talks_tls_to_a_tls_server(monkeypatch, tmp_path):
     certificate = authority.issue_cert("127.0.0.1")
     certificate.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
     authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    tls_port = _free_port()
+    tls_port = free_port()
     tls_args = [
         "--tls-port", str(tls_port), "--tls-cert-file", str(tmp_path / "server.pem"),
         "--tls-key-file", str(tmp_path / "server.pem"), "--tls-ca-cert-file", str(tmp_path / "ca.pem"),
