@@ -3,7 +3,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ohlcv.calendar import is_session, last_complete_session, sessions
+from ohlcv.calendar import is_session, last_complete_session, previous_session, sessions
 from ohlcv.errors import InvalidDate
 
 
@@ -11,21 +11,57 @@ def utc(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
+def london(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="Europe/London")
+
+
 @pytest.mark.parametrize(
     ("moment", "expected"),
     [
         (utc("2026-11-24 06:00"), dt.date(2026, 11, 23)),  # Tuesday 15:00 KST: still trading
-        (utc("2026-11-24 06:59"), dt.date(2026, 11, 23)),  # closed at 15:30 KST, not yet settled
-        (utc("2026-11-24 07:00"), dt.date(2026, 11, 24)),  # 16:00 KST: settled
+        (utc("2026-11-24 07:00"), dt.date(2026, 11, 23)),  # 16:00 KST: the after-hours session begins
+        (utc("2026-11-24 09:14:59"), dt.date(2026, 11, 23)),  # 18:14:59 KST: volumes not yet final
+        (utc("2026-11-24 09:15"), dt.date(2026, 11, 24)),  # 18:15 KST: final
         (utc("2026-11-23 00:00"), dt.date(2026, 11, 20)),  # Monday 09:00 KST: Friday
         (utc("2026-11-22 12:00"), dt.date(2026, 11, 20)),  # Sunday
-        (pd.Timestamp("2026-11-24 08:23", tz="Europe/London"), dt.date(2026, 11, 24)),  # the schedule
         (utc("2026-09-26 12:00"), dt.date(2026, 9, 23)),  # Chuseok: 24-26 September 2026
         (utc("2026-01-02 03:00"), dt.date(2025, 12, 30)),  # 31 Dec and 1 Jan are closed
     ],
 )
 def test_last_complete_session(moment, expected):
     assert last_complete_session(moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        # winter, London on GMT (KST - 9 h): the 09:23 run is the first to index the day
+        (london("2026-11-24 08:23"), dt.date(2026, 11, 23)),  # 17:23 KST
+        (london("2026-11-24 09:14"), dt.date(2026, 11, 23)),  # 18:14 KST
+        (london("2026-11-24 09:15"), dt.date(2026, 11, 24)),  # 18:15 KST
+        (london("2026-11-24 09:23"), dt.date(2026, 11, 24)),  # 18:23 KST
+        # summer, London on BST (KST - 8 h): the 10:23 run is the first to index the day
+        (london("2026-07-14 09:23"), dt.date(2026, 7, 13)),  # 17:23 KST
+        (london("2026-07-14 10:14"), dt.date(2026, 7, 13)),  # 18:14 KST
+        (london("2026-07-14 10:15"), dt.date(2026, 7, 14)),  # 18:15 KST
+        (london("2026-07-14 10:23"), dt.date(2026, 7, 14)),  # 18:23 KST
+    ],
+)
+def test_a_session_is_final_after_the_after_hours_session_in_either_london_offset(moment, expected):
+    assert last_complete_session(moment) == expected
+
+
+def test_which_of_the_five_daily_runs_indexes_the_day():
+    """The schedule's runs (23 past 08-12 London) on a Tuesday in winter and in summer."""
+    winter = [last_complete_session(london(f"2026-11-24 {hour:02d}:23")) for hour in range(8, 13)]
+    summer = [last_complete_session(london(f"2026-07-14 {hour:02d}:23")) for hour in range(8, 13)]
+    assert winter == [dt.date(2026, 11, 23)] + [dt.date(2026, 11, 24)] * 4
+    assert summer == [dt.date(2026, 7, 13)] * 2 + [dt.date(2026, 7, 14)] * 3
+
+
+def test_previous_session_skips_weekends_and_holidays():
+    assert previous_session(dt.date(2026, 11, 23)) == dt.date(2026, 11, 20)
+    assert previous_session(dt.date(2026, 9, 28)) == dt.date(2026, 9, 23)  # after Chuseok
 
 
 def test_naive_moment_is_refused():
