@@ -5,14 +5,16 @@ Keeps the daily OHLCV history of every KRX ticker (plus the benchmark index) in 
 the original indexer's key layout, so forward tests read prices from the cache instead of
 downloading them again.
 
-`start_run` → `list_universe` → `index_ticker` (one task per ticker, labelled with its code)
-→ `summarize` → `wait_for_source` → `retry_ticker` (failed tickers only) → `finish_run`.
+`start_run` → `list_universe` → `apply_snapshot` (the market's daily table appended to every
+ticker it continues) → `index_ticker` (one task per ticker whose history is fetched, labelled
+with its code) → `summarize` → `wait_for_source` → `retry_ticker` (failed tickers only) →
+`finish_run`.
 
 * **Schedule**: hourly at :23 from 08:00 to 12:00 Europe/London (the old Jenkins trigger
-  `H H(8-12)/1 * * *`). Each run indexes through the last complete XKRX session at its
-  trigger time (`as_of`).
+  `H H(8-12)/1 * * *`). Each run indexes through the last final XKRX session at its
+  trigger time (`as_of`); a session is final at 18:15 KST, after KRX's after-hours session.
 * **Params**: `tickers` (non-empty replaces the universe), `universe` (KRX, KOSPI, KOSDAQ,
-  KONEX), `benchmark` (index symbols, default KS11), `full_refresh`.
+  KONEX), `benchmark` (index symbols, default KS11), `full_refresh`, `snapshot`.
 * **Configuration**: Redis connection `ohlcv_redis`; vendor from the Variable
   `ohlcv_source` or `OHLCV_SOURCE` (`fdr`, `synthetic[:N]`, `csv:<dir>`).
 """
@@ -66,14 +68,21 @@ WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
         "full_refresh": Param(
             False, type="boolean", description="Fetch every ticker again, even those already current."
         ),
+        "snapshot": Param(
+            True,
+            type="boolean",
+            description="Append the market's daily table (one vendor call) to the tickers it continues; "
+            "false fetches the history of every ticker that is behind.",
+        ),
     },
 )
 def ohlcv_indexer():
     # A returned dict is one XCom: Airflow would otherwise push every key as an XCom of its own.
     run = task(tasks.start_run, multiple_outputs=False)()
-    planned = task(tasks.list_universe)(run)
-    results = task(tasks.index_ticker, **PER_TICKER).partial(run=run).expand(ticker=planned)
-    summary = task(tasks.summarize, trigger_rule="all_done", multiple_outputs=False)(run, planned)
+    plan = task(tasks.list_universe, multiple_outputs=False)(run)
+    handed_on = task(tasks.apply_snapshot)(run, plan)
+    results = task(tasks.index_ticker, **PER_TICKER).partial(run=run).expand(ticker=handed_on)
+    summary = task(tasks.summarize, trigger_rule="all_done", multiple_outputs=False)(run, plan, handed_on)
     results >> summary
     to_retry = task.sensor(
         tasks.wait_for_source,
@@ -86,7 +95,8 @@ def ohlcv_indexer():
         execution_timeout=None,
     )(run, summary)
     retried = task(tasks.retry_ticker, **PER_TICKER).partial(run=run).expand(ticker=to_retry)
-    retried >> task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET], multiple_outputs=False)(run)
+    finish = task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET], multiple_outputs=False)
+    retried >> finish(run, plan, summary)
 
 
 ohlcv_indexer()

@@ -32,6 +32,7 @@ from ohlcv.errors import InvalidDate, NoData, SourceUnavailable
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.sources import Source, from_spec, spec_from_env
 from ohlcv.sources.guard import GuardedSource
+from ohlcv.status import Status
 from ohlcv.store import OhlcvStore, client_from_url
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,7 @@ class OhlcvCache:
             newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
             result = indexer.index_ticker(self.store, self.source, code, newest, full_refresh=True)
             log.info("%s cache miss filled from %s: %s", code, self.source.name, result.status)
-            if result.status == indexer.NO_DATA:
+            if result.status == Status.NO_DATA:
                 raise NoData(f"{code}: {result.reason}")
             if result.last_date is not None and dt.date.fromisoformat(result.last_date) < newest:
                 # the vendor has nothing newer (a halt): let readers stop asking for a while

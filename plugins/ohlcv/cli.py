@@ -56,17 +56,18 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     runs = store.recent_runs(args.runs)
     if runs:
         print("recent runs (newest first):")
-        print(
-            "  as_of       state    planned written repaired fresh no_data failed retries vendor_calls "
-            "vendor_s  rows   duration_s  run_id"
-        )
+        columns = [
+            ("as_of", 10), ("state", 7), ("planned", 7), ("appended", 8), ("handed_on", 9), ("written", 7),
+            ("repaired", 8), ("unchanged", 9), ("skipped_no_data", 7), ("failed", 6), ("retries", 7),
+            ("snapshot_calls", 8), ("history_calls", 7), ("vendor_seconds", 8), ("rows_written", 7),
+            ("duration_seconds", 8),
+        ]  # fmt: skip
+        titles = {"skipped_no_data": "no_data", "snapshot_calls": "snapshot", "history_calls": "history",
+                  "vendor_seconds": "vendor_s", "rows_written": "rows", "duration_seconds": "took_s"}  # fmt: skip
+        print("  " + " ".join(f"{titles.get(name, name):>{width}}" for name, width in columns) + "  run_id")
         for run in runs:
-            print(
-                f"  {run['as_of']}  {run['state']:<7}  {run['planned']:>7} {run['written']:>7} {run['repaired']:>8}"
-                f" {run['fresh']:>5} {run['skipped_no_data']:>7} {run['failed']:>6} {run['retries']:>7}"
-                f" {run['vendor_calls']:>12} {run['vendor_seconds']:>8} {run['rows_written']:>6}"
-                f" {run['duration_seconds']:>10}  {run['run_id']}"
-            )
+            cells = " ".join(f"{run.get(name, '-'):>{width}}" for name, width in columns)
+            print(f"  {cells}  {run['run_id']}")
     return EXIT_OK
 
 

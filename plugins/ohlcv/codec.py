@@ -22,6 +22,8 @@ Nothing in the value is executable, so a shared Redis cannot run code in a reade
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgpack
 import numpy as np
 import pandas as pd
@@ -57,16 +59,21 @@ def encode(frame: pd.DataFrame, source: str = "") -> bytes:
     missing = [name for name in VALUE_COLUMNS if name not in frame.columns]
     if missing:
         raise BadOhlcvData(f"cannot encode: missing columns {missing}")
-    days = frame.index.values.astype("datetime64[D]") - _EPOCH_DAY
+    return encode_arrays(frame.index.values, {name: frame[name].to_numpy() for name in VALUE_COLUMNS}, source)
+
+
+def encode_arrays(dates: np.ndarray, columns: dict[str, np.ndarray], source: str = "") -> bytes:
+    """Encode dates (``datetime64``) and the value columns as OHLCV_STR (the arrays of ``decode_arrays``)."""
+    days = dates.astype("datetime64[D]") - _EPOCH_DAY
     arrays = [days.astype("<i4")]
     for name in VALUE_COLUMNS:
-        values = frame[name].to_numpy()
+        values = np.asarray(columns[name])
         arrays.append(values.astype("<f8") if name == "Change" else _narrowest(values))
     return msgpack.packb(
         {
             "format": FORMAT,
             "version": VERSION,
-            "rows": len(frame),
+            "rows": len(days),
             "source": source,
             "columns": list(COLUMNS),
             "dtypes": [array.dtype.str for array in arrays],
@@ -182,6 +189,12 @@ def decode_header(blob: bytes) -> dict:
     """Every field of an OHLCV_STR value except the column bytes."""
     doc = _unpack(blob)
     return {key: value for key, value in doc.items() if key != "data"}
+
+
+def last_date(blob: bytes) -> dt.date:
+    """The last session of an OHLCV_STR value, without building a frame."""
+    days, _ = _columns(blob)
+    return (_EPOCH_DAY + int(days[-1])).astype(dt.date)
 
 
 def source_of(blob: bytes) -> str:

@@ -156,9 +156,10 @@ class KeySpace:
         """Hash: code -> JSON record of the ticker's latest failure, removed when it next succeeds."""
         return f"{self.prefix}ohlcv:failures"
 
-    def universe(self, source: str, market: str) -> str:
-        """String: JSON listing of ``market`` from ``source`` and the session it was taken on."""
-        return f"{self.prefix}ohlcv:universe:{source}:{market}"
+    def snapshot(self, source: str) -> str:
+        """Hash: ``session``, ``data``: the newest market snapshot from ``source`` (every listed
+        code's OHLCV for one session), asked once per session and serving as the listing."""
+        return f"{self.prefix}ohlcv:snapshot:{source}"
 
     def periods(self, code: str) -> str:
         """Set: the period keys written for ``code``, so a repair deletes them without SCAN."""

@@ -20,16 +20,12 @@ import numpy as np
 import pandas as pd
 
 from ohlcv.errors import BadOhlcvData
+from ohlcv.status import Status
 from ohlcv.validation import PRICE_COLUMNS, canonical
 
 PRICE_RTOL = 1e-3
 PRICE_ATOL = 1.0
 VOLUME_RTOL = 1e-3
-
-NEW = "new"
-APPENDED = "appended"
-UNCHANGED = "unchanged"
-REPAIRED = "repaired"
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,8 @@ class Merge:
     """
 
     frame: pd.DataFrame
-    status: str
+    #: ``written`` (new sessions, or a new ticker), ``unchanged`` or ``repaired``
+    status: Status
     new_rows: int
     first_difference: dt.date | None = None
     ratio: float | None = None
@@ -74,20 +71,20 @@ def first_difference(cached: pd.DataFrame, fresh: pd.DataFrame) -> tuple[dt.date
 def merge(cached: pd.DataFrame | None, fresh: pd.DataFrame) -> Merge:
     """Combine a validated vendor answer with the cached series (None: nothing cached)."""
     if cached is None or cached.empty:
-        return Merge(fresh, NEW, len(fresh))
+        return Merge(fresh, Status.WRITTEN, len(fresh))
     difference = first_difference(cached, fresh)
     if difference is None:
         older = fresh.loc[fresh.index < cached.index[0]]
         newer = fresh.loc[fresh.index > cached.index[-1]]
         if older.empty and newer.empty:
-            return Merge(cached, UNCHANGED, 0)
+            return Merge(cached, Status.UNCHANGED, 0)
         combined = canonical(pd.concat([older, cached, newer]))
         # The cached first row had no previous close; with older rows in front, it has one.
         combined["Change"] = combined["Change"].fillna(fresh["Change"].reindex(combined.index))
-        return Merge(combined, APPENDED, len(newer))
+        return Merge(combined, Status.WRITTEN, len(newer))
     if fresh.index[-1] < cached.index[-1]:
         raise BadOhlcvData(
             f"history changed from {difference[0]} on, but the vendor's answer ends on {fresh.index[-1].date()}, "
             f"before the cache's {cached.index[-1].date()}; not replaced"
         )
-    return Merge(fresh, REPAIRED, int((fresh.index > cached.index[-1]).sum()), difference[0], difference[1])
+    return Merge(fresh, Status.REPAIRED, int((fresh.index > cached.index[-1]).sum()), difference[0], difference[1])

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,7 +25,9 @@ import redis
 from ohlcv import codec
 from ohlcv.errors import ConfigurationError, OhlcvError
 from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
-from ohlcv.merge import REPAIRED, UNCHANGED, merge
+from ohlcv.merge import merge
+from ohlcv.snapshot import Extension, Snapshot
+from ohlcv.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,9 @@ RUN_LOCK_TTL = dt.timedelta(minutes=30)
 WRITE_ATTEMPTS = 10
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
 RUNS_KEPT = 200
+#: series written per transaction by ``extend_many``: large enough to save round trips, small
+#: enough that a concurrent writer rarely forces a batch to start again
+EXTEND_BATCH = 250
 
 # KEYS: run lock, isUpdating, lastUpdateAt. ARGV: token, ttl (ms).
 # Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
@@ -63,11 +69,14 @@ end
 return 0
 """
 
-# KEYS: universe hash. ARGV: as_of (ISO), codes (comma-separated). Never replaces a newer listing.
-_SAVE_UNIVERSE = """
-local current = redis.call('HGET', KEYS[1], 'as_of')
+# KEYS: snapshot hash. ARGV: session (ISO), the snapshot's bytes, the session it was asked for.
+# Never replaces a later session; remembers the latest session a run asked the vendor for.
+_SAVE_SNAPSHOT = """
+local asked = redis.call('HGET', KEYS[1], 'asked')
+if (not asked) or asked < ARGV[3] then redis.call('HSET', KEYS[1], 'asked', ARGV[3]) end
+local current = redis.call('HGET', KEYS[1], 'session')
 if current and current > ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'as_of', ARGV[1], 'codes', ARGV[2])
+redis.call('HSET', KEYS[1], 'session', ARGV[1], 'data', ARGV[2])
 return 1
 """
 
@@ -101,7 +110,7 @@ class RunLocked(OhlcvError):
 class WriteOutcome:
     """What writing a vendor answer did to one ticker's series.
 
-    :param status: ``new``, ``appended``, ``unchanged`` or ``repaired`` (see ``ohlcv.merge``)
+    :param status: ``written``, ``unchanged`` or ``repaired`` (see ``ohlcv.merge``)
     :param last_date: the last session cached for the ticker afterwards
     :param rows: rows cached afterwards
     :param new_rows: sessions added after the previously cached last session
@@ -109,17 +118,13 @@ class WriteOutcome:
     """
 
     ticker: str
-    status: str
+    status: Status
     last_date: dt.date
     rows: int
     new_rows: int = 0
     first_difference: dt.date | None = None
     ratio: float | None = None
     periods_deleted: int = 0
-
-    @property
-    def written(self) -> bool:
-        return self.status != UNCHANGED
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,7 @@ class OhlcvStore:
         self.client = client
         self.keys = keys if keys is not None else KeySpace.from_env()
         self._extend_run = client.register_script(_EXTEND_RUN)
-        self._save_universe = client.register_script(_SAVE_UNIVERSE)
+        self._save_snapshot = client.register_script(_SAVE_SNAPSHOT)
         self._begin_run = client.register_script(_BEGIN_RUN)
         self._publish_run = client.register_script(_PUBLISH_RUN)
         self._release_run = client.register_script(_RELEASE_RUN)
@@ -190,15 +195,15 @@ class OhlcvStore:
                     blob = pipe.get(series_key)
                     result = merge(codec.decode(blob) if blob is not None else None, fresh)
                     last = result.frame.index[-1].date()
-                    if result.status == UNCHANGED:
+                    if result.status == Status.UNCHANGED:
                         pipe.unwatch()
-                        return WriteOutcome(code, UNCHANGED, last, len(result.frame))
-                    periods = list(pipe.smembers(registry)) if result.status == REPAIRED else []
+                        return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
+                    periods = list(pipe.smembers(registry)) if result.status == Status.REPAIRED else []
                     pipe.multi()
                     pipe.set(series_key, codec.encode(result.frame, source))
                     pipe.hset(self.keys.last_update_hash, code, last.isoformat())
                     pipe.hdel(self.keys.inactive, code)
-                    if result.status == REPAIRED:
+                    if result.status == Status.REPAIRED:
                         pipe.delete(registry, *periods)
                     pipe.execute()
                 except redis.WatchError:
@@ -324,18 +329,75 @@ class OhlcvStore:
         values = self.client.hmget(self.keys.failures, codes)
         return {code: json.loads(value) for code, value in zip(codes, values, strict=True) if value}
 
-    def cached_universe(self, source: str, market: str) -> tuple[dt.date, list[str]] | None:
-        """The listing of ``market`` saved by an earlier run, with the session it was taken on."""
-        as_of, codes = self.client.hmget(self.keys.universe(source, market), ["as_of", "codes"])
-        if as_of is None or codes is None:
-            return None
-        return dt.date.fromisoformat(_text(as_of)), [code for code in _text(codes).split(",") if code]
+    def saved_snapshot(self, source: str) -> Snapshot | None:
+        """The newest market snapshot fetched from ``source`` (None: none saved yet)."""
+        blob = self.client.hget(self.keys.snapshot(source), "data")
+        return None if blob is None else Snapshot.from_bytes(blob)
 
-    def save_universe(self, source: str, market: str, as_of: dt.date, codes: list[str]) -> bool:
-        """Save a listing unless a listing from a later session is already saved."""
+    def save_snapshot(self, snapshot: Snapshot, asked: dt.date) -> bool:
+        """Keep ``snapshot``, asked from the vendor for the session ``asked``, for the runs of
+        its session, unless one of a later session is kept."""
+        key = self.keys.snapshot(snapshot.source)
+        args = [snapshot.session.isoformat(), snapshot.to_bytes(), asked.isoformat()]
+        return bool(self._save_snapshot(keys=[key], args=args))
+
+    def snapshot_asked(self, source: str) -> dt.date:
+        """The latest session a run asked ``source`` for its snapshot (``date.min``: never)."""
+        asked = self.client.hget(self.keys.snapshot(source), "asked")
+        return dt.date.fromisoformat(_text(asked)) if asked else dt.date.min
+
+    def extend_many(
+        self,
+        codes: list[str],
+        extend: Callable[[str, bytes | None], Extension],
+        *,
+        run_id: str,
+        status: Status,
+        batch: int = EXTEND_BATCH,
+    ) -> list[Extension]:
+        """Replace many series at once, ``batch`` tickers per optimistic transaction.
+
+        Each batch WATCHes its series keys, reads them in one MGET, lets ``extend`` build each
+        new value from the bytes on the server, and writes every accepted value together with
+        its ``ticker:lastUpdateAt`` entry and the run's result in one MULTI/EXEC. A concurrent
+        write to any key of the batch makes the batch start again from the new bytes. Returns
+        one ``Extension`` per code: the accepted ones with their value, the others with why.
+        """
         codes = [validate_ticker(code) for code in codes]
-        key = self.keys.universe(source, market)
-        return bool(self._save_universe(keys=[key], args=[as_of.isoformat(), ",".join(codes)]))
+        done: list[Extension] = []
+        for start in range(0, len(codes), batch):
+            done += self._extend_batch(codes[start : start + batch], extend, run_id, status)
+        return done
+
+    def _extend_batch(self, codes, extend, run_id: str, status: Status) -> list[Extension]:
+        series = [self.keys.series(code) for code in codes]
+        results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
+        for _ in range(WRITE_ATTEMPTS):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*series)
+                    outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
+                    accepted = [outcome for outcome in outcomes if outcome.blob is not None]
+                    if not accepted:
+                        pipe.unwatch()
+                        return outcomes
+                    pipe.multi()
+                    for outcome in accepted:
+                        pipe.set(self.keys.series(outcome.code), outcome.blob)
+                    names = [outcome.code for outcome in accepted]
+                    days = {outcome.code: codec.last_date(outcome.blob).isoformat() for outcome in accepted}
+                    pipe.hset(self.keys.last_update_hash, mapping=days)
+                    pipe.hdel(self.keys.inactive, *names)
+                    pipe.hdel(self.keys.failures, *names)
+                    pipe.hset(results, mapping=dict.fromkeys(names, str(status)))
+                    pipe.expire(results, RUN_METRICS_TTL)
+                    pipe.hincrby(metrics, "rows_written", len(names))
+                    pipe.expire(metrics, RUN_METRICS_TTL)
+                    pipe.execute()
+                    return outcomes
+                except redis.WatchError:
+                    continue
+        raise OhlcvError(f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series")
 
     def breaker(self) -> str | None:
         """Why the vendor breaker is open, or None while it is closed."""
@@ -349,10 +411,12 @@ class OhlcvStore:
         remaining = self.client.pttl(self.keys.breaker)
         return dt.timedelta(milliseconds=remaining) if remaining > 0 else None
 
-    def count_vendor_call(self, run_id: str, seconds: float) -> None:
+    def count_vendor_call(self, run_id: str, kind: str, seconds: float) -> None:
+        """Count one vendor call of ``kind`` (``history``, ``snapshot``) and its seconds."""
         key = self.keys.run_metrics(run_id)
         with self.client.pipeline(transaction=False) as pipe:
             pipe.hincrby(key, "vendor_calls", 1)
+            pipe.hincrby(key, f"{kind}_calls", 1)
             pipe.hincrbyfloat(key, "vendor_seconds", seconds)
             pipe.expire(key, RUN_METRICS_TTL)
             pipe.execute()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -29,12 +30,15 @@ from ohlcv.errors import BadOhlcvData
 PRICE_COLUMNS: tuple[str, ...] = ("Open", "High", "Low", "Close")
 NUMBER_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "Volume")
 MAX_REASONS = 3
+#: the rules every trading row obeys (halt rows are exempt), by the name a failure reports
 ROW_RULES = {
     "price <= 0 (not a halt row)": lambda f: (f[list(PRICE_COLUMNS)] > 0).all(axis=1),
     "High < max(Open, Close)": lambda f: f["High"] >= f[["Open", "Close"]].max(axis=1),
     "Low > min(Open, Close)": lambda f: f["Low"] <= f[["Open", "Close"]].min(axis=1),
     "High < Low": lambda f: f["High"] >= f["Low"],
 }
+#: a snapshot row's base price (the previous close, as the exchange adjusted it) is positive
+BASE_RULE = "base price (Close - Changes) <= 0"
 
 
 def _narrow(values: pd.Series) -> pd.Series:
@@ -89,6 +93,20 @@ def _numeric(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
+def _row_checks():
+    """``ROW_RULES`` as pandera checks."""
+    import pandera.pandas as pa
+
+    return [pa.Check(lambda f, rule=rule: halt_rows(f) | rule(f), error=name) for name, rule in ROW_RULES.items()]
+
+
+def _numeric_columns(names: tuple[str, ...]) -> dict:
+    import pandera.pandas as pa
+
+    numeric = pa.Check(_numeric, name="numeric", error="not numeric")
+    return {name: pa.Column(None, checks=[numeric], nullable=False) for name in names}
+
+
 @functools.cache
 def _schemas(as_of: dt.date):
     """Two pandera schemas: columns and dates first, then the row rules on frames that passed."""
@@ -100,12 +118,8 @@ def _schemas(as_of: dt.date):
         days = calendar.sessions(index.min().date(), index.max().date()) if len(index) else index
         return pd.Series(index.isin(days), index=index)
 
-    def trading(frame: pd.DataFrame) -> pd.Series:
-        return ~halt_rows(frame)
-
-    numeric = pa.Check(_numeric, name="numeric", error="not numeric")
-    columns = {name: pa.Column(None, checks=[numeric], nullable=False) for name in NUMBER_COLUMNS}
-    columns["Change"] = pa.Column(None, checks=[numeric], nullable=True, required=False)
+    columns = _numeric_columns(NUMBER_COLUMNS)
+    columns["Change"] = pa.Column(None, checks=[pa.Check(_numeric, error="not numeric")], nullable=True, required=False)
     last = pd.Timestamp(as_of)
     shape = pa.DataFrameSchema(
         columns,
@@ -122,23 +136,27 @@ def _schemas(as_of: dt.date):
         checks=[pa.Check(lambda frame: len(frame) > 0, error="no rows")],
         name="OHLCV",
     )
-    rows = pa.DataFrameSchema(
-        {"Volume": pa.Column(None, checks=[pa.Check.ge(0, error="Volume < 0")])},
-        checks=[
-            pa.Check(
-                lambda f: ~trading(f) | (f[list(PRICE_COLUMNS)] > 0).all(axis=1), error="price <= 0 (not a halt row)"
-            ),
-            pa.Check(
-                lambda f: ~trading(f) | (f["High"] >= f[["Open", "Close"]].max(axis=1)), error="High < max(Open, Close)"
-            ),
-            pa.Check(
-                lambda f: ~trading(f) | (f["Low"] <= f[["Open", "Close"]].min(axis=1)), error="Low > min(Open, Close)"
-            ),
-            pa.Check(lambda f: ~trading(f) | (f["High"] >= f["Low"]), error="High < Low"),
-        ],
-        name="OHLCV",
+    return shape, _rows_schema()
+
+
+@functools.cache
+def _rows_schema():
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {"Volume": pa.Column(None, checks=[pa.Check.ge(0, error="Volume < 0")])}, checks=_row_checks(), name="OHLCV"
     )
-    return shape, rows
+
+
+@functools.cache
+def _snapshot_schema():
+    """The snapshot's rows: numbers everywhere, a positive base price, and the history's row rules."""
+    import pandera.pandas as pa
+
+    columns = _numeric_columns((*NUMBER_COLUMNS, "Changes"))
+    columns["Volume"] = pa.Column(None, checks=[pa.Check.ge(0, error="Volume < 0")], nullable=False)
+    base = pa.Check(lambda f: (f["Close"] - f["Changes"]) > 0, error=BASE_RULE)
+    return pa.DataFrameSchema(columns, checks=[*_row_checks(), base], name="snapshot")
 
 
 def _reason(errors) -> str:
@@ -148,7 +166,7 @@ def _reason(errors) -> str:
     for check, group in cases.groupby("check", sort=False):
         first = group.iloc[0]
         named = isinstance(first["column"], str) and first["column"] in (*VALUE_COLUMNS, "Date")
-        column = first["column"] if named and check not in ROW_RULES else ""
+        column = first["column"] if named and check not in (*ROW_RULES, BASE_RULE) else ""
         dates = sorted({pd.Timestamp(day).date() for day in group["index"] if isinstance(day, pd.Timestamp)})
         where = f" on {len(dates)} row{'s' if len(dates) != 1 else ''}, first {dates[0]}" if dates else ""
         value = first["failure_case"]
@@ -177,3 +195,46 @@ def validate(frame: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
         except pandera.errors.SchemaErrors as exc:
             raise BadOhlcvData(_reason(exc)) from None
     return candidate
+
+
+def _numbers_only(values: pd.Series) -> pd.Series:
+    """The values as float64, with NaN for anything that is not a number (text such as
+    ``"78,200"`` is not read as one, as in ``validate``)."""
+    if _numeric(values):
+        return values.astype("float64")
+    return pd.Series(
+        [v if isinstance(v, numbers.Number) and not isinstance(v, bool) else np.nan for v in values],
+        index=values.index,
+        dtype="float64",
+    )
+
+
+def validate_snapshot(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Split a market snapshot (index ``Code``; Open, High, Low, Close, Volume, Changes) into the
+    rows that pass and, for every other code, why it failed.
+
+    Each row is judged on its own, so a bad row costs only its code: values that are not
+    numbers, a code listed twice, a non-positive base price, and the history's row rules.
+    """
+    import pandera.errors
+
+    reasons: dict[str, str] = {}
+    counts = frame.index.value_counts()
+    for code in counts.index[counts > 1]:
+        reasons[code] = f"listed {counts[code]} times in the snapshot"
+    for code in frame.index[frame[list(NUMBER_COLUMNS)].isna().all(axis=1)]:
+        reasons.setdefault(code, "no prices in the snapshot")
+    numbers = pd.DataFrame(
+        {name: _numbers_only(frame[name]) for name in (*NUMBER_COLUMNS, "Changes")}, index=frame.index
+    )
+    for name in numbers.columns:
+        for code in numbers.index[numbers[name].isna()]:
+            reasons.setdefault(code, f"{name} is not a number (value {frame.loc[code, name]!r})")
+    candidates = numbers.loc[~numbers.index.isin(list(reasons))]
+    try:
+        _snapshot_schema().validate(candidates, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        for code, group in exc.failure_cases.groupby("index", sort=False):
+            reasons.setdefault(str(code), "; ".join(dict.fromkeys(group["check"].astype(str))))
+    good = frame.loc[~frame.index.isin(list(reasons))]
+    return pd.DataFrame({name: _narrow(numbers.loc[good.index, name]) for name in numbers.columns}), reasons

@@ -34,7 +34,10 @@ def test_tags_docs_and_retries(dagbag, dag_id):
 
 def test_shape_follows_the_design(dagbag):
     dag = dagbag.dags["ohlcv_indexer"]
-    order = ["start_run", "list_universe", "index_ticker", "summarize", "wait_for_source", "retry_ticker", "finish_run"]
+    order = [
+        "start_run", "list_universe", "apply_snapshot", "index_ticker", "summarize", "wait_for_source", "retry_ticker",
+        "finish_run",
+    ]  # fmt: skip
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
@@ -65,6 +68,7 @@ def test_params_and_their_defaults(dagbag):
     assert params["universe"] == "KRX"
     assert params["benchmark"] == ["KS11"]
     assert params["full_refresh"] is False
+    assert params["snapshot"] is True
 
 
 def test_parsing_the_dag_file_imports_no_data_libraries_and_needs_no_redis():

@@ -13,7 +13,7 @@ from ohlcv.store import OhlcvStore
 from tests.dags import probe
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-TRIGGER = pd.Timestamp("2026-11-20 08:23", tz="Europe/London").to_pydatetime()
+TRIGGER = pd.Timestamp("2026-11-20 09:23", tz="Europe/London").to_pydatetime()
 AS_OF = b"2026-11-20"
 pytestmark = pytest.mark.dagrun
 
@@ -28,15 +28,20 @@ def run_dag(airflow_db, redis_server, redis_client, monkeypatch):
     SyntheticSource.calls.clear()
     SyntheticSource.call_log.clear()
 
-    def run(source: str, retries: int | None = None):
+    def run(source: str, retries: int | None = None, moment: dt.datetime = TRIGGER, conf: dict | None = None):
         monkeypatch.setenv("OHLCV_SOURCE", source)
         dag = DagBag(dag_folder=str(DAGS)).dags["ohlcv_indexer"]
         if retries is not None:
             for task in dag.tasks:
                 task.retries = retries
-        return dag.test(run_after=TRIGGER, logical_date=TRIGGER)
+        return dag.test(run_after=moment, logical_date=moment, run_conf=conf)
 
     return run
+
+
+def mapped_codes(dag_run) -> list[str]:
+    """The tickers of the run's mapped index_ticker instances, by their labels."""
+    return sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker")
 
 
 def history_calls(code: str | None = None) -> int:
@@ -111,8 +116,12 @@ def test_a_ticker_that_keeps_failing_turns_the_run_red_naming_it_and_notifies_on
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
 
 
-def test_a_delisted_ticker_is_skipped_with_its_reason_and_the_run_stays_green(run_dag, redis_client):
-    dag_run = run_dag("synthetic:4?delisted=000300:2026-10-30")
+def test_a_delisted_ticker_leaves_the_listing_and_named_by_hand_is_skipped_with_its_reason(run_dag, redis_client):
+    listed = run_dag("synthetic:4?delisted=000300:2026-10-30")
+    assert listed.state == "success"
+    assert mapped_codes(listed) == ["000100", "000200", "000400", "KS11"]  # the market snapshot no longer lists it
+    named = {"tickers": ["000100", "000200", "000300", "000400"]}
+    dag_run = run_dag("synthetic:4?delisted=000300:2026-10-30", moment=TRIGGER + dt.timedelta(hours=1), conf=named)
     assert dag_run.state == "success"
     states = {ti.map_index: ti.state for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker"}
     assert sorted(states.values()).count("skipped") == 1

@@ -65,8 +65,8 @@ def snapshot(client) -> dict[bytes, bytes]:
 
 
 def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
-    # Friday 20 November 2026, 08:23 in London = 17:23 in Seoul: that day's session is complete.
-    dag_run = run_dag("synthetic:8", pd.Timestamp("2026-11-20 08:23", tz=LONDON).to_pydatetime())
+    # Friday 20 November 2026, 09:23 in London = 18:23 in Seoul: that day's session is final.
+    dag_run = run_dag("synthetic:8", pd.Timestamp("2026-11-20 09:23", tz=LONDON).to_pydatetime())
     assert dag_run.state == "success"
 
     source = SyntheticSource(8)
@@ -77,12 +77,12 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "getOHLCV_isUpdating",
         "getOHLCV_lastUpdateAt",
         "getOHLCV_lastUpdateCount",
-        "ohlcv:universe:synthetic:KRX",  # the listing, asked once per session
+        "ohlcv:snapshot:synthetic",  # the market snapshot (also the listing), asked once per session
         "ohlcv:runs",  # the run log
-        "ohlcv:run:manual__2026-11-20T08_23_00+00_00:metrics",  # this run's counters, expiring
-        "ohlcv:run:manual__2026-11-20T08_23_00+00_00:results",  # what each ticker's task did, expiring
+        "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
+        "ohlcv:run:manual__2026-11-20T09_23_00+00_00:results",  # what each ticker's task did, expiring
     }
-    assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T08_23_00+00_00:results") == {
+    assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:results") == {
         code.encode(): b"written" for code in codes
     }
     last_updates = {key.decode(): value.decode() for key, value in redis_client.hgetall("ticker:lastUpdateAt").items()}
@@ -130,12 +130,12 @@ def test_a_ticker_that_keeps_failing_turns_the_run_red_and_frees_the_lock(run_da
 
 def test_a_repeat_run_makes_no_vendor_call_and_maps_no_ticker(run_dag, redis_client):
     SyntheticSource.calls.clear()
-    first = run_dag("synthetic:6", at("2026-11-20 08:23"))
+    first = run_dag("synthetic:6", at("2026-11-20 09:23"))
     assert mapped(first, "index_ticker") == 7
     assert vendor_calls() == 8  # the counter sees the tasks' calls: one listing, seven histories
     before = snapshot(redis_client)
     SyntheticSource.calls.clear()
-    again = run_dag("synthetic:6", at("2026-11-20 09:23"))
+    again = run_dag("synthetic:6", at("2026-11-20 10:23"))
     assert again.state == "success"
     assert vendor_calls() == 0
     assert mapped(again, "index_ticker") == 0
@@ -144,7 +144,7 @@ def test_a_repeat_run_makes_no_vendor_call_and_maps_no_ticker(run_dag, redis_cli
 
 
 def test_runs_on_a_krx_holiday_or_a_saturday_make_no_vendor_call(run_dag, redis_client):
-    assert run_dag("synthetic:4", at("2026-09-23 08:23")).state == "success"  # the eve of Chuseok
+    assert run_dag("synthetic:4", at("2026-09-23 10:23")).state == "success"  # the eve of Chuseok (BST)
     for moment in ("2026-09-24 08:23", "2026-09-25 11:23", "2026-09-26 12:23"):  # Chuseok, then Saturday
         SyntheticSource.calls.clear()
         dag_run = run_dag("synthetic:4", at(moment))
@@ -156,12 +156,12 @@ def test_runs_on_a_krx_holiday_or_a_saturday_make_no_vendor_call(run_dag, redis_
 
 def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag, redis_client):
     plain = SyntheticSource(4)
-    assert run_dag("synthetic:4", at("2026-11-13 08:23")).state == "success"
+    assert run_dag("synthetic:4", at("2026-11-13 09:23")).state == "success"
     store = OhlcvStore(redis_client, KeySpace())
     for code in ("000100", "000200"):
         frame = plain.history(code, dt.date(2026, 1, 2), dt.date(2026, 6, 30))
         store.write_period(code, "2026-01-02", "2026-06-30", frame, "synthetic", dt.timedelta(days=1))
-    dag_run = run_dag("synthetic:4?split=000100:2026-11-16:50", at("2026-11-20 08:23"))
+    dag_run = run_dag("synthetic:4?split=000100:2026-11-16:50", at("2026-11-20 09:23"))
     assert dag_run.state == "success"
     split = SyntheticSource(4, splits={"000100": (dt.date(2026, 11, 16), 50)})
     cached = codec.decode(redis_client.get("ticker:000100"))
@@ -176,20 +176,20 @@ def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag,
 
 
 def test_a_backfill_for_an_older_date_leaves_every_key_byte_identical(run_dag, redis_client):
-    assert run_dag("synthetic:4", at("2026-11-20 08:23")).state == "success"
+    assert run_dag("synthetic:4", at("2026-11-20 09:23")).state == "success"
     before = snapshot(redis_client)
     SyntheticSource.calls.clear()
-    backfill = run_dag("synthetic:4", at("2026-11-13 08:23"))
+    backfill = run_dag("synthetic:4", at("2026-11-13 09:23"))
     assert backfill.state == "success"
     assert vendor_calls() == 0
     assert snapshot(redis_client) == before
 
 
 def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run_dag, redis_client):
-    assert run_dag("synthetic:3", at("2026-11-13 08:23")).state == "success"
+    assert run_dag("synthetic:3", at("2026-11-13 09:23")).state == "success"
     before = redis_client.get("ticker:000200")
     SyntheticSource.calls.clear()
-    dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 08:23"), retries=0)
+    dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 09:23"), retries=0)
     assert dag_run.state == "failed"
     assert SyntheticSource.calls["history", "000200"] == 1  # bad data is not fetched again in the run
     assert redis_client.get("ticker:000200") == before
@@ -199,7 +199,7 @@ def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run
 
 
 def test_a_failure_before_summarize_still_frees_the_lock(run_dag, redis_client):
-    dag_run = run_dag("synthetic:3", at("2026-11-20 08:23"), conf={"tickers": ["1:*"]}, retries=0)
+    dag_run = run_dag("synthetic:3", at("2026-11-20 09:23"), conf={"tickers": ["1:*"]}, retries=0)
     assert dag_run.state == "failed"
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances() if ti.map_index < 0}
     assert states["list_universe"] == "failed"
@@ -217,9 +217,9 @@ def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, red
 
     monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
     with pytest.raises(AirflowFailException, match="start_run did not finish"):
-        tasks.summarize(None, None, ti=None)
+        tasks.summarize(None, None, None, ti=None)
     with pytest.raises(AirflowFailException, match="start_run did not finish"):
-        tasks.finish_run(None, ti=None, run_id="r")
+        tasks.finish_run(None, None, None, ti=None, run_id="r")
 
 
 def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server, redis_client, monkeypatch):
@@ -249,4 +249,75 @@ def test_a_run_keeps_the_vendor_start_run_chose(redis_client, monkeypatch):
     monkeypatch.setenv("OHLCV_SOURCE", "csv:/nonexistent")
     source = tasks._source(store, {"source": "synthetic:2"}, "run-a")
     assert source.name == "synthetic"
-    assert source.list_universe("KRX") == SyntheticSource(2).list_universe("KRX")
+    assert source.snapshot(dt.date(2026, 11, 20)).codes() == SyntheticSource(2).list_universe("KRX")
+
+
+def mapped_codes(dag_run, task_id: str = "index_ticker") -> list[str]:
+    """The tickers of the run's mapped instances of ``task_id``, by their labels in the UI."""
+    return sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == task_id)
+
+
+def last_run(client) -> dict[str, str]:
+    return OhlcvStore(client, KeySpace()).recent_runs(1)[0]
+
+
+def test_a_normal_day_appends_the_snapshot_and_fetches_only_histories_that_changed(run_dag, redis_client, caplog):
+    assert run_dag("synthetic:20", at("2026-11-19 10:23")).state == "success"
+    caplog.clear()
+    dag_run = run_dag("synthetic:20?split=000100:2026-11-20:50", at("2026-11-20 10:23"))
+    assert dag_run.state == "success"
+    assert mapped_codes(dag_run) == ["000100", "KS11"]  # the split (base price moved) and the index
+    record = last_run(redis_client)
+    assert (record["appended"], record["handed_on"], record["written"], record["repaired"]) == ("19", "2", "1", "1")
+    assert (record["snapshot_calls"], record["history_calls"]) == ("1", "2")
+    assert any(
+        message.startswith("000100: base price ") and "(ratio 0.02): history refetched" in message
+        for message in caplog.messages
+    )
+    assert "19 tickers appended from the 2026-11-20 snapshot, 2 handed on to index_ticker" in " ".join(caplog.messages)
+    split = SyntheticSource(20, splits={"000100": (dt.date(2026, 11, 20), 50)})
+    for code in [*split.list_universe("KRX"), "KS11"]:  # the same series a full history fetch would store
+        assert redis_client.get(f"ticker:{code}") == codec.encode(
+            split.history(code, None, dt.date(2026, 11, 20)), "synthetic"
+        ), code
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
+
+
+@pytest.mark.parametrize(
+    ("source", "conf", "reason"),
+    [
+        ("synthetic:5?snapshot_lag=1", None, "the vendor's latest snapshot is of 2026-11-19, not 2026-11-20"),
+        ("synthetic:5", {"snapshot": False}, "the snapshot is turned off for this run"),
+    ],
+)
+def test_without_a_usable_snapshot_every_ticker_fetches_its_history(
+    run_dag, redis_client, caplog, source, conf, reason
+):
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    caplog.clear()
+    dag_run = run_dag(source, at("2026-11-20 10:23"), conf=conf)
+    assert dag_run.state == "success"
+    assert len(mapped_codes(dag_run)) == 6
+    assert last_run(redis_client)["appended"] == "0"
+    assert any(f"5 tickers {reason}: " in message for message in caplog.messages)
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
+
+
+def test_full_refresh_fetches_every_history_even_on_a_normal_day(run_dag, redis_client):
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    dag_run = run_dag("synthetic:5", at("2026-11-20 10:23"), conf={"full_refresh": True})
+    assert dag_run.state == "success"
+    assert len(mapped_codes(dag_run)) == 6
+    assert last_run(redis_client)["appended"] == "0"
+
+
+def test_an_outage_of_the_snapshot_call_is_retried_and_marks_no_ticker_inactive(run_dag, redis_client, monkeypatch):
+    monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    SyntheticSource.calls.clear()  # the switch counts this process's calls
+    dag_run = run_dag("synthetic:5?snapshot_down=1", at("2026-11-20 10:23"))
+    assert dag_run.state == "success"
+    tries = {ti.task_id: ti.try_number for ti in dag_run.get_task_instances() if ti.map_index < 0}
+    assert tries["list_universe"] == 2
+    assert mapped_codes(dag_run) == ["KS11"]
+    assert redis_client.hlen("ohlcv:inactive") == 0

@@ -89,17 +89,24 @@ def test_help_is_there_for_every_command(capsys):
 def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
     store.open_breaker("synthetic vendor: HTTP 429", dt.timedelta(hours=1))
     record = {
-        "run_id": "scheduled__2026-11-20", "as_of": "2026-11-20", "state": "success", "planned": 3, "written": 3,
-        "repaired": 0, "fresh": 0, "skipped_no_data": 0, "failed": 0, "retries": 1, "vendor_calls": 5,
-        "vendor_seconds": 0.4, "rows_written": 120, "duration_seconds": 33.0,
+        "run_id": "scheduled__2026-11-20", "as_of": "2026-11-20", "state": "success", "planned": 2903,
+        "appended": 2897, "handed_on": 6, "written": 2, "repaired": 4, "unchanged": 0, "skipped_no_data": 0,
+        "failed": 0, "retries": 1, "vendor_calls": 7, "snapshot_calls": 1, "history_calls": 6,
+        "vendor_seconds": 0.4, "rows_written": 2903, "duration_seconds": 33.0,
     }  # fmt: skip
     store.record_run(record)
     assert cli.main(["--redis-url", filled, "status"]) == 0
     out = capsys.readouterr().out
     assert "vendor breaker            OPEN, closes in" in out
     assert "HTTP 429" in out
-    assert "scheduled__2026-11-20" in out
-    assert "2026-11-20  success" in out
+    header, row = out.split("recent runs (newest first):\n")[1].splitlines()[:2]
+    shown = dict(zip(header.split()[:-1], row.split()[:-1], strict=True))
+    assert shown == {
+        "as_of": "2026-11-20", "state": "success", "planned": "2903", "appended": "2897", "handed_on": "6",
+        "written": "2", "repaired": "4", "unchanged": "0", "no_data": "0", "failed": "0", "retries": "1",
+        "snapshot": "1", "history": "6", "vendor_s": "0.4", "rows": "2903", "took_s": "33.0",
+    }  # fmt: skip
+    assert row.split()[-1] == "scheduled__2026-11-20"
 
 
 def test_a_blocked_vendor_is_exit_code_4(filled, store, monkeypatch, capsys):

@@ -6,6 +6,7 @@ from ohlcv import codec, indexer
 from ohlcv.errors import BadOhlcvData, InvalidTicker, NoData, SourceUnavailable
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.synthetic import BAD_KINDS
+from ohlcv.status import Status
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -18,9 +19,9 @@ class CountingSource(SyntheticSource):
         self.asked = []
         self.failing = set(failing)
 
-    def list_universe(self, market):
-        self.asked.append(("listing", market))
-        return super().list_universe(market)
+    def snapshot(self, session):
+        self.asked.append(("snapshot", session))
+        return super().snapshot(session)
 
     def history(self, code, start, end):
         self.asked.append(code)
@@ -39,9 +40,9 @@ def test_the_listing_is_asked_once_per_session(store):
     indexer.universe(store, source, "KRX", [], [], AS_OF)
     indexer.universe(store, source, "KRX", [], [], AS_OF)
     indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 13))  # a backfill uses the newer listing
-    assert source.asked == [("listing", "KRX")]
+    assert source.asked == [("snapshot", AS_OF)]
     indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 23))
-    assert source.asked == [("listing", "KRX")] * 2
+    assert source.asked == [("snapshot", AS_OF), ("snapshot", dt.date(2026, 11, 23))]
 
 
 def test_explicit_tickers_replace_the_listing_and_are_deduplicated(store):
@@ -70,7 +71,7 @@ def test_plan_maps_only_tickers_that_are_not_current(store):
 
 def test_tickers_without_data_are_skipped_for_a_week_then_asked_again(store):
     source = CountingSource(3)
-    assert indexer.index_ticker(store, source, "999990", AS_OF).status == indexer.NO_DATA
+    assert indexer.index_ticker(store, source, "999990", AS_OF).status == Status.NO_DATA
     assert indexer.plan(store, ["999990"], AS_OF).to_index == []
     assert indexer.plan(store, ["999990"], AS_OF + indexer.INACTIVE_RECHECK).to_index == ["999990"]
 
@@ -78,11 +79,11 @@ def test_tickers_without_data_are_skipped_for_a_week_then_asked_again(store):
 def test_index_ticker_writes_then_skips_the_vendor_when_current(store):
     source = CountingSource()
     first = indexer.index_ticker(store, source, "000100", AS_OF)
-    assert (first.status, first.last_date) == (indexer.WRITTEN, "2026-11-20")
+    assert (first.status, first.last_date) == (Status.WRITTEN, "2026-11-20")
     assert first.rows == first.new_rows == len(source.history("000100", None, AS_OF))
     source.asked.clear()
     second = indexer.index_ticker(store, source, "000100", AS_OF)
-    assert second.status == indexer.FRESH
+    assert second.status == Status.CURRENT
     assert source.asked == []
 
 
@@ -90,7 +91,7 @@ def test_a_later_run_appends_only_new_sessions(store):
     source = SyntheticSource(3)
     indexer.index_ticker(store, source, "000100", dt.date(2026, 11, 13))
     result = indexer.index_ticker(store, source, "000100", AS_OF)
-    assert (result.status, result.new_rows) == (indexer.WRITTEN, 5)
+    assert (result.status, result.new_rows) == (Status.WRITTEN, 5)
 
 
 def test_full_refresh_asks_the_vendor_again(store):
@@ -121,7 +122,7 @@ def test_a_split_repairs_the_series_and_deletes_its_period_keys(store, redis_cli
     other_before = redis_client.get("ticker:000200")
     split = SyntheticSource(3, splits={"000100": (dt.date(2026, 11, 16), 50)})
     result = indexer.index_ticker(store, split, "000100", AS_OF)
-    assert result.status == indexer.REPAIRED_STATUS
+    assert result.status == Status.REPAIRED
     assert codec.decode(redis_client.get("ticker:000100")).equals(split.history("000100", None, AS_OF))
     assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30", "ohlcv:periods:000100") == 0
     assert redis_client.get("ticker:000200") == other_before
@@ -141,7 +142,7 @@ def test_each_kind_of_bad_frame_is_rejected_and_the_cache_is_left_alone(store, r
 
 def test_halt_rows_are_accepted(store):
     source = SyntheticSource(3, halts={"000300": [(dt.date(2026, 11, 9), dt.date(2026, 11, 11))]})
-    assert indexer.index_ticker(store, source, "000300", AS_OF).status == indexer.WRITTEN
+    assert indexer.index_ticker(store, source, "000300", AS_OF).status == Status.WRITTEN
     cached = store.read_series("000300")
     assert cached.loc["2026-11-10", ["Open", "High", "Low", "Volume"]].tolist() == [0, 0, 0, 0]
 
@@ -155,14 +156,14 @@ def test_a_ticker_far_behind_as_of_is_recorded_inactive(store):
             return super().history(code, start, dt.date(2026, 10, 30))
 
     result = indexer.index_ticker(store, Delisted(3), "000100", AS_OF)
-    assert result.status == indexer.INACTIVE
+    assert result.status == Status.INACTIVE
     assert "delisted or halted" in result.reason
     assert indexer.plan(store, ["000100"], AS_OF).to_index == []
 
 
 def test_no_data_is_a_result_not_an_error(store):
     result = indexer.index_ticker(store, CountingSource(), "999990", AS_OF)
-    assert result.status == indexer.NO_DATA
+    assert result.status == Status.NO_DATA
     assert "999990" in result.reason
     assert store.read_series("999990") is None
 
@@ -181,7 +182,7 @@ def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     universe = ["000100", "000200", "000300", "999990", "KS11"]
     # 000300's task failed: it recorded no result. KS11 was current and not planned.
     summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF)
-    assert (summary.universe, summary.planned, summary.written, summary.fresh, summary.no_data) == (5, 4, 1, 1, 1)
+    assert (summary.universe, summary.planned, summary.written, summary.unchanged, summary.no_data) == (5, 4, 1, 0, 1)
     assert summary.failed == ["000300"]
     assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
     assert summary.current == 2

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from ohlcv.errors import BadOhlcvData
-from ohlcv.merge import APPENDED, NEW, REPAIRED, UNCHANGED, first_difference, merge
+from ohlcv.merge import first_difference, merge
 from ohlcv.sources import SyntheticSource
+from ohlcv.status import Status
 
 SOURCE = SyntheticSource(3)
 
@@ -15,28 +16,28 @@ def history(code="000200", start=None, end=dt.date(2026, 11, 20), **switches):
     return source.history(code, start, end)
 
 
-def test_nothing_cached_is_new():
+def test_nothing_cached_writes_every_row():
     fresh = history()
     result = merge(None, fresh)
-    assert (result.status, result.new_rows) == (NEW, len(fresh))
+    assert (result.status, result.new_rows) == (Status.WRITTEN, len(fresh))
 
 
 def test_agreeing_answer_appends_only_the_new_sessions():
     cached = history(end=dt.date(2026, 11, 13))
     result = merge(cached, history(start=dt.date(2026, 1, 1)))  # a vendor window shorter than the cache
-    assert (result.status, result.new_rows) == (APPENDED, 5)
+    assert (result.status, result.new_rows) == (Status.WRITTEN, 5)
     pd.testing.assert_frame_equal(result.frame, history())  # old rows kept, new rows added
 
 
 def test_same_answer_changes_nothing():
-    assert merge(history(), history()).status == UNCHANGED
+    assert merge(history(), history()).status == Status.UNCHANGED
 
 
 def test_split_is_a_repair_with_the_first_date_and_ratio():
     cached = history("000100", end=dt.date(2026, 11, 13))
     fresh = history("000100", splits={"000100": (dt.date(2026, 11, 16), 50)})
     result = merge(cached, fresh)
-    assert result.status == REPAIRED
+    assert result.status == Status.REPAIRED
     assert result.first_difference == cached.index[0].date()
     assert result.ratio == pytest.approx(1 / 50, rel=0.01)
     pd.testing.assert_frame_equal(result.frame, fresh)
@@ -72,5 +73,5 @@ def test_an_agreeing_answer_with_older_sessions_extends_the_cache_backwards():
     """A narrow window cached first must not make a later full history look 'unchanged'."""
     cached = history(start=dt.date(2026, 1, 1))
     result = merge(cached, history(end=dt.date(2026, 11, 13)))
-    assert result.status == APPENDED
+    assert (result.status, result.new_rows) == (Status.WRITTEN, 0)
     pd.testing.assert_frame_equal(result.frame, history())

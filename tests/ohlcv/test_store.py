@@ -11,6 +11,7 @@ from ohlcv import codec
 from ohlcv.errors import InvalidTicker
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
+from ohlcv.status import Status
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 SOURCE = SyntheticSource(5)
@@ -23,7 +24,7 @@ def series(code: str, end: dt.date) -> pd.DataFrame:
 def test_series_and_last_update_are_written_together(store, redis_client):
     frame = series("000100", dt.date(2026, 11, 20))
     outcome = store.write_series("000100", frame, "synthetic")
-    assert outcome.written
+    assert outcome.status == Status.WRITTEN
     assert outcome.rows == len(frame)
     assert outcome.last_date == dt.date(2026, 11, 20)
     pd.testing.assert_frame_equal(codec.decode(redis_client.get("ticker:000100")), frame)
@@ -42,7 +43,7 @@ def test_an_older_series_never_replaces_a_newer_one(store, redis_client):
     store.write_series("000100", series("000100", dt.date(2026, 11, 20)), "synthetic")
     before = redis_client.get("ticker:000100")
     outcome = store.write_series("000100", series("000100", dt.date(2026, 6, 30)), "synthetic")
-    assert not outcome.written
+    assert outcome.status == Status.UNCHANGED
     assert outcome.last_date == dt.date(2026, 11, 20)
     assert redis_client.get("ticker:000100") == before
     assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"

@@ -55,6 +55,12 @@ def _store():
     return OhlcvRedisHook().get_store()
 
 
+def _source_name(run: dict[str, Any]) -> str:
+    from ohlcv.sources import from_spec
+
+    return from_spec(run.get("source") or _source_spec()).name
+
+
 def _as_of(run: dict[str, Any]) -> dt.date:
     return dt.date.fromisoformat(run["as_of"])
 
@@ -127,10 +133,11 @@ def _warn_if_stale(store, as_of: dt.date) -> None:
         )  # fmt: skip
 
 
-def list_universe(run: dict[str, str], **context: Any) -> list[str]:
-    """Plan the run: the universe (pushed as XCom ``universe``) and the tickers not yet current.
+def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
+    """Plan the run: the universe, the tickers not yet current, and those one session behind.
 
-    Returns the tickers ``index_ticker`` maps over; a repeat run with nothing new returns [].
+    Asks the vendor for the market snapshot at most once per session (it is also the
+    listing), and only when a listing is needed or a ticker is one session behind.
     """
     from ohlcv import indexer
 
@@ -138,14 +145,38 @@ def list_universe(run: dict[str, str], **context: Any) -> list[str]:
     store = _store()
     source = _source(store, run, context["run_id"])
     as_of = _as_of(run)
-    codes = indexer.universe(store, source, params["universe"], params["tickers"], params["benchmark"], as_of)
-    plan = indexer.plan(store, codes, as_of, full_refresh=bool(params["full_refresh"]))
-    context["ti"].xcom_push(key="universe", value=plan.universe)
-    log.info(
-        "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index",
-        as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
+    plan = indexer.prepare(
+        store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
+        full_refresh=bool(params["full_refresh"]), snapshot=bool(params["snapshot"]),
     )  # fmt: skip
-    return plan.to_index
+    log.info(
+        "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index, "
+        "%d of them one session behind",
+        as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
+        len(plan.one_behind),
+    )  # fmt: skip
+    return plan.to_xcom()
+
+
+def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) -> list[str]:
+    """Append the market snapshot's row to every ticker it continues (one batch of writes, no
+    history fetched); return the tickers ``index_ticker`` fetches the history of, each with
+    its reason in this task's log."""
+    from ohlcv import indexer
+
+    store = _store()
+    _hold_lock(store, run)
+    planned = indexer.Plan(**plan)
+    snapshot = store.saved_snapshot(_source_name(run)) if planned.one_behind else None
+    result = indexer.apply_snapshot(
+        store, snapshot, planned, context["run_id"], use=bool(context["params"]["snapshot"])
+    )
+    log.info(
+        "as of %s: %d tickers appended from the %s snapshot, %d handed on to index_ticker",
+        planned.as_of, len(result.appended), result.session or "(unused)", len(result.handed_on),
+    )  # fmt: skip
+    indexer.log_handed_on(result)
+    return result.to_fetch
 
 
 def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
@@ -158,6 +189,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
 
     from ohlcv import indexer
     from ohlcv.errors import BadOhlcvData, BreakerOpen, SourceBlocked
+    from ohlcv.status import WITHOUT_DATA
 
     context["ticker"] = ticker
     run_id = context["run_id"]
@@ -180,38 +212,40 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
         raise
     store.record_result(run_id, ticker, result.status, result.new_rows)
-    if result.status in (indexer.NO_DATA, indexer.INACTIVE):
+    if result.status in WITHOUT_DATA:
         raise AirflowSkipException(f"{ticker}: {result.reason}")
 
 
-def summarize(run: dict[str, str], planned: list[str], **context: Any) -> dict[str, Any]:
-    """Count what the mapped tasks did, publish the meta keys and return the failed tickers.
+def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], **context: Any) -> dict[str, Any]:
+    """Count what the snapshot step and the mapped tasks did, publish the meta keys and
+    return the failed tickers.
 
-    The tasks' results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not
-    as thousands of XComs one api-server request each.
+    The results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not as
+    thousands of XComs one api-server request each.
     """
     from ohlcv import indexer
 
     run = _require_run(run)
     store = _store()
     _hold_lock(store, run)
-    universe = context["ti"].xcom_pull(task_ids="list_universe", key="universe") or []
+    universe, planned = (plan or {}).get("universe", []), (plan or {}).get("to_index", [])
     results = store.run_results(context["run_id"])
-    summary = indexer.summarize(store, list(universe), list(planned or []), results, _as_of(run))
+    summary = indexer.summarize(store, list(universe), list(planned), results, _as_of(run))
     if summary.current:
         store.publish_run(_as_of(run), summary.current)
     log.info(
-        "as of %s: %d in universe, %d planned, %d written, %d repaired, %d fresh, %d without data, "
-        "%d failed, %d current",
-        summary.as_of, summary.universe, summary.planned, summary.written, summary.repaired, summary.fresh,
-        summary.no_data, len(summary.failed), summary.current,
+        "as of %s: %d in universe, %d planned, %d appended from the snapshot, %d handed on, %d written, "
+        "%d repaired, %d unchanged, %d without data, %d failed, %d current",
+        summary.as_of, summary.universe, summary.planned, summary.appended, len(handed_on or []), summary.written,
+        summary.repaired, summary.unchanged, summary.no_data, len(summary.failed), summary.current,
     )  # fmt: skip
     for code in summary.failed:
         log.warning("failed: %s: %s", code, summary.reasons.get(code, "no reason recorded"))
-    for name in ("planned", "written", "repaired", "fresh", "no_data", "current"):
+    for name in ("planned", "appended", "written", "repaired", "unchanged", "no_data", "current"):
         _metric("gauge", f"first_pass.{name}", getattr(summary, name))
+    _metric("gauge", "first_pass.handed_on", len(handed_on or []))
     _metric("gauge", "first_pass.failed", len(summary.failed))
-    return summary.to_xcom()
+    return {**summary.to_xcom(), "handed_on": len(handed_on or [])}
 
 
 def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any):
@@ -255,13 +289,16 @@ def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     index_ticker(ticker, run, **context)
 
 
-def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
+def finish_run(
+    run: dict[str, str], plan: dict[str, Any] | None, summary: dict[str, Any] | None, **context: Any
+) -> dict[str, Any]:
     """Release the lock, publish the final meta keys, record the run's metrics, and fail the
     run (notifying people) if tickers still fail.
 
-    Depends only on ``start_run``: whatever failed in between, the lock is released first.
-    What still fails is read from Redis (not current through ``as_of`` and not found
-    without data in this run), so a task that died without reporting counts as failed.
+    Runs whatever failed before it (``plan`` and ``summary`` are None when their tasks did
+    not finish), and releases the lock first. What still fails is read from Redis (not
+    current through ``as_of`` and not found without data in this run), so a task that died
+    without reporting counts as failed.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -271,16 +308,14 @@ def finish_run(run: dict[str, str], **context: Any) -> dict[str, Any]:
     run = _require_run(run)
     store = _store()
     as_of = _as_of(run)
-    ti = context["ti"]
     run_id = context["run_id"]
     problem, still_failing, current = "", [], 0
+    universe = plan["universe"] if plan else None
     try:
-        universe = ti.xcom_pull(task_ids="list_universe", key="universe")
-        summary = ti.xcom_pull(task_ids="summarize")
         if universe is None:
             problem = "the run stopped before its universe was planned; see list_universe"
         else:
-            candidates = summary["failed"] if summary else (ti.xcom_pull(task_ids="list_universe") or universe)
+            candidates = summary["failed"] if summary else plan["to_index"]
             last, inactive = store.state_of(list(candidates))
             still_failing = [
                 code
@@ -322,14 +357,18 @@ def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> d
         "as_of": as_of.isoformat(),
         "state": "failed" if still_failing or not summary else "success",
         "planned": summary.get("planned", 0),
+        "appended": summary.get("appended", 0),
+        "handed_on": summary.get("handed_on", 0),
         "written": summary.get("written", 0),
         "repaired": summary.get("repaired", 0),
-        "fresh": summary.get("fresh", 0),
+        "unchanged": summary.get("unchanged", 0),
         "skipped_no_data": summary.get("no_data", 0),
         "failed_first_pass": len(summary.get("failed", [])),
         "failed": len(still_failing),
         "retries": int(counters.get("retries", 0)),
         "vendor_calls": int(counters.get("vendor_calls", 0)),
+        "snapshot_calls": int(counters.get("snapshot_calls", 0)),
+        "history_calls": int(counters.get("history_calls", 0)),
         "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
         "rows_written": int(counters.get("rows_written", 0)),
         "current": current,

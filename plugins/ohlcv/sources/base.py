@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from ohlcv.snapshot import Snapshot
+
 MARKETS: tuple[str, ...] = ("KRX", "KOSPI", "KOSDAQ", "KONEX")
 
 
@@ -17,8 +19,14 @@ class Source(Protocol):
     #: short name stored in every value written from this source (``fdr``, ``synthetic``, ...)
     name: str
 
-    def list_universe(self, market: str) -> list[str]:
-        """Ticker codes listed on ``market`` (one of ``MARKETS``), sorted."""
+    def snapshot(self, session: dt.date) -> Snapshot:
+        """Every listed code's OHLCV for one session: ``session`` if the vendor can serve it,
+        else its latest. The snapshot's ``session`` is the one the vendor says it describes.
+
+        It is also the listing: its codes are the universe. Raises ``SourceUnavailable`` when
+        the vendor cannot be asked and ``BadOhlcvData`` when the answer cannot be read or its
+        session cannot be established.
+        """
         ...
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ohlcv import snapshot
 from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData
 from ohlcv.keys import validate_ticker
+from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
 from ohlcv.validation import canonical
 
@@ -17,7 +19,12 @@ class CsvDirSource:
     """Reads ``{dir}/{code}.csv`` with columns Date, Open, High, Low, Close, Volume[, Change].
 
     The universe is every such file, or, when ``{dir}/universe.csv`` exists, its ``Code``
-    column filtered by its ``Market`` column.
+    column filtered by its ``Market`` column. The snapshot of a session is
+    ``{dir}/snapshots/{YYYY-MM-DD}.csv`` when it exists, a KRX daily table in the format
+    FinanceDataReader downloads (a replay of the real tables); otherwise it is built from the
+    per-ticker files: each listed code's row of the newest session they hold up to the one
+    asked for, with ``Changes`` against the row before it (no prices for a code whose file
+    has no row for that session).
     """
 
     name = "csv"
@@ -28,17 +35,49 @@ class CsvDirSource:
             raise ConfigurationError(f"CSV source directory {self.directory} does not exist")
 
     def list_universe(self, market: str) -> list[str]:
+        return sorted(self._listing(market))
+
+    def _listing(self, market: str) -> dict[str, str]:
+        """Code -> market of every listed code on ``market`` (``KRX``: all of them)."""
         if market not in MARKETS:
             raise ConfigurationError(f"unknown market {market!r}; expected one of {list(MARKETS)}")
         listing = self.directory / "universe.csv"
         if listing.exists():
             table = pd.read_csv(listing, dtype=str)
-            if market != "KRX" and "Market" in table.columns:
-                table = table[table["Market"] == market]
-            codes = table["Code"]
+            markets = table["Market"] if "Market" in table.columns else pd.Series("KRX", index=table.index)
+            pairs = zip(table["Code"], markets, strict=True)
         else:
-            codes = [path.stem for path in self.directory.glob("*.csv")]
-        return sorted({validate_ticker(code) for code in codes})
+            pairs = ((path.stem, "KRX") for path in self.directory.glob("*.csv") if path.stem != "universe")
+        return {validate_ticker(code): where for code, where in pairs if market in ("KRX", where)}
+
+    def snapshot(self, session: dt.date) -> Snapshot:
+        replay = self.directory / "snapshots" / f"{session.isoformat()}.csv"
+        if replay.exists():
+            table = pd.read_csv(replay, index_col=0, dtype=snapshot.KRX_TABLE_DTYPES)
+            return snapshot.from_krx_table(table, session, self.name)
+        listing = self._listing("KRX")
+        histories = {}
+        for code in listing:
+            try:
+                histories[code] = self.history(code, None, session)
+            except (NoData, BadOhlcvData):
+                continue
+        if not histories:
+            raise NoData(f"no file in {self.directory} has a session up to {session}")
+        day = max(frame.index[-1] for frame in histories.values())
+        rows: dict[str, list] = {name: [] for name in snapshot.COLUMNS}
+        for code, market in listing.items():
+            frame = histories.get(code)
+            held = frame is not None and frame.index[-1] == day
+            # a listed code without a row for the day stays listed, with no prices
+            last = frame.iloc[-1] if held else pd.Series(float("nan"), index=["Open", "High", "Low", "Close", "Volume"])
+            for name in ("Open", "High", "Low", "Close", "Volume"):
+                rows[name].append(last[name])
+            closes = pd.to_numeric(frame["Close"].iloc[-2:], errors="coerce") if held else pd.Series([float("nan")])
+            base = closes.iloc[0] if len(closes) > 1 else pd.to_numeric(last["Open"], errors="coerce")
+            rows["Changes"].append(closes.iloc[-1] - base)
+            rows["Market"].append(market)
+        return Snapshot(day.date(), self.name, snapshot.frame(rows, list(listing)))
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)

@@ -1,18 +1,27 @@
-"""FinanceDataReader: KRX stocks from Naver's chart endpoint, KRX indices from FDR's cache.
+"""FinanceDataReader: KRX stocks from Naver's chart endpoint, KRX indices and the KRX daily
+table from FinanceData's KRX cache.
 
-FinanceDataReader's Naver reader calls ``requests.get`` without a timeout and without
-looking at the HTTP status: an error page parses as "no rows". Its module is therefore
-given a ``requests`` stand-in whose ``get`` sets a timeout and raises on HTTP errors, so
-an outage is ``SourceUnavailable`` (retried), never ``NoData``. FinanceDataReader's own
-parsing code still reads every answer.
+FinanceDataReader calls ``requests.get`` without a timeout and mostly without looking at
+the HTTP status (an error page parses as "no rows"), and reads its KRX cache files with
+``pandas.read_csv(url)``, which has no timeout at all. The modules it reads through are
+therefore given stand-ins for ``requests`` and ``pandas`` whose calls set a timeout, raise
+on HTTP errors and read URLs through ``requests``: an outage is ``SourceUnavailable``
+(retried), never ``NoData``. FinanceDataReader's own parsing code still reads every answer.
+The stand-ins also note KRX's latest work date as FinanceDataReader asks for it, which is
+how a snapshot knows its session from the vendor's own data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import logging
+import re
+import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 import requests
@@ -20,7 +29,7 @@ import requests
 from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
-from ohlcv.sources.base import MARKETS
+from ohlcv.snapshot import Snapshot, from_krx_table
 from ohlcv.validation import canonical
 
 log = logging.getLogger(__name__)
@@ -29,60 +38,152 @@ log = logging.getLogger(__name__)
 TIMEOUT = (10, 60)
 #: HTTP statuses with which KRX and Naver refuse a client that asked too much
 BLOCKED = frozenset({403, 429})
+#: FinanceDataReader's modules whose ``requests`` and ``pandas`` are replaced by the stand-ins
+PATCHED = {
+    "FinanceDataReader.naver.data": ("requests",),
+    "FinanceDataReader.krx.listing": ("requests", "pd"),
+    "FinanceDataReader.krx.data": ("requests", "pd"),
+}
+_CACHE_FILE_DATE = re.compile(r"/(\d{4}-\d{2}-\d{2})\.csv$")
+_answers = threading.local()
 
 
-def _checked_get(url: str, *args, **kwargs) -> requests.Response:
+def _record(url: str, response: requests.Response) -> None:
+    seen = getattr(_answers, "seen", None)
+    if seen is not None:
+        seen.append((url, response))
+
+
+def _checked(method: str, url: str, **kwargs) -> requests.Response:
     kwargs.setdefault("timeout", TIMEOUT)
-    response = requests.get(url, *args, **kwargs)
+    response = requests.request(method, url, **kwargs)
     response.raise_for_status()
+    _record(url, response)
     return response
+
+
+def _get(url: str, params=None, **kwargs) -> requests.Response:
+    return _checked("GET", url, params=params, **kwargs)
+
+
+def _post(url: str, data=None, json=None, **kwargs) -> requests.Response:
+    return _checked("POST", url, data=data, json=json, **kwargs)
+
+
+def _read_csv(source, *args, **kwargs) -> pd.DataFrame:
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        source = io.BytesIO(_get(source).content)
+    return pd.read_csv(source, *args, **kwargs)
+
+
+class _Pandas(types.ModuleType):
+    """pandas, except that ``read_csv`` reads URLs through the checked ``requests`` calls."""
+
+    read_csv = staticmethod(_read_csv)
+
+    def __getattr__(self, name: str):
+        return getattr(pd, name)
+
+
+_REQUESTS = types.SimpleNamespace(get=_get, post=_post, exceptions=requests.exceptions)
+_STAND_INS = {"requests": _REQUESTS, "pd": _Pandas("pandas")}
 
 
 @functools.cache
 def _fdr():
-    """FinanceDataReader, with its Naver reader's HTTP calls checked (once per process)."""
-    import FinanceDataReader as fdr
-    from FinanceDataReader.naver import data as naver_data
+    """FinanceDataReader with its HTTP calls checked (once per process).
 
-    naver_data.requests = types.SimpleNamespace(get=_checked_get)
+    Raises ``ConfigurationError`` if a module no longer holds the name it is patched
+    through: FinanceDataReader changed how it imports, and the patch would silently do nothing.
+    """
+    import importlib
+
+    import FinanceDataReader as fdr
+
+    for name, attributes in PATCHED.items():
+        module = importlib.import_module(name)
+        for attribute in attributes:
+            if not isinstance(getattr(module, attribute, None), types.ModuleType | types.SimpleNamespace):
+                raise ConfigurationError(
+                    f"{name} has no module-level {attribute!r} any more: FinanceDataReader changed how it "
+                    "reaches the network, and its calls would run without timeouts or status checks"
+                )
+            setattr(module, attribute, _STAND_INS[attribute])
     return fdr
 
 
+@contextmanager
+def _recording() -> Iterator[list[tuple[str, requests.Response]]]:
+    """Every answer the checked calls receive in this thread meanwhile."""
+    _answers.seen = []
+    try:
+        yield _answers.seen
+    finally:
+        _answers.seen = None
+
+
+def _vendor_error(exc: BaseException, what: str) -> Exception:
+    """The error to raise for an exception out of FinanceDataReader: an HTTP refusal is
+    ``SourceBlocked``, any other network failure ``SourceUnavailable`` (also when
+    FinanceDataReader's own handler turned it into something else), an unreadable answer
+    ``BadOhlcvData``."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, requests.RequestException):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, requests.HTTPError):
+        status = cause.response.status_code if cause.response is not None else None
+        if status in BLOCKED:
+            return SourceBlocked(f"the vendor refused {what} with HTTP {status}: {cause}")
+        return SourceUnavailable(f"FinanceDataReader could not fetch {what}: {cause}")
+    if cause is not None:
+        return SourceUnavailable(f"FinanceDataReader could not fetch {what}: {cause}")
+    return BadOhlcvData(f"FinanceDataReader returned an unreadable answer for {what}: {type(exc).__name__}: {exc}")
+
+
+def _work_date(answers: list[tuple[str, requests.Response]]) -> dt.date:
+    """The session KRX's table describes: the latest work date KRX gave FinanceDataReader,
+    checked against the date of the cache file it then read."""
+    stated, read = None, None
+    for url, response in answers:
+        if match := _CACHE_FILE_DATE.search(url):
+            read = dt.date.fromisoformat(match.group(1))
+            continue
+        try:
+            stated = dt.datetime.strptime(response.json()["result"]["output"][0]["max_work_dt"], "%Y%m%d").date()
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue
+    if stated is None:
+        raise BadOhlcvData("cannot tell which session the KRX table describes: KRX gave no latest work date")
+    if read is not None and read != stated:
+        raise BadOhlcvData(f"KRX's latest work date is {stated}, but the table read was {read}'s")
+    return stated
+
+
 class FdrSource:
-    """Production source: ``FinanceDataReader.DataReader`` and ``StockListing``."""
+    """Production source: ``FinanceDataReader.DataReader`` and ``StockListing('KRX')``."""
 
     name = "fdr"
 
-    def list_universe(self, market: str) -> list[str]:
+    def snapshot(self, session: dt.date) -> Snapshot:
+        """KRX's table of its latest work date (FinanceDataReader serves no other session)."""
         fdr = _fdr()
-        if market not in MARKETS:
-            raise ConfigurationError(f"unknown market {market!r}; expected one of {list(MARKETS)}")
         try:
-            listing = fdr.StockListing(market)
-        except (requests.RequestException, OSError, ValueError) as exc:
-            raise SourceUnavailable(f"could not list {market} from FinanceDataReader: {exc}") from exc
-        codes = []
-        for code in listing["Code"].astype(str):
-            try:
-                codes.append(validate_ticker(code))
-            except ValueError:
-                log.warning("skipping listed code %r: not a valid KRX code", code)
-        return sorted(set(codes))
+            with _recording() as answers:
+                listing = fdr.StockListing("KRX")
+        except Exception as exc:
+            raise _vendor_error(exc, "the KRX table") from exc
+        listed = _work_date(answers)
+        if listed != session:
+            log.info("asked for the KRX table of %s; KRX's latest is %s's", session, listed)
+        return from_krx_table(listing, listed, self.name)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         fdr = _fdr()
         code = validate_ticker(code)
         try:
             frame = fdr.DataReader(code, start.isoformat() if start else None, end.isoformat())
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status in BLOCKED:
-                raise SourceBlocked(f"the vendor refused {code} with HTTP {status}: {exc}") from exc
-            raise SourceUnavailable(f"FinanceDataReader could not fetch {code}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise SourceUnavailable(f"FinanceDataReader could not fetch {code}: {exc}") from exc
-        except (ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
-            raise BadOhlcvData(f"FinanceDataReader returned an unreadable answer for {code}: {exc}") from exc
+        except (requests.RequestException, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
+            raise _vendor_error(exc, code) from exc
         if frame is None or frame.empty:
             raise NoData(f"FinanceDataReader has no data for {code} up to {end.isoformat()}")
         frame = canonical(frame)

@@ -7,7 +7,8 @@ Around any source it adds, in this order:
   run asks a vendor that has blocked us (KRX and Naver blocks last about a day, and asking
   again makes them longer);
 - a minimum **gap** between calls of one process, so a wide run does not look like an attack;
-- **metrics**: calls and their seconds counted into the run's metrics hash, when given.
+- **metrics**: calls (by kind: ``history``, ``snapshot``) and their seconds counted into the
+  run's metrics hash, when given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import pandas as pd
 
 from ohlcv.errors import BreakerOpen, SourceBlocked
+from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
 
@@ -52,13 +54,13 @@ class GuardedSource:
         self.min_gap = min_gap
         self.breaker_ttl = breaker_ttl
 
-    def list_universe(self, market: str) -> list[str]:
-        return self._call(self.inner.list_universe, market)
+    def snapshot(self, session: dt.date) -> Snapshot:
+        return self._call("snapshot", self.inner.snapshot, session)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
-        return self._call(self.inner.history, code, start, end)
+        return self._call("history", self.inner.history, code, start, end)
 
-    def _call(self, function, *args):
+    def _call(self, kind: str, function, *args):
         reason = self.store.breaker()
         if reason is not None:
             raise BreakerOpen(f"vendor breaker open: {reason}")
@@ -72,7 +74,7 @@ class GuardedSource:
             raise
         finally:
             if self.run_id:
-                self.store.count_vendor_call(self.run_id, time.monotonic() - started)
+                self.store.count_vendor_call(self.run_id, kind, time.monotonic() - started)
 
     def _wait_for_gap(self) -> None:
         with _pace:

@@ -12,7 +12,11 @@ Switches make it misbehave the way real vendors do (all keyed by ticker code):
 - ``halts={code: [(first, last), ...]}``: trading-halt rows in Naver's shape (Volume 0,
   Open = High = Low = 0, the previous close carried);
 - ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``;
-- ``delisted={code: date}``: the history ends on ``date``;
+- ``delisted={code: date}``: the history ends on ``date``, and later snapshots do not list the code;
+- ``listed={code: date}``: a new listing: the code trades from ``date`` on (no data before);
+- ``snapshot_lag=N``: a snapshot asked for a session describes the session N sessions earlier
+  (a vendor that has not yet published the day's table);
+- ``snapshot_down=N``: the first N snapshot calls fail with ``SourceUnavailable``;
 - ``transient=0.3``: that share of tickers (chosen by code) fails with ``SourceUnavailable``
   on its first call in this process, then answers;
 - ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
@@ -20,8 +24,14 @@ Switches make it misbehave the way real vendors do (all keyed by ticker code):
 - ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``).
 
 In a spec string: ``synthetic:8?split=000100:2026-11-16:50&halt=000300:2026-11-09:2026-11-11
-&bad=000200:nan&transient=0.3&down=5&fail=000400&block=000500&delisted=000600:2026-10-30``
-(several values separated by commas). The failure switches count calls per process.
+&bad=000200:nan&transient=0.3&down=5&fail=000400&block=000500&delisted=000600:2026-10-30
+&listed=000700:2026-11-18&snapshot_lag=1`` (several values separated by commas). The failure
+switches count calls per process.
+
+The snapshot of a session is every listed code's last row of its history through that
+session, with ``Changes`` taken against the close before it (the base price), so a split
+re-bases the price exactly as the split-adjusted history does; a new listing's base price
+is its first open.
 """
 
 from __future__ import annotations
@@ -35,9 +45,10 @@ from urllib.parse import parse_qs
 import numpy as np
 import pandas as pd
 
-from ohlcv import calendar
+from ohlcv import calendar, snapshot
 from ohlcv.errors import ConfigurationError, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
+from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
 from ohlcv.validation import canonical
 
@@ -112,6 +123,9 @@ class SyntheticSource:
         halts: dict[str, list[tuple[dt.date, dt.date]]] | None = None,
         bad: dict[str, str] | None = None,
         delisted: dict[str, dt.date] | None = None,
+        listed: dict[str, dt.date] | None = None,
+        snapshot_lag: int = 0,
+        snapshot_down: int = 0,
         transient: float = 0.0,
         down: int = 0,
         fail: set[str] | frozenset[str] = frozenset(),
@@ -124,6 +138,9 @@ class SyntheticSource:
         self.halts = halts or {}
         self.bad = bad or {}
         self.delisted = delisted or {}
+        self.listed = listed or {}
+        self.snapshot_lag = snapshot_lag
+        self.snapshot_down = snapshot_down
         self.transient = transient
         self.down = down
         self.fail = frozenset(fail)
@@ -136,7 +153,10 @@ class SyntheticSource:
     def from_options(cls, tickers: int, query: str) -> SyntheticSource:
         """Build from a spec's query string (see the module docstring)."""
         options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
-        known = {"split", "halt", "bad", "delisted", "transient", "down", "fail", "block"}
+        known = {
+            "split", "halt", "bad", "delisted", "listed", "snapshot_lag", "snapshot_down", "transient", "down", "fail",
+            "block",
+        }  # fmt: skip
         unknown = set(options) - known
         if unknown:
             raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected {sorted(known)}")
@@ -153,12 +173,19 @@ class SyntheticSource:
                 code: dt.date.fromisoformat(day)
                 for code, day in (item.split(":") for item in options.get("delisted", []))
             }
+            listed = {
+                code: dt.date.fromisoformat(day)
+                for code, day in (item.split(":") for item in options.get("listed", []))
+            }
+            snapshot_lag = int(options.get("snapshot_lag", ["0"])[0])
+            snapshot_down = int(options.get("snapshot_down", ["0"])[0])
             transient = float(options.get("transient", ["0"])[0])
             down = int(options.get("down", ["0"])[0])
         except ValueError as exc:
             raise ConfigurationError(f"cannot read synthetic switches {query!r}: {exc}") from None
         return cls(
-            tickers, splits=splits, halts=halts, bad=bad, delisted=delisted, transient=transient, down=down,
+            tickers, splits=splits, halts=halts, bad=bad, delisted=delisted, listed=listed,
+            snapshot_lag=snapshot_lag, snapshot_down=snapshot_down, transient=transient, down=down,
             fail=set(options.get("fail", [])), block=set(options.get("block", [])),
         )  # fmt: skip
 
@@ -177,20 +204,59 @@ class SyntheticSource:
 
     def listing_date(self, code: str) -> dt.date:
         """The first session of a synthetic ticker (indices start with the calendar)."""
+        if code in self.listed:
+            return self.listed[code]
         if is_index(code):
             return dt.date.fromisoformat(calendar.FIRST_DAY)
         span = (LAST_LISTING - FIRST_LISTING).days
         return FIRST_LISTING + dt.timedelta(days=_seed(code) % span)
+
+    def snapshot(self, session: dt.date) -> Snapshot:
+        self.calls["snapshot", "KRX"] += 1
+        self.call_log.append(("snapshot", "KRX"))
+        if self.calls["snapshot", "KRX"] <= self.snapshot_down:
+            raise SourceUnavailable("synthetic vendor: HTTP 503 Service Unavailable for the daily table")
+        recent = calendar.sessions(session - dt.timedelta(days=30), session)
+        if len(recent) <= self.snapshot_lag:
+            raise NoData(f"the synthetic vendor has no table up to {session}")
+        day = recent[-1 - self.snapshot_lag].date()
+        codes = [code for code in self.codes if self.listing_date(code) <= day and self.delisted.get(code, day) >= day]
+        every = calendar.sessions(FIRST_LISTING, day)
+        rows: dict[str, list] = {name: [] for name in snapshot.COLUMNS}
+        for code in codes:
+            if code in self.halts or code in self.splits:
+                history = self._history(code, day)
+                last = {name: history[name].to_numpy()[-2:] for name in ("Open", "High", "Low", "Close", "Volume")}
+            else:  # the same numbers without building a frame: a KRX-sized table takes a second, not ten
+                listed = int(every.searchsorted(pd.Timestamp(self.listing_date(code))))
+                last = {name: values[-2:] for name, values in self._arrays(code, len(every) - listed).items()}
+            closes = last["Close"]
+            base = closes[-2] if len(closes) > 1 else (last["Open"][-1] or closes[-1])
+            for name in ("Open", "High", "Low", "Close", "Volume"):
+                rows[name].append(int(last[name][-1]))
+            rows["Changes"].append(int(closes[-1] - base))
+            rows["Market"].append(self.market_of(code))
+        return Snapshot(day, self.name, snapshot.frame(rows, codes))
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
         self.calls["history", code] += 1
         self.call_log.append(("history", code))
         self._misbehave(code)
-        if code in self.delisted:
-            end = min(end, self.delisted[code])
         if not is_index(code) and code not in self.codes:
             raise NoData(f"{code} is not in the synthetic universe of {len(self.codes)} tickers")
+        frame = self._history(code, end)
+        frame = frame.loc[pd.Timestamp(start) if start else None :]
+        if code in self.bad:
+            return _broken(frame, self.bad[code], end)
+        if frame.empty:
+            raise NoData(f"synthetic {code} has no sessions from {start} to {end}")
+        return frame
+
+    def _history(self, code: str, end: dt.date) -> pd.DataFrame:
+        """The whole history through ``end`` as the vendor serves it on ``end`` (halts, splits)."""
+        if code in self.delisted:
+            end = min(end, self.delisted[code])
         days = calendar.sessions(self.listing_date(code), end)
         if days.empty:
             raise NoData(f"synthetic {code} is not listed until after {end.isoformat()}")
@@ -199,11 +265,6 @@ class SyntheticSource:
             frame = _halt(frame, first, last)
         if code in self.splits and end >= self.splits[code][0]:
             frame = _split_adjusted(frame, self.splits[code][1])
-        frame = frame.loc[pd.Timestamp(start) if start else None :]
-        if code in self.bad:
-            return _broken(frame, self.bad[code], end)
-        if frame.empty:
-            raise NoData(f"synthetic {code} has no sessions from {start} to {end}")
         return frame
 
     @staticmethod
@@ -223,6 +284,10 @@ class SyntheticSource:
             raise SourceUnavailable(f"synthetic vendor: read timed out for {code} (first attempt)")
 
     def _series(self, code: str, days: pd.DatetimeIndex) -> pd.DataFrame:
+        return canonical(pd.DataFrame(self._arrays(code, len(days)), index=days))
+
+    def _arrays(self, code: str, sessions: int) -> dict[str, np.ndarray]:
+        """Open, High, Low, Close, Volume of the first ``sessions`` sessions since the listing."""
         rng = np.random.default_rng(_seed(code))
         start_price = float(np.exp(rng.uniform(np.log(1_500), np.log(600_000))))
         volatility = rng.uniform(0.012, 0.035)
@@ -230,7 +295,7 @@ class SyntheticSource:
         if is_index(code):  # a broad index: calmer, and near KOSPI's real levels (700 in 1990)
             volatility, drift = 0.011, 0.00005
         # One draw of shape (n, 4) row by row: the first k rows never depend on n.
-        noise = rng.standard_normal(size=(len(days), 4))
+        noise = rng.standard_normal(size=(sessions, 4))
         returns = np.clip(noise[:, 0] * volatility + drift, -0.26, 0.26)
         path = start_price * np.exp(np.cumsum(returns))
         previous = np.concatenate([[start_price], path[:-1]])
@@ -248,11 +313,7 @@ class SyntheticSource:
             open_ = to_tick(raw_open)
             high = to_tick(np.maximum(open_, close) * (1 + spread), "up")
             low = np.minimum(to_tick(np.minimum(open_, close) * (1 - spread), "down"), np.minimum(open_, close))
-        frame = pd.DataFrame(
-            {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume},
-            index=days,
-        )
-        return canonical(frame)
+        return {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}
 
 
 def _halt(frame: pd.DataFrame, first: dt.date, last: dt.date) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """FinanceDataReader's real request and parsing code, with Naver's HTTP answers intercepted."""
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import requests
 import responses
 from responses import matchers
 
-from ohlcv.errors import NoData, SourceBlocked, SourceUnavailable
+from ohlcv.errors import BadOhlcvData, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.sources import FdrSource
 
 NAVER = "https://fchart.stock.naver.com/sise.nhn"
@@ -141,3 +142,95 @@ def test_the_canonical_frame_matches_what_financedatareader_returns():
         mock.get(NAVER, body=naver_chart("005930"), match=[naver_query("005930")])
         frame = FdrSource().history("005930", dt.date(2024, 1, 1), dt.date(2024, 1, 8))
     pd.testing.assert_frame_equal(frame, raw, check_dtype=False, check_index_type=False, check_freq=False)
+
+
+KRX_WORK_DATE = (
+    "http://data.krx.co.kr/comm/bldAttendant/executeForResourceBundle.cmd?baseName=krx.mdc.i18n.component&key=B128.bld"
+)
+KRX_TABLE = "https://raw.githubusercontent.com/FinanceData/fdr_krx_data_cache/refs/heads/master/data/listing/krx/{}.csv"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "krx"
+
+
+def krx_answers(mock, work_date: str = "20260310", table: str = "2026-03-10", **table_answer) -> None:
+    """KRX's latest work date and FinanceData's cached table of that date, as they are served."""
+    mock.get(KRX_WORK_DATE, json={"result": {"output": [{"max_work_dt": work_date}]}})
+    answer = table_answer or {"body": (FIXTURES / f"{table}.csv").read_bytes()}
+    mock.get(KRX_TABLE.format(f"{work_date[:4]}-{work_date[4:6]}-{work_date[6:]}"), **answer)
+
+
+@responses.activate
+def test_the_snapshot_is_krx_s_table_of_its_latest_work_date_read_by_financedatareader():
+    krx_answers(responses)
+    table = FdrSource().snapshot(dt.date(2026, 3, 10))
+    assert (table.session, table.source, len(table.frame)) == (dt.date(2026, 3, 10), "fdr", 2881)
+    assert table.frame.loc["005930"].tolist() == ["KOSPI", 187600, 191500, 184300, 187900, 33530170, 14400]
+    assert table.frame.loc["0009K0", "Market"] == "KOSDAQ"
+    assert [call.request.url.split("?")[0] for call in responses.calls][-1].endswith("/krx/2026-03-10.csv")
+
+
+@responses.activate
+def test_the_session_comes_from_krx_not_from_the_clock_or_the_question():
+    krx_answers(responses, work_date="20260309", table="2026-03-09")
+    assert FdrSource().snapshot(dt.date(2026, 3, 10)).session == dt.date(2026, 3, 9)
+
+
+@responses.activate
+def test_without_krx_s_work_date_the_table_is_refused():
+    responses.get(KRX_WORK_DATE, json={"result": {"output": [{}]}})
+    with pytest.raises(BadOhlcvData, match="KRX table"):
+        FdrSource().snapshot(dt.date(2026, 3, 10))
+
+
+@pytest.mark.parametrize(
+    ("where", "answer", "error"),
+    [
+        ("table", {"status": 404, "body": "404: Not Found"}, SourceUnavailable),  # not yet written
+        ("table", {"body": requests.Timeout("read timed out")}, SourceUnavailable),
+        ("work date", {"status": 503, "body": "<html>busy</html>"}, SourceUnavailable),
+        ("work date", {"status": 403, "body": "<html>denied</html>"}, SourceBlocked),
+        ("work date", {"body": requests.ConnectionError("refused")}, SourceUnavailable),
+    ],
+)
+@responses.activate
+def test_a_failed_table_download_is_an_outage_or_a_refusal(where, answer, error):
+    if where == "table":
+        krx_answers(responses, **answer)
+    else:
+        responses.get(KRX_WORK_DATE, **answer)
+    with pytest.raises(error, match="KRX table"):
+        FdrSource().snapshot(dt.date(2026, 3, 10))
+
+
+def test_financedatareader_still_reaches_the_network_through_the_names_that_are_patched():
+    """If FinanceDataReader changes how it imports requests or pandas, the timeouts and status
+    checks would silently stop applying: this fails first."""
+    from FinanceDataReader.krx import data as krx_data
+    from FinanceDataReader.krx import listing
+    from FinanceDataReader.naver import data as naver_data
+
+    from ohlcv.sources import fdr as adapter
+
+    adapter._fdr()
+    assert {"requests"} <= set(naver_data._naver_data_reader.__code__.co_names)
+    assert {"requests", "pd"} <= set(listing.KrxMarcapListingCache.read.__code__.co_names)
+    assert {"pd"} <= set(krx_data.KrxIndexReaderCache.read.__code__.co_names)
+    for module, names in ((naver_data, ["requests"]), (listing, ["requests", "pd"]), (krx_data, ["requests", "pd"])):
+        for name in names:
+            assert getattr(module, name) is adapter._STAND_INS[name], (module.__name__, name)
+
+
+def test_a_module_without_the_patched_name_fails_loudly(monkeypatch):
+    from FinanceDataReader.naver import data as naver_data
+
+    from ohlcv.errors import ConfigurationError
+    from ohlcv.sources import fdr as adapter
+
+    monkeypatch.delattr(naver_data, "requests")
+    adapter._fdr.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match="FinanceDataReader changed how it reaches the network"):
+            adapter._fdr()
+    finally:
+        monkeypatch.undo()
+        adapter._fdr.cache_clear()
+        adapter._fdr()

@@ -22,7 +22,7 @@ def test_a_block_answer_opens_the_breaker_and_no_call_passes_while_it_is_open(st
     with pytest.raises(BreakerOpen, match="breaker open"):
         guarded.history("000300", None, END)
     with pytest.raises(BreakerOpen):
-        guarded.list_universe("KRX")
+        guarded.snapshot(END)
     assert sum(SyntheticSource.calls.values()) == 0
 
 
@@ -37,7 +37,7 @@ def test_calls_are_spaced_by_the_minimum_gap(store):
     guarded = GuardedSource(SyntheticSource(3), store, min_gap=dt.timedelta(milliseconds=150))
     started = time.monotonic()
     for _ in range(4):
-        guarded.list_universe("KRX")
+        guarded.history("000100", None, END)
     assert time.monotonic() - started >= 0.45  # three gaps after the first call
 
 
@@ -46,7 +46,8 @@ def test_calls_and_their_time_are_counted_for_the_run_even_when_they_fail(store)
     guarded.history("000100", None, END)
     with pytest.raises(SourceUnavailable):
         guarded.history("000200", None, END)
+    guarded.snapshot(END)
     metrics = store.run_metrics("run-1")
-    assert metrics["vendor_calls"] == 2
+    assert (metrics["vendor_calls"], metrics["history_calls"], metrics["snapshot_calls"]) == (3, 2, 1)
     assert metrics["vendor_seconds"] > 0
     assert store.breaker() is None  # an outage is not a block

@@ -94,3 +94,35 @@ def test_spec_sets_the_universe_size(spec, size):
 def test_unknown_specs_are_refused(spec):
     with pytest.raises(ConfigurationError):
         from_spec(spec)
+
+
+def test_the_snapshot_is_the_last_row_of_every_listed_history_with_the_change_against_the_base():
+    day = dt.date(2026, 11, 20)
+    source = SyntheticSource(
+        12,
+        splits={"000100": (day, 50)},
+        halts={"000200": [(dt.date(2026, 11, 18), day)]},
+        listed={"000300": day},
+        delisted={"000400": dt.date(2026, 11, 19)},
+    )
+    table = source.snapshot(day)
+    assert table.session == day
+    assert "000400" not in table.frame.index  # delisted the day before
+    for code, row in table.frame.iterrows():
+        history = source.history(code, None, day)
+        last = history.iloc[-1]
+        assert [row[name] for name in ("Open", "High", "Low", "Close", "Volume")] == [
+            last[name] for name in ("Open", "High", "Low", "Close", "Volume")
+        ], code
+        base = history["Close"].iloc[-2] if len(history) > 1 else last["Open"]
+        assert row["Changes"] == last["Close"] - base, code
+        assert row["Market"] == source.market_of(code)
+    split = source.history("000100", None, day)["Close"]
+    assert table.frame.loc["000100", "Close"] - table.frame.loc["000100", "Changes"] == split.iloc[-2]  # re-based
+    assert table.frame.loc["000200", "Volume"] == 0
+    assert "000300" not in source.snapshot(dt.date(2026, 11, 19)).frame.index  # listed on the 20th
+
+
+def test_a_lagging_vendor_describes_an_earlier_session():
+    assert SyntheticSource(3, snapshot_lag=1).snapshot(dt.date(2026, 11, 23)).session == dt.date(2026, 11, 20)
+    assert from_spec("synthetic:3?snapshot_lag=2").snapshot(dt.date(2026, 11, 23)).session == dt.date(2026, 11, 19)

@@ -1,0 +1,77 @@
+"""One indexer run in one process, without Airflow: the DAG's steps in the same order.
+
+Cron, Jenkins during a cutover, the tests and the benchmarks run the indexer through this.
+Each handed-on ticker is fetched once; a ticker that fails is recorded with its reason
+(``ohlcv:failures``) and counted as failed, as the DAG's first pass does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from ohlcv import indexer
+from ohlcv.errors import BadOhlcvData, BreakerOpen, OhlcvError, SourceBlocked
+from ohlcv.sources.base import Source
+from ohlcv.sources.guard import GuardedSource
+from ohlcv.store import OhlcvStore
+
+log = logging.getLogger(__name__)
+
+
+def run_once(
+    store: OhlcvStore,
+    source: Source,
+    as_of: dt.date,
+    *,
+    run_id: str,
+    market: str = "KRX",
+    tickers: Iterable[str] = (),
+    benchmark: Iterable[str] = ("KS11",),
+    full_refresh: bool = False,
+    snapshot: bool = True,
+) -> indexer.RunSummary:
+    """Index the universe through ``as_of`` under the run lock and publish the meta keys.
+
+    :param run_id: names the run in the lock, the results and the metrics hashes
+    """
+    guarded = source if isinstance(source, GuardedSource) else GuardedSource(source, store, run_id=run_id)
+    store.begin_run(token=run_id)
+    try:
+        plan = indexer.prepare(
+            store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark,
+            full_refresh=full_refresh, snapshot=snapshot,
+        )  # fmt: skip
+        saved = store.saved_snapshot(guarded.name) if plan.one_behind else None
+        result = indexer.apply_snapshot(store, saved, plan, run_id, use=snapshot)
+        log.info(
+            "as of %s: %d appended from the snapshot, %d handed on", as_of, len(result.appended), len(result.to_fetch)
+        )
+        indexer.log_handed_on(result)
+        for code in result.to_fetch:
+            _index(store, guarded, code, as_of, run_id, full_refresh)
+        summary = indexer.summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of)
+        if summary.current:
+            store.publish_run(as_of, summary.current)
+        return summary
+    finally:
+        store.release_run(run_id)
+
+
+def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:
+    try:
+        result = indexer.index_ticker(store, source, code, as_of, full_refresh=full_refresh)
+    except BadOhlcvData as exc:
+        store.record_failure(code, as_of, f"bad data: {exc}", run_id, retry=False)
+        log.error("%s failed: bad data from the vendor, cache left as it was: %s", code, exc)
+        return
+    except (SourceBlocked, BreakerOpen) as exc:
+        store.record_failure(code, as_of, f"{type(exc).__name__}: {exc}", run_id, retry=False)
+        log.error("%s failed: %s", code, exc)
+        return
+    except OhlcvError as exc:
+        store.record_failure(code, as_of, f"{type(exc).__name__}: {exc}", run_id)
+        log.error("%s failed: %s", code, exc)
+        return
+    store.record_result(run_id, code, result.status, result.new_rows)
