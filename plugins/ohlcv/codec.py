@@ -5,9 +5,10 @@ The specification is ``docs/ohlcv-str.md``. In short, version 1 is one bare Mess
 ``data`` holds one little-endian byte string per column: ``Date`` as ``<i4`` days since
 1970-01-01, prices and ``Volume`` as ``<i4``, ``<i8`` or ``<f8``, ``Change`` as ``<f8``.
 
-``encode`` writes only values that follow every rule of the specification and ``decode``
-reads only values whose structure does (``BadOhlcvData`` otherwise); keys it does not know
-are ignored. Nothing in a value is executable, so a shared Redis cannot run code in a reader.
+``encode`` refuses a frame that breaks a rule on structure or dates, or holds NaN or infinity
+where none may be; ``decode`` checks every rule a reader must and ignores keys it does not
+know. Both raise ``BadOhlcvData`` naming the rule. Nothing in a value is executable, so a
+shared Redis cannot run code in a reader.
 """
 
 from __future__ import annotations
