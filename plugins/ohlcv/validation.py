@@ -55,7 +55,7 @@ def _filled_change(change: pd.Series, computed: np.ndarray | None) -> np.ndarray
         return values
     values = values.astype("float64")
     gaps = np.isnan(values)
-    gaps[0] = False
+    gaps[:1] = False
     return np.where(gaps, computed, values)
 
 

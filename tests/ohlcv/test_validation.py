@@ -46,6 +46,11 @@ def test_gaps_in_a_vendor_change_column_are_filled_from_close():
     assert change[1:] == [pytest.approx(101 / 102 - 1), -0.0198]
 
 
+def test_an_empty_frame_with_a_change_column_is_judged_not_crashed_on():
+    with pytest.raises(BadOhlcvData, match="no rows"):
+        validate(vendor_frame().assign(Change=0.0).iloc[0:0], AS_OF)
+
+
 def test_decimal_prices_stay_float():
     raw = vendor_frame()
     raw.loc[1, ["Close", "Low"]] = [101.25, 100.5]
