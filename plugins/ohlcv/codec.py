@@ -53,7 +53,7 @@ def _narrowest(values: np.ndarray) -> np.ndarray:
     return ints
 
 
-def _check_writable(frame: pd.DataFrame, days: np.ndarray) -> None:
+def _check_writable(frame: pd.DataFrame, days: np.ndarray, columns: dict[str, np.ndarray]) -> None:
     """Refuse a frame that breaks a rule of the specification, naming the rule and the row."""
     if len(days) == 0:
         raise BadOhlcvData("cannot encode an empty series: an OHLCV_STR value holds at least one row")
@@ -65,8 +65,7 @@ def _check_writable(frame: pd.DataFrame, days: np.ndarray) -> None:
     if (steps <= 0).any():
         where = frame.index[int(np.argmax(steps <= 0)) + 1]
         raise BadOhlcvData(f"cannot encode: dates are not strictly increasing at {where}")
-    for name in VALUE_COLUMNS:
-        values = frame[name].to_numpy()
+    for name, values in columns.items():
         if values.dtype.kind not in "iuf":
             raise BadOhlcvData(f"cannot encode: column {name} is not numeric ({values.dtype})")
         if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
@@ -93,10 +92,10 @@ def encode(frame: pd.DataFrame, source: str = "") -> bytes:
     if missing:
         raise BadOhlcvData(f"cannot encode: missing columns {missing}")
     days = (frame.index.values.astype("datetime64[D]") - _EPOCH_DAY).astype(np.int64)
-    _check_writable(frame, days)
+    columns = {name: frame[name].to_numpy() for name in VALUE_COLUMNS}
+    _check_writable(frame, days, columns)
     arrays = [days.astype("<i4")]
-    for name in VALUE_COLUMNS:
-        values = frame[name].to_numpy()
+    for name, values in columns.items():
         arrays.append(values.astype("<f8") if name == "Change" else _narrowest(values))
     return msgpack.packb(
         {
