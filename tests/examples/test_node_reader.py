@@ -97,10 +97,10 @@ def node_reader() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
     required = os.environ.get("OHLCV_REQUIRE_NODE", "") not in ("", "0")
     if not (node and npm):
-        missing = " and ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
+        missing = ", ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
         if required:
-            pytest.fail(f"{missing} is required here (OHLCV_REQUIRE_NODE): apt-get install nodejs npm")
-        pytest.skip(f"{missing} is not installed (.ci/run installs it)")
+            pytest.fail(f"missing {missing}, required here (OHLCV_REQUIRE_NODE): apt-get install nodejs npm")
+        pytest.skip(f"missing {missing} (.ci/run installs nodejs and npm)")
     done = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=READER, capture_output=True, text=True
     )
