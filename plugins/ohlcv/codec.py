@@ -1,23 +1,14 @@
 """OHLCV_STR: the versioned, language-neutral encoding of one OHLCV series in Redis.
 
-Version 1 is a MessagePack map (https://msgpack.org) with these keys, in this order:
+The specification is ``docs/ohlcv-str.md``. In short, version 1 is one bare MessagePack map
+(``format``, ``version``, ``rows``, ``source``, ``columns``, ``dtypes``, ``data``) whose
+``data`` holds one little-endian byte string per column: ``Date`` as ``<i4`` days since
+1970-01-01, prices and ``Volume`` as ``<i4``, ``<i8`` or ``<f8``, ``Change`` as ``<f8``.
 
-=========== ============= ======================================================
-key         msgpack type  meaning
-=========== ============= ======================================================
-``format``  str           always ``"OHLCV_STR"``
-``version`` int           ``1``
-``rows``    int           number of rows *n*
-``source``  str           where the data came from (``fdr``, ``synthetic``, ...)
-``columns`` array of str  ``Date, Open, High, Low, Close, Volume, Change``
-``dtypes``  array of str  one NumPy type string per column (below)
-``data``    array of bin  one byte string per column, *n* x item size bytes
-=========== ============= ======================================================
-
-Column bytes are little-endian. ``Date`` is ``<i4``: days since 1970-01-01. Prices and
-``Volume`` are ``<i4`` or ``<i8`` (integers) or ``<f8`` (IEEE 754 double); the encoder picks
-the narrowest type that holds every value exactly. ``Change`` is ``<f8`` and may be NaN.
-Nothing in the value is executable, so a shared Redis cannot run code in a reader.
+``encode`` refuses a frame that breaks a rule on structure or dates, or holds NaN or infinity
+where none may be; ``decode`` checks every rule a reader must and ignores keys it does not
+know. Both raise ``BadOhlcvData`` naming the rule. Nothing in a value is executable, so a
+shared Redis cannot run code in a reader.
 """
 
 from __future__ import annotations
@@ -38,6 +29,13 @@ _ALLOWED_DTYPES = frozenset({"<i4", "<i8", "<f8"})
 _INT32 = np.iinfo(np.int32)
 _EPOCH_DAY = np.datetime64("1970-01-01", "D")
 _NS_PER_DAY = 86_400 * 10**9
+#: The dates a value may hold: every KRX session (from 1956 on), and far inside what
+#: pandas' datetime64[ns] can hold (1677-09-21 to 2262-04-11).
+FIRST_DATE = dt.date(1900, 1, 1)
+LAST_DATE = dt.date(2199, 12, 31)
+_FIRST_DAY = (FIRST_DATE - dt.date(1970, 1, 1)).days
+_LAST_DAY = (LAST_DATE - dt.date(1970, 1, 1)).days
+_DATE_RANGE = f"from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()} (days {_FIRST_DAY} to {_LAST_DAY})"
 
 
 def _narrowest(values: np.ndarray) -> np.ndarray:
@@ -46,7 +44,8 @@ def _narrowest(values: np.ndarray) -> np.ndarray:
         ints = values.astype("<i8")
     else:
         floats = values.astype("<f8")
-        if not (np.isfinite(floats).all() and np.array_equal(floats, np.trunc(floats))):
+        whole = np.isfinite(floats).all() and np.array_equal(floats, np.trunc(floats))
+        if not (whole and floats.min() >= -(2.0**63) and floats.max() < 2.0**63):
             return floats
         ints = floats.astype("<i8")
     if ints.size == 0 or (ints.min() >= _INT32.min and ints.max() <= _INT32.max):
@@ -54,8 +53,45 @@ def _narrowest(values: np.ndarray) -> np.ndarray:
     return ints
 
 
+def _check_writable(dates: np.ndarray, days: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+    """Refuse values that break a rule of the specification, naming the rule and the row."""
+
+    def date(position: int) -> str:
+        return str(np.datetime_as_string(dates[position], unit="D"))
+
+    if len(days) == 0:
+        raise BadOhlcvData("cannot encode an empty series: an OHLCV_STR value holds at least one row")
+    if days.min() < _FIRST_DAY or days.max() > _LAST_DAY:
+        found = f"{date(int(days.argmin()))} to {date(int(days.argmax()))}"
+        raise BadOhlcvData(f"cannot encode: dates must lie {_DATE_RANGE}, found {found}")
+    steps = np.diff(days)
+    if (steps <= 0).any():
+        raise BadOhlcvData(
+            f"cannot encode: dates are not strictly increasing at {date(int(np.argmax(steps <= 0)) + 1)}"
+        )
+    for name, values in columns.items():
+        if values.dtype.kind not in "iuf":
+            raise BadOhlcvData(f"cannot encode: column {name} is not numeric ({values.dtype})")
+        if values.dtype.kind == "u" and values.size and values.max() > np.iinfo(np.int64).max:
+            raise BadOhlcvData(f"cannot encode: column {name} holds integers beyond int64")
+        if values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values)
+        if name == "Change":
+            bad = np.isinf(values) | np.concatenate([[False], np.isnan(values[1:])])
+        if bad.any():
+            where = date(int(np.argmax(bad)))
+            rule = "only the first row may be NaN" if name == "Change" else "prices and Volume are finite numbers"
+            raise BadOhlcvData(f"cannot encode: {name} is {values[bad][0]} on {where}; {rule}")
+
+
 def encode(frame: pd.DataFrame, source: str = "") -> bytes:
-    """Encode a canonical OHLCV frame (see ``ohlcv.validation.canonical``) as OHLCV_STR."""
+    """Encode a canonical OHLCV frame (see ``ohlcv.validation.canonical``) as OHLCV_STR.
+
+    Raises ``BadOhlcvData`` if the frame breaks a rule of ``docs/ohlcv-str.md``: no rows,
+    dates out of range or not strictly increasing, missing or infinite prices, NaN in
+    ``Change`` after the first row.
+    """
     missing = [name for name in VALUE_COLUMNS if name not in frame.columns]
     if missing:
         raise BadOhlcvData(f"cannot encode: missing columns {missing}")
@@ -63,11 +99,13 @@ def encode(frame: pd.DataFrame, source: str = "") -> bytes:
 
 
 def encode_arrays(dates: np.ndarray, columns: dict[str, np.ndarray], source: str = "") -> bytes:
-    """Encode dates (``datetime64``) and the value columns as OHLCV_STR (the arrays of ``decode_arrays``)."""
-    days = dates.astype("datetime64[D]") - _EPOCH_DAY
+    """Encode dates (``datetime64``) and the value columns as OHLCV_STR: the arrays
+    ``decode_arrays`` returns, with the same checks as ``encode``."""
+    days = (dates.astype("datetime64[D]") - _EPOCH_DAY).astype(np.int64)
+    columns = {name: np.asarray(columns[name]) for name in VALUE_COLUMNS}
+    _check_writable(dates, days, columns)
     arrays = [days.astype("<i4")]
-    for name in VALUE_COLUMNS:
-        values = np.asarray(columns[name])
+    for name, values in columns.items():
         arrays.append(values.astype("<f8") if name == "Change" else _narrowest(values))
     return msgpack.packb(
         {
@@ -93,28 +131,48 @@ def _unpack(blob: bytes) -> dict:
     return doc
 
 
+def _is_int(value: object) -> bool:
+    """An integer as MessagePack has it: ``True`` and ``1.0`` are not integers here."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The dates (int32 days) and the six value columns as read-only views of ``blob``."""
+    """The dates (int32 days) and the six value columns as read-only views of ``blob``.
+
+    Checks the structure the specification requires; keys it does not know are ignored.
+    """
     doc = _unpack(blob)
-    if doc.get("version") != VERSION:
-        raise BadOhlcvData(f"unsupported OHLCV_STR version {doc.get('version')!r}")
+    version = doc.get("version")
+    if not (_is_int(version) and version == VERSION):
+        raise BadOhlcvData(f"unsupported OHLCV_STR version {version!r}; this reader reads version {VERSION}")
     rows, dtypes, data = doc.get("rows"), doc.get("dtypes"), doc.get("data")
-    if doc.get("columns") != list(COLUMNS) or not isinstance(rows, int) or rows < 0:
-        raise BadOhlcvData("OHLCV_STR header is damaged")
+    if not (_is_int(rows) and rows >= 1):
+        raise BadOhlcvData(f"OHLCV_STR header is damaged: rows must be an integer >= 1, got {rows!r}")
+    if not isinstance(doc.get("source"), str):
+        raise BadOhlcvData("OHLCV_STR header is damaged: source must be a string")
+    if doc.get("columns") != list(COLUMNS):
+        raise BadOhlcvData(f"OHLCV_STR header is damaged: columns must be {list(COLUMNS)}")
     if not (isinstance(dtypes, list) and isinstance(data, list) and len(dtypes) == len(data) == len(COLUMNS)):
         raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
     if dtypes[0] != "<i4":
         raise BadOhlcvData("OHLCV_STR Date column must be <i4 days")
+    if dtypes[-1] != "<f8":
+        raise BadOhlcvData("OHLCV_STR Change column must be <f8")
     views = []
     for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=True):
-        if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES or not isinstance(raw, bytes):
+        if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES:
             raise BadOhlcvData(f"OHLCV_STR column {name} has unsupported type {dtype!r}")
+        if not isinstance(raw, bytes):
+            raise BadOhlcvData(f"OHLCV_STR column {name} is not a MessagePack bin")
         if len(raw) != rows * np.dtype(dtype).itemsize:
             raise BadOhlcvData(f"OHLCV_STR column {name} is truncated")
         views.append(np.frombuffer(raw, dtype=dtype))
     days = views[0]
-    if rows > 1 and not (np.diff(days) > 0).all():
+    # differences of int32 days can overflow int32 and look positive: compare in int64
+    if rows > 1 and not (np.diff(days.astype(np.int64)) > 0).all():
         raise BadOhlcvData("OHLCV_STR dates are not strictly increasing")
+    if days[0] < _FIRST_DAY or days[-1] > _LAST_DAY:
+        raise BadOhlcvData(f"OHLCV_STR dates must lie {_DATE_RANGE}, found days {days[0]} to {days[-1]}")
     return days, views[1:]
 
 

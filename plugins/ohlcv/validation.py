@@ -2,7 +2,7 @@
 
 The canonical frame has a tz-naive ``datetime64[ns]`` index named ``Date`` and the columns
 Open, High, Low, Close, Volume (int64 when every value is a whole number, else float64) and
-Change (float64, the close-to-close return, NaN on the first row of a history).
+Change (float64, the close-to-close return as a fraction, NaN at most on the first row).
 
 A frame is written only if it passes ``validate``:
 
@@ -51,12 +51,24 @@ def _narrow(values: pd.Series) -> pd.Series:
     return pd.Series(array, index=values.index)
 
 
+def _filled_change(change: pd.Series, computed: np.ndarray | None) -> np.ndarray:
+    """The vendor's Change, its gaps after the first row filled from Close: OHLCV_STR allows
+    NaN on the first row only."""
+    values = change.to_numpy()
+    if computed is None or not _numeric(change):
+        return values
+    values = values.astype("float64")
+    gaps = np.isnan(values)
+    gaps[:1] = False
+    return np.where(gaps, computed, values)
+
+
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Bring a vendor frame into canonical shape without judging it (``validate`` judges).
 
     Moves a ``Date`` column to the index, drops time zones and times of day, narrows
-    whole-number prices to int64 and computes ``Change`` when it is missing. Never sorts,
-    deduplicates or fills.
+    whole-number prices to int64 and computes ``Change`` from Close where the vendor gives
+    none (after the first row). Never sorts, deduplicates or fills prices.
     """
     if not isinstance(frame, pd.DataFrame):
         raise BadOhlcvData(f"expected a DataFrame, got {type(frame).__name__}")
@@ -70,10 +82,13 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
         dates = dates.tz_localize(None)
     index = pd.DatetimeIndex(dates.normalize().values.astype("datetime64[ns]"), name="Date")
     columns = {name: _narrow(frame[name]).to_numpy() for name in frame.columns if name in NUMBER_COLUMNS}
+    computed = None
+    if "Close" in columns and pd.api.types.is_numeric_dtype(columns["Close"]):
+        computed = pd.Series(columns["Close"], dtype="float64").pct_change().to_numpy()
     if "Change" in frame.columns:
-        columns["Change"] = frame["Change"].to_numpy()
-    elif "Close" in columns and pd.api.types.is_numeric_dtype(columns["Close"]):
-        columns["Change"] = pd.Series(columns["Close"], dtype="float64").pct_change().to_numpy()
+        columns["Change"] = _filled_change(frame["Change"], computed)
+    elif computed is not None:
+        columns["Change"] = computed
     order = [name for name in VALUE_COLUMNS if name in columns]
     return pd.DataFrame(columns, index=index, columns=order)
 

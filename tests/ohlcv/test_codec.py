@@ -1,9 +1,14 @@
+import contextlib
 import struct
+import zlib
 
 import msgpack
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from ohlcv import codec
 from ohlcv.errors import BadOhlcvData
@@ -134,7 +139,7 @@ def test_structurally_damaged_values_are_rejected(change):
 
 
 def test_fast_frame_building_equals_the_public_constructor():
-    for frame in (make_frame(50), make_frame(50).assign(Close=lambda f: f["Close"] / 3), make_frame(0)):
+    for frame in (make_frame(50), make_frame(50).assign(Close=lambda f: f["Close"] / 3), make_frame(1)):
         dates, columns = codec.decode_arrays(codec.encode(frame))
         public = pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="Date"), columns=list(codec.VALUE_COLUMNS))
         fast = codec._frame_from_views(dates, [columns[name] for name in codec.VALUE_COLUMNS])
@@ -147,3 +152,277 @@ def test_decoded_frames_are_writable_and_independent():
     first, second = codec.decode(blob), codec.decode(blob)
     first.iloc[0, 0] = -1
     assert second.iloc[0, 0] != -1
+
+
+# -- the rules of docs/ohlcv-str.md, one test each ------------------------------------------
+
+
+def _doc(rows: int = 3) -> dict:
+    return msgpack.unpackb(codec.encode(make_frame(rows), "synthetic"))
+
+
+def _with_days(days: list[int]) -> bytes:
+    doc = _doc(len(days))
+    doc["data"][0] = np.array(days, dtype="<i4").tobytes()
+    return msgpack.packb(doc)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None, 2])
+def test_version_must_be_the_integer_1(version):
+    doc = _doc()
+    doc["version"] = version
+    with pytest.raises(BadOhlcvData, match="version"):
+        codec.decode(msgpack.packb(doc))
+
+
+@pytest.mark.parametrize(("rows", "keep"), [(True, 1), (0, 0), (1.0, 1), ("1", 1), (None, 1)])
+def test_rows_must_be_an_integer_of_at_least_1(rows, keep):
+    doc = _doc(max(keep, 1))
+    doc["rows"] = rows
+    doc["data"] = [
+        column[: keep * (8 if dtype == "<f8" else 4)] for dtype, column in zip(doc["dtypes"], doc["data"], strict=True)
+    ]
+    with pytest.raises(BadOhlcvData, match="rows"):
+        codec.decode(msgpack.packb(doc))
+
+
+def test_source_must_be_a_string():
+    doc = _doc()
+    doc["source"] = 5
+    with pytest.raises(BadOhlcvData, match="source"):
+        codec.decode(msgpack.packb(doc))
+
+
+@pytest.mark.parametrize("missing", ["format", "version", "rows", "source", "columns", "dtypes", "data"])
+def test_every_version_1_key_is_required(missing):
+    doc = _doc()
+    del doc[missing]
+    with pytest.raises(BadOhlcvData):
+        codec.decode(msgpack.packb(doc))
+
+
+def test_unknown_keys_are_ignored():
+    frame = make_frame(5)
+    doc = msgpack.unpackb(codec.encode(frame))
+    doc.update(comment="an optional field of a later writer", zz=[1, {"a": b"x"}])
+    pd.testing.assert_frame_equal(codec.decode(msgpack.packb(doc)), frame)
+
+
+def test_key_order_does_not_matter():
+    frame = make_frame(5)
+    doc = msgpack.unpackb(codec.encode(frame))
+    reordered = dict(reversed(list(doc.items())))
+    assert list(msgpack.unpackb(msgpack.packb(reordered))) != list(doc)
+    pd.testing.assert_frame_equal(codec.decode(msgpack.packb(reordered)), frame)
+
+
+def test_change_must_be_f8():
+    doc = _doc()
+    doc["dtypes"][6] = "<i4"
+    doc["data"][6] = np.zeros(3, dtype="<i4").tobytes()
+    with pytest.raises(BadOhlcvData, match="Change"):
+        codec.decode(msgpack.packb(doc))
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">i4", "<u4", "<f4", "<M8[D]", "i4", "int32"])
+def test_only_i4_i8_f8_are_column_types(dtype):
+    doc = _doc()
+    doc["dtypes"][5] = dtype
+    with pytest.raises(BadOhlcvData, match="unsupported type"):
+        codec.decode(msgpack.packb(doc))
+
+
+def test_equal_dates_are_rejected():
+    with pytest.raises(BadOhlcvData, match="strictly increasing"):
+        codec.decode(_with_days([19724, 19725, 19725]))
+
+
+@pytest.mark.parametrize(
+    "days",
+    [
+        [-25568, 19724, 19725],  # 1899-12-31
+        [19724, 19725, 84006],  # 2200-01-01
+        [19724, 19725, 2**31 - 1],  # beyond datetime64[ns]: used to wrap around silently
+        [-(2**31), 19724, 19725],
+        [0, 2**31 - 1, -25_567],  # the step down overflows int32 and looks like a step up
+    ],
+)
+def test_dates_outside_1900_to_2199_are_rejected(days):
+    with pytest.raises(BadOhlcvData, match=r"1900-01-01|strictly increasing"):
+        codec.decode(_with_days(days))
+
+
+def test_first_and_last_allowed_dates_are_read():
+    decoded = codec.decode(_with_days([-25567, 19724, 84005]))
+    assert list(decoded.index) == [pd.Timestamp("1900-01-01"), pd.Timestamp("2024-01-02"), pd.Timestamp("2199-12-31")]
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda blob: blob + b"\xc0",  # a second MessagePack object after the map
+        lambda blob: zlib.compress(blob),
+        lambda blob: len(blob).to_bytes(4, "big") + blob,  # length-prefixed framing
+    ],
+)
+def test_value_is_bare_uncompressed_messagepack(wrap):
+    with pytest.raises(BadOhlcvData):
+        codec.decode(wrap(codec.encode(make_frame(3))))
+
+
+def test_column_bytes_must_be_bin_not_str():
+    doc = _doc()
+    doc["data"][4] = doc["data"][4].decode("latin-1")
+    with pytest.raises(BadOhlcvData, match="Close"):
+        codec.decode(msgpack.packb(doc, use_bin_type=True))
+
+
+def test_strings_must_be_str_not_bin():
+    doc = _doc()
+    doc["format"] = b"OHLCV_STR"
+    with pytest.raises(BadOhlcvData, match="format"):
+        codec.decode(msgpack.packb(doc, use_bin_type=True))
+
+
+def test_change_may_be_nan_on_any_row_for_readers():
+    """Rules on values bind writers; the decoder checks structure only."""
+    doc = _doc(4)
+    doc["data"][6] = np.array([np.nan, 0.1, np.nan, 0.2], dtype="<f8").tobytes()
+    assert codec.decode(msgpack.packb(doc))["Change"].isna().tolist() == [True, False, True, False]
+
+
+# -- the encoder writes only what the rules allow ----------------------------------------------
+
+
+def test_encoder_refuses_an_empty_series():
+    with pytest.raises(BadOhlcvData, match="empty"):
+        codec.encode(make_frame(0))
+
+
+@pytest.mark.parametrize("day", ["1899-12-31", "2200-01-01", "1600-01-01", "2300-01-01"])
+def test_encoder_refuses_dates_outside_1900_to_2199(day):
+    frame = make_frame(3)
+    days = frame.index.values.astype("datetime64[s]").copy()
+    days[0 if day < "1970" else -1] = np.datetime64(day, "s")
+    frame.index = pd.DatetimeIndex(days, name="Date")
+    with pytest.raises(BadOhlcvData, match="1900-01-01"):
+        codec.encode(frame)
+
+
+@pytest.mark.parametrize("order", [[0, 2, 1], [0, 1, 1]])
+def test_encoder_refuses_dates_that_do_not_strictly_increase(order):
+    with pytest.raises(BadOhlcvData, match="strictly increasing"):
+        codec.encode(make_frame(3).iloc[order])
+
+
+@pytest.mark.parametrize("column", ["Open", "Close", "Volume"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_encoder_refuses_missing_or_infinite_prices(column, bad):
+    frame = make_frame(3).astype({column: "float64"})
+    frame.iloc[1, frame.columns.get_loc(column)] = bad
+    with pytest.raises(BadOhlcvData, match=column):
+        codec.encode(frame)
+
+
+def test_encoder_refuses_nan_change_after_the_first_row():
+    frame = make_frame(4)
+    frame.iloc[2, frame.columns.get_loc("Change")] = np.nan
+    with pytest.raises(BadOhlcvData, match="Change"):
+        codec.encode(frame)
+
+
+def test_change_may_be_a_number_on_the_first_row():
+    """A period value starts with the real return from the session before it."""
+    frame = make_frame(10).iloc[3:]
+    assert not np.isnan(frame["Change"].iloc[0])
+    pd.testing.assert_frame_equal(codec.decode(codec.encode(frame)), frame)
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+FIRST_DAY, LAST_DAY = -25_567, 84_005
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    """Any series the rules allow: 1-40 rows, increasing dates in range, int32/int64/float prices."""
+    rows = draw(st.integers(1, 40))
+    days = sorted(draw(st.sets(st.integers(FIRST_DAY, LAST_DAY), min_size=rows, max_size=rows)))
+    columns = {}
+    for name in ("Open", "High", "Low", "Close", "Volume"):
+        kind = draw(st.sampled_from(["int32", "int64", "float64"]))
+        elements = st.floats(-1e300, 1e300, allow_nan=False) if kind == "float64" else None
+        values = draw(hnp.arrays(np.dtype(kind), rows, elements=elements))
+        columns[name] = values.astype("int64") if kind != "float64" else values
+    change = draw(hnp.arrays(np.float64, rows, elements=st.floats(-1, 10, allow_nan=False)))
+    if draw(st.booleans()):
+        change[0] = np.nan
+    columns["Change"] = change
+    dates = (np.array(days, dtype="int64") * 86_400 * 10**9).astype("datetime64[ns]")
+    return pd.DataFrame(columns, index=pd.DatetimeIndex(dates, name="Date"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames())
+def test_every_allowed_series_round_trips(frame):
+    blob = codec.encode(frame, "synthetic")
+    decoded = codec.decode(blob)
+    for name in codec.VALUE_COLUMNS:
+        if frame[name].dtype.kind == "f" and name != "Change" and decoded[name].dtype.kind == "i":
+            decoded[name] = decoded[name].astype("float64")  # whole-number floats come back as integers
+    pd.testing.assert_frame_equal(decoded, frame)
+    assert msgpack.unpackb(blob)["rows"] == len(frame) >= 1
+
+
+MSGPACK_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=8) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = st.sampled_from(["format", "version", "rows", "source", "columns", "dtypes", "data"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=FIELDS, position=st.integers(0, 6) | st.none(), value=MSGPACK_VALUES)
+def test_any_field_replaced_by_anything_decodes_or_raises_bad_ohlcv_data(field, position, value):
+    doc = _doc(4)
+    if position is not None and isinstance(doc[field], list):
+        doc[field][position] = value
+    else:
+        doc[field] = value
+    with contextlib.suppress(BadOhlcvData):
+        codec.decode(msgpack.packb(doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=80))
+def test_any_bytes_decode_or_raise_bad_ohlcv_data(blob):
+    with contextlib.suppress(BadOhlcvData):
+        codec.decode(blob)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    position=st.integers(0, 10_000),
+    value=st.integers(0, 255),
+    cut=st.integers(0, 10_000),
+)
+def test_a_damaged_value_decodes_or_raises_bad_ohlcv_data(position, value, cut):
+    """Flip one byte or cut the value short: never another exception, never a wrapped date."""
+    blob = bytearray(codec.encode(make_frame(4), "synthetic"))
+    blob[position % len(blob)] = value
+    damaged = bytes(blob[: len(blob) - cut % len(blob)] if cut % 3 == 0 else blob)
+    try:
+        decoded = codec.decode(damaged)
+    except BadOhlcvData:
+        return
+    assert len(decoded) >= 1
+    assert decoded.index[0] >= pd.Timestamp("1900-01-01")
+    assert decoded.index[-1] <= pd.Timestamp("2199-12-31")
+    assert decoded.index.is_monotonic_increasing
+    assert decoded.index.is_unique

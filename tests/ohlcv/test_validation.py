@@ -38,6 +38,19 @@ def test_vendor_change_column_is_kept():
     assert validate(raw, AS_OF)["Change"].tolist() == [0.5, 0.25, 0.125]
 
 
+def test_gaps_in_a_vendor_change_column_are_filled_from_close():
+    """OHLCV_STR allows NaN in Change on the first row only; the vendor's own figures are kept."""
+    raw = vendor_frame().assign(Change=[np.nan, np.nan, -0.0198])
+    change = validate(raw, AS_OF)["Change"].tolist()
+    assert np.isnan(change[0])
+    assert change[1:] == [pytest.approx(101 / 102 - 1), -0.0198]
+
+
+def test_an_empty_frame_with_a_change_column_is_judged_not_crashed_on():
+    with pytest.raises(BadOhlcvData, match="no rows"):
+        validate(vendor_frame().assign(Change=0.0).iloc[0:0], AS_OF)
+
+
 def test_decimal_prices_stay_float():
     raw = vendor_frame()
     raw.loc[1, ["Close", "Low"]] = [101.25, 100.5]

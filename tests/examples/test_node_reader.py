@@ -1,0 +1,192 @@
+"""The Node.js reader in ``examples/node-reader`` reads what this project writes, from the spec alone.
+
+A throwaway redis-server is filled as ``make demo`` fills it: the DAG's steps (``ohlcv.indexer``)
+over the demo's synthetic universe, run in this process instead of under ``airflow dags test``
+(about 2 s instead of 25 s). Period keys are added through ``OhlcvCache``, as forward tests add
+them, and one value with ``<i8`` and ``<f8`` columns through the codec. Then ``npm ci`` and
+``node --test`` run against it, and the reader's JSON output is compared with Python's decode
+of the same keys. Without node or npm the Node tests are skipped, unless
+``OHLCV_REQUIRE_NODE`` is set, as ``.ci/run`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+import redis
+
+from ohlcv import OhlcvCache, calendar, codec, indexer
+from ohlcv.keys import KeySpace
+from ohlcv.redis_server import ThrowawayRedis
+from ohlcv.sources import from_spec
+from ohlcv.store import OhlcvStore
+from scripts import demo
+from tests.conftest import ROOT
+
+READER = ROOT / "examples" / "node-reader"
+#: not a key of the package: a value whose Volume needs BigInt and whose prices are doubles
+WIDE = "example:wide"
+
+
+@dataclass(frozen=True)
+class Filled:
+    url: str
+    client: redis.Redis
+    as_of: dt.date
+    codes: list[str]
+    periods: dict[str, str]  # what the period was asked for -> the key it was stored under
+
+
+def fill_like_the_demo(store: OhlcvStore) -> tuple[dt.date, list[str]]:
+    """What one ``make demo`` run writes: the DAG's steps over the demo's synthetic universe."""
+    source = from_spec(f"synthetic:{demo.TICKERS}")
+    as_of = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
+    codes = indexer.universe(store, source, "KRX", [], ["KS11"], as_of)
+    plan = indexer.plan(store, codes, as_of)
+    results = {code: indexer.index_ticker(store, source, code, as_of).status for code in plan.to_index}
+    summary = indexer.summarize(store, codes, plan.to_index, results, as_of)
+    assert not summary.failed
+    store.publish_run(as_of, summary.current)
+    return as_of, codes
+
+
+def add_periods(client: redis.Redis, as_of: dt.date, codes: list[str]) -> dict[str, str]:
+    """Period keys as forward tests leave them: asked with sloppy dates, an open end, before a listing."""
+    cache = OhlcvCache(client, from_spec(f"synthetic:{demo.TICKERS}"))
+    old = [code for code in codes if codec.decode(client.get(f"ticker:{code}")).index[0] < pd.Timestamp("2023-1-1")]
+    recent = as_of - dt.timedelta(days=30)
+    asked = {
+        **{f"{code} 2024-1-1 20241231": (code, "2024-1-1", "20241231") for code in old[:3]},
+        "KS11 1990-01-01 1990-12-31": ("KS11", "1990-01-01", "1990-12-31"),  # starts before the history
+        f"{old[0]} {recent} 2099-12-31": (old[0], recent.isoformat(), "2099-12-31"),  # cut at the published session
+    }
+    before = set(client.keys("ticker:*:*:*"))
+    stored = {}
+    for name, (code, start, end) in asked.items():
+        cache.get(code, start, end)
+        (key,) = {key.decode() for key in client.keys(f"ticker:{code}:*:*")} - before - set(stored.values())
+        stored[name] = key
+    return stored
+
+
+@pytest.fixture(scope="module")
+def filled():
+    with ThrowawayRedis() as server:
+        client = server.client()
+        as_of, codes = fill_like_the_demo(OhlcvStore(client, KeySpace()))
+        periods = add_periods(client, as_of, codes)
+        wide = codec.decode(client.get(f"ticker:{codes[0]}")).iloc[:40].copy()
+        wide["Volume"] += 2**53  # beyond a JavaScript Number's exact integers
+        wide["Close"] = wide["Close"] / 3
+        client.set(WIDE, codec.encode(wide, "test"))
+        yield Filled(server.url, client, as_of, codes, periods)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def node_reader() -> str:
+    """``node``, after ``npm ci`` in the reader's directory (npm's cache is used when it can be)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    required = os.environ.get("OHLCV_REQUIRE_NODE", "") not in ("", "0")
+    if not (node and npm):
+        missing = ", ".join(name for name, path in (("node", node), ("npm", npm)) if not path)
+        if required:
+            pytest.fail(f"missing {missing}, required here (OHLCV_REQUIRE_NODE): apt-get install nodejs npm")
+        pytest.skip(f"missing {missing} (.ci/run installs nodejs and npm)")
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"], cwd=READER, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        if required:
+            pytest.fail(f"npm ci failed in {READER}:\n{done.stderr}")
+        pytest.skip(f"npm ci failed (offline without npm's cache?): {done.stderr.strip().splitlines()[-1:]}")
+    return node
+
+
+def python_json(blob: bytes) -> dict:
+    """A value as the Node reader prints it, from Python's decode."""
+    header, frame = codec.decode_header(blob), codec.decode(blob)
+    columns = {}
+    for name in codec.VALUE_COLUMNS:
+        values = frame[name].tolist()
+        columns[name] = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    fields = ("format", "version", "rows", "source", "dtypes")
+    return {
+        **{field: header[field] for field in fields},
+        "dates": [day.date().isoformat() for day in frame.index],
+        "columns": columns,
+    }
+
+
+def node_json(line: str) -> dict:
+    """A line of the Node reader's output, its int64 strings (beyond 2^53) read as integers."""
+    value = json.loads(line)
+    value["columns"] = {
+        name: [int(v) if isinstance(v, str) else v for v in values] for name, values in value["columns"].items()
+    }
+    return value
+
+
+def test_node_reader_passes_its_tests_against_the_demo_data(node_reader, filled):
+    done = subprocess.run(
+        [node_reader, "--test", "--test-reporter=tap", "reader.test.mjs"],
+        cwd=READER,
+        env={**os.environ, "OHLCV_REDIS_URL": filled.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "# fail 0" in done.stdout
+    assert "# SKIP" not in done.stdout  # the tests against Redis ran
+
+
+def test_node_reader_decodes_values_exactly_as_python_does(node_reader, filled):
+    """Every row of some histories (node --test has checked all of them), every period key, and
+    the value with <i8 and <f8 columns."""
+    sample = sorted({*filled.codes[:4], "KS11", *(key.split(":")[1] for key in filled.periods.values())})
+    keys = [f"ticker:{code}" for code in sample] + sorted(filled.periods.values()) + [WIDE]
+    done = subprocess.run(
+        [node_reader, "reader.mjs", *keys],
+        cwd=READER,
+        env={**os.environ, "OHLCV_REDIS_URL": filled.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(keys)
+    for key, line in zip(keys, lines, strict=True):
+        value = node_json(line)
+        assert value.pop("key") == key
+        assert value == python_json(filled.client.get(key)), key
+    assert codec.decode_header(filled.client.get(WIDE))["dtypes"][4:6] == ["<f8", "<i8"]
+
+
+def test_period_keys_are_named_by_the_requested_dates(filled):
+    """The bounds are the dates asked for, normalised, not the first and last session inside;
+    an end after the published session is cut at it."""
+    stored = filled.periods
+    code = next(name.split()[0] for name in stored if name.endswith("2024-1-1 20241231"))
+    assert stored[f"{code} 2024-1-1 20241231"] == f"ticker:{code}:2024-01-01:2024-12-31"
+    assert stored["KS11 1990-01-01 1990-12-31"] == "ticker:KS11:1990-01-01:1990-12-31"
+    recent = filled.as_of - dt.timedelta(days=30)
+    (open_end,) = [key for name, key in stored.items() if name.endswith(" 2099-12-31")]
+    assert open_end.endswith(f":{recent.isoformat()}:{filled.as_of.isoformat()}")
+    ks11 = codec.decode(filled.client.get(stored["KS11 1990-01-01 1990-12-31"]))
+    assert ks11.index[0] == pd.Timestamp("1990-01-03")  # the first session, not the key's start
+    assert math.isnan(ks11["Change"].iloc[0])  # nothing before the history's first session
+    period = codec.decode(filled.client.get(stored[f"{code} 2024-1-1 20241231"]))
+    assert (period.index[0], period.index[-1]) == (pd.Timestamp("2024-01-02"), pd.Timestamp("2024-12-30"))
+    history = codec.decode(filled.client.get(f"ticker:{code}"))
+    assert period["Change"].iloc[0] == history.loc[period.index[0], "Change"]
+    assert not math.isnan(period["Change"].iloc[0])  # the real return from the session before
