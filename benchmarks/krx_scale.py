@@ -4,8 +4,11 @@ Starts api-server, scheduler and dag-processor with LocalExecutor on a scratch P
 database and the Airflow settings of docker-compose.yaml (tests/e2e/stack.py), points the DAG
 at a synthetic universe of 2,900 tickers and a throwaway redis-server, then triggers:
 
-1. a first run into an empty cache (every ticker fetched and written),
-2. a repeat run with nothing to do.
+1. a first run into an empty cache, as of the session before the last one (every ticker
+   fetched and written),
+2. the daily run, as of the last session: every ticker one session behind, moved forward
+   by the market snapshot,
+3. a repeat run with nothing to do.
 
 Prints the wall time of each run, the DAG file's parse cost, the per-task figures of the
 mapped `index_ticker` instances, the machine's CPU time per mapped task and, for
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("OHLCV_VENDOR_MIN_GAP_SECONDS", "0")  # the in-process comparison calls back to back
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from ohlcv import codec, indexer  # noqa: E402
+from ohlcv import calendar, codec, indexer  # noqa: E402
 from ohlcv.keys import KeySpace  # noqa: E402
 from ohlcv.redis_server import ThrowawayRedis  # noqa: E402
 from ohlcv.sources.guard import GuardedSource  # noqa: E402
@@ -89,8 +92,9 @@ def in_process_work(tickers: int, sample: int = 100) -> float:
     """Seconds per ticker for fetch + validate + write in one warm Python process."""
     with ThrowawayRedis() as server:
         store = OhlcvStore(server.client(), KeySpace())
-        source = GuardedSource(SyntheticSource(tickers), store, run_id="bench")
-        codes = source.list_universe("KRX")[:sample]
+        vendor = SyntheticSource(tickers)
+        source = GuardedSource(vendor, store, run_id="bench")
+        codes = vendor.list_universe("KRX")[:sample]
         as_of = dt.date(2026, 11, 20)
         indexer.index_ticker(store, source, codes[0], as_of)  # warm: calendar, schema
         began = time.perf_counter()
@@ -110,13 +114,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def timed_run(stack, label: str, limit: float) -> dict:
+def timed_run(stack, label: str, limit: float, logical_date: str | None = None) -> dict:
     done_before = time.monotonic()
     cpu_before = cpu_seconds()
     servers = {name: process.pid for name, process in zip(SERVERS, stack.processes, strict=True)}
     server_cpu = {name: process_cpu(pid) for name, pid in servers.items()}
     triggered_at = dt.datetime.now(dt.UTC)
-    run_id = stack.trigger()
+    run_id = stack.trigger(logical_date=logical_date)
     last_print = [0.0]
 
     def progress(_run):
@@ -142,6 +146,20 @@ def timed_run(stack, label: str, limit: float) -> dict:
     return {
         "run_id": run_id, "state": state, "wall": wall, "cpu": cpu, "instances": instances, "server_cpu": server_cpu,
     }  # fmt: skip
+
+
+def vendor_report(client, run_id: str) -> None:
+    """The run's record in ohlcv:runs: what it did and the vendor calls it made."""
+    for _, fields in client.xrevrange("ohlcv:runs", count=20):
+        record = {name.decode(): value.decode() for name, value in fields.items()}
+        if record["run_id"] == run_id:
+            print(
+                f"  run record: appended {record['appended']}, handed on {record['handed_on']}, written "
+                f"{record['written']}, repaired {record['repaired']}, current {record['current']}; vendor calls "
+                f"{record['vendor_calls']} (snapshot {record['snapshot_calls']}, history {record['history_calls']})"
+            )
+            return
+    print(f"  no run record for {run_id}")
 
 
 def report(label: str, result: dict, slots: int) -> None:
@@ -213,9 +231,13 @@ def main() -> None:
         began = time.monotonic()
         stack.wait_for_dag()
         print(f"stack up and DAG parsed in {time.monotonic() - began:.0f} s (logs in {home})")
-        first = timed_run(stack, "first run", args.limit)
-        report("first run (empty cache)", first, slots)
+        today = calendar.last_complete_session(dt.datetime.now(dt.UTC))
+        yesterday = calendar.previous_session(today)
+        # 10:00 UTC is 19:00 KST: each day's session is final by then
+        first = timed_run(stack, "first run", args.limit, f"{yesterday.isoformat()}T10:00:00Z")
+        report(f"first run (empty cache, as of {yesterday})", first, slots)
         client = server.client()
+        vendor_report(client, first["run_id"])
         print(
             f"  cache: {client.hlen('ticker:lastUpdateAt')} tickers in ticker:lastUpdateAt, "
             f"getOHLCV_lastUpdateAt={client.get('getOHLCV_lastUpdateAt')}, "
@@ -223,8 +245,12 @@ def main() -> None:
         )
         sample = client.get("ticker:005930") or client.get(f"ticker:{SyntheticSource(3).list_universe('KRX')[0]}")
         print(f"  a sample series decodes to {len(codec.decode(sample))} rows")
-        repeat = timed_run(stack, "repeat run", args.limit)
+        daily = timed_run(stack, "daily run", args.limit, f"{today.isoformat()}T10:00:00Z")
+        report(f"daily run (every ticker one session behind, as of {today})", daily, slots)
+        vendor_report(client, daily["run_id"])
+        repeat = timed_run(stack, "repeat run", args.limit, f"{today.isoformat()}T11:00:00Z")
         report("repeat run (nothing to do)", repeat, slots)
+        vendor_report(client, repeat["run_id"])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from ohlcv.store import OhlcvStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKERS = int(os.environ.get("BENCH_TICKERS", "2900"))
-TRIGGER = "2026-11-20T08:23:00+00:00"  # 17:23 in Seoul: the session of 2026-11-20 is complete
+TRIGGER = "2026-11-20T10:23:00+00:00"  # 19:23 in Seoul: the session of 2026-11-20 is final
 AS_OF = dt.date(2026, 11, 20)
 
 
@@ -32,7 +32,7 @@ def fill(store: OhlcvStore, source: SyntheticSource) -> list[str]:
     codes = [*source.list_universe("KRX"), "KS11"]
     for code in codes:  # the last two months are enough: the plan reads dates, not prices
         store.write_series(code, source.history(code, AS_OF - dt.timedelta(days=60), AS_OF), source.name)
-    store.save_universe(source.name, "KRX", AS_OF, codes[:-1])
+    store.save_snapshot(source.snapshot(AS_OF), asked=AS_OF)  # the session's listing
     store.publish_run(AS_OF, len(codes))
     return codes
 

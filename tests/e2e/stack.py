@@ -104,9 +104,11 @@ class Stack:
     def wait_for_dag(self, seconds: float = 180) -> None:
         wait("the DAG to be parsed", lambda: requests.get(self.dag, timeout=5).status_code == 200, seconds)
 
-    def trigger(self, conf: dict[str, Any] | None = None) -> str:
-        """Trigger a run now (unpausing the DAG) and return its run id."""
-        triggered = requests.post(f"{self.dag}/dagRuns", json={"logical_date": None, "conf": conf or {}}, timeout=30)
+    def trigger(self, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+        """Trigger a run (now, or as of ``logical_date``, an ISO time), unpause the DAG and
+        return the run's id."""
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        triggered = requests.post(f"{self.dag}/dagRuns", json=body, timeout=30)
         triggered.raise_for_status()
         unpaused = requests.patch(self.dag, json={"is_paused": False}, timeout=30)
         unpaused.raise_for_status()
