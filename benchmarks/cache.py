@@ -71,7 +71,7 @@ def single_series(client, store: OhlcvStore) -> None:
     print("\n1. one 7,800-row series: full-history hit, 1-year period hit, ArcticDB on LMDB")
     frame = seven_thousand_eight_hundred_rows()
     store.write_series("000100", frame, "synthetic")
-    store.publish_run(AS_OF, 1)
+    store.publish(AS_OF, 1)
     cache = OhlcvCache(client, SyntheticSource(1))
     cache.get("000100", *YEAR)  # writes the period key back
     raw = line("raw GET of the same bytes", timed(lambda: client.get("ticker:000100"), 1000))
@@ -206,10 +206,10 @@ def main() -> None:
         store = OhlcvStore(client, KeySpace())
         single_series(client, store)
         server.flush()
-        store.publish_run(AS_OF, 0)
+        store.publish(AS_OF, 0)
         forward_test_report(client, store)
         server.flush()
-        store.publish_run(AS_OF, 0)
+        store.publish(AS_OF, 0)
         many(client, store)
 
 

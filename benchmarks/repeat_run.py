@@ -33,7 +33,7 @@ def fill(store: OhlcvStore, source: SyntheticSource) -> list[str]:
     for code in codes:  # the last two months are enough: the plan reads dates, not prices
         store.write_series(code, source.history(code, AS_OF - dt.timedelta(days=60), AS_OF), source.name)
     store.save_snapshot(source.snapshot(AS_OF), asked=AS_OF)  # the session's listing
-    store.publish_run(AS_OF, len(codes))
+    store.publish(AS_OF, len(codes))
     return codes
 
 

@@ -7,8 +7,8 @@ downloading them again.
 
 `start_run` → `list_universe` → `apply_snapshot` (the market's daily table appended to every
 ticker it continues) → `index_ticker` (one task per ticker whose history is fetched, labelled
-with its code) → `summarize` → `wait_for_source` → `retry_ticker` (failed tickers only) →
-`finish_run`.
+with its code) → `summarize` → `wait_for_source` → `retry_ticker` (failed tickers only) → `publish_cut`
+(the watermark, and the Asset `ohlcv_cache` when it advances) → `finish_run`.
 
 * **Schedule**: hourly at :23 from 08:00 to 12:00 Europe/London (the old Jenkins trigger
   `H H(8-12)/1 * * *`). Each run indexes through the last final XKRX session at its
@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from ohlcv.airflow import tasks
+from ohlcv.airflow.assets import CACHE
 
-CACHE_ASSET = Asset(name="ohlcv_cache", uri="x-ohlcv://ohlcv_redis/ticker")
 #: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
 VENDOR_POOL = "ohlcv_vendor"
 #: the mapped per-ticker tasks: labelled with the ticker, in the vendor pool, reporting through
@@ -95,8 +95,9 @@ def ohlcv_indexer():
         execution_timeout=None,
     )(run, summary)
     retried = task(tasks.retry_ticker, **PER_TICKER).partial(run=run).expand(ticker=to_retry)
-    finish = task(tasks.finish_run, trigger_rule="all_done", outlets=[CACHE_ASSET], multiple_outputs=False)
-    retried >> finish(run, plan, summary)
+    published = task(tasks.publish_cut, trigger_rule="all_done", outlets=[CACHE], multiple_outputs=False)(run, plan)
+    retried >> published
+    published >> task(tasks.finish_run, trigger_rule="all_done", multiple_outputs=False)(run, plan, summary)
 
 
 ohlcv_indexer()

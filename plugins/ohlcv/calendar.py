@@ -1,18 +1,30 @@
-"""XKRX trading sessions, from exchange-calendars."""
+"""XKRX trading sessions, from exchange-calendars, with what it does not know added through
+its own mechanism (a calendar subclass) in one place:
+
+- **Saturday sessions.** KRX traded on Saturdays until 5 December 1998 (from 7 December
+  Saturdays were closed). exchange-calendars declares this as a special weekmask, but under
+  pandas 3 that weekmask yields no Saturday at all, and index histories from the 1990s hold
+  them. Here the week is Monday to Saturday, and every Saturday from 12 December 1998 on is
+  an ad-hoc holiday. exchange-calendars lists no holiday on a Saturday, so a holiday that
+  fell on a Saturday before 1999 counts as a session: a vendor row on it is accepted, and
+  ``weekday_sessions`` leaves Saturdays out where a missing row must mean a failed download.
+- **Closures it does not know yet** (``EXTRA_CLOSED``, e.g. the 2026-06-03 local elections).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import threading
 
-import exchange_calendars as xcals
 import pandas as pd
+from exchange_calendars.exchange_calendar_xkrx import XKRXExchangeCalendar
 
 from ohlcv.errors import InvalidDate
 
-EXCHANGE = "XKRX"
 # Naver's daily history reaches back to the early 1990s; the calendar must cover it.
 FIRST_DAY = "1990-01-03"
+#: the last Saturday KRX traded on
+LAST_SATURDAY_SESSION = dt.date(1998, 12, 5)
 #: KRX's after-hours single-price session runs until this long after the regular close
 #: (16:00-18:00 KST after a 15:30 close); its trades count in the session's official volume
 AFTER_HOURS = dt.timedelta(hours=2, minutes=30)
@@ -24,15 +36,48 @@ FINAL_AFTER_CLOSE = AFTER_HOURS + PUBLISH_MARGIN
 # KRX closures exchange-calendars does not know yet (it treats them as sessions).
 EXTRA_CLOSED: frozenset[dt.date] = frozenset(
     {
+        dt.date(1998, 6, 4),  # local elections (no row in KRX's own index history)
         dt.date(2026, 6, 3),  # local elections
     }
 )
+#: how far past today a calendar is built; it is built again before anyone asks beyond it
+AHEAD = dt.timedelta(days=400)
 
 
-@functools.cache
-def xkrx() -> xcals.ExchangeCalendar:
-    """The XKRX calendar from 1990 to a year ahead (built once per process, about 2 s)."""
-    return xcals.get_calendar(EXCHANGE, start=FIRST_DAY)
+class KrxCalendar(XKRXExchangeCalendar):
+    """XKRX with Saturday sessions until 1998-12-05 and the closures in ``EXTRA_CLOSED``."""
+
+    weekmask = "1111110"
+
+    @property
+    def special_weekmasks(self) -> list:
+        return []
+
+    @property
+    def adhoc_holidays(self) -> list[pd.Timestamp]:
+        saturdays = pd.date_range(LAST_SATURDAY_SESSION + dt.timedelta(days=7), self._end_bound, freq="W-SAT")
+        return [*super().adhoc_holidays, *saturdays, *(pd.Timestamp(day) for day in sorted(EXTRA_CLOSED))]
+
+    def __init__(self, start: str, end: pd.Timestamp) -> None:
+        self._end_bound = end  # adhoc_holidays is read while the base class builds
+        super().__init__(start=start, end=end)
+
+
+_built: list[KrxCalendar] = []
+_building = threading.Lock()
+
+
+def xkrx(through: dt.date | None = None) -> KrxCalendar:
+    """The calendar from 1990 to at least ``through`` (default: today) plus ``AHEAD``.
+
+    Built once per process (about 1 s) and built again when asked beyond its end, so a
+    scheduler, worker or notebook that runs for years never falls off it.
+    """
+    needed = pd.Timestamp(through or dt.date.today())
+    with _building:
+        if not _built or _built[0].last_session < needed:
+            _built[:] = [KrxCalendar(FIRST_DAY, needed.normalize() + pd.Timedelta(AHEAD))]
+        return _built[0]
 
 
 def _utc(moment: dt.datetime | pd.Timestamp) -> pd.Timestamp:
@@ -45,31 +90,32 @@ def _utc(moment: dt.datetime | pd.Timestamp) -> pd.Timestamp:
 def last_complete_session(moment: dt.datetime | pd.Timestamp) -> dt.date:
     """The last XKRX session that is final at ``moment``: its close plus ``FINAL_AFTER_CLOSE``
     is at or before ``moment``."""
-    calendar = xkrx()
     at = _utc(moment) - FINAL_AFTER_CLOSE
+    calendar = xkrx(at.date() + dt.timedelta(days=1))
     if at < calendar.first_minute:
         raise InvalidDate(f"{moment!r} is before the first XKRX session this package knows")
-    if at > calendar.last_minute:
-        raise InvalidDate(f"{moment!r} is beyond the XKRX calendar's last session")
     session = calendar.minute_to_session(at, direction="previous")
     if at < calendar.session_close(session):
         # ``at`` is inside a session that is still trading: the previous one is complete.
-        session = calendar.previous_session(session)
-    while session.date() in EXTRA_CLOSED:
         session = calendar.previous_session(session)
     return session.date()
 
 
 def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """XKRX sessions from ``start`` to ``end``, both included, as a tz-naive index."""
-    calendar = xkrx()
+    calendar = xkrx(end)
     first = max(pd.Timestamp(start), calendar.first_session)
     last = min(pd.Timestamp(end), calendar.last_session)
     if first > last:
         return pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date")
-    days = pd.DatetimeIndex(calendar.sessions_in_range(first, last).values.astype("datetime64[ns]"), name="Date")
-    closed = [day for day in EXTRA_CLOSED if first <= pd.Timestamp(day) <= last]
-    return days.drop(pd.DatetimeIndex(closed)) if closed else days
+    return pd.DatetimeIndex(calendar.sessions_in_range(first, last).values.astype("datetime64[ns]"), name="Date")
+
+
+def weekday_sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
+    """``sessions`` without Saturdays: the sessions every complete history holds (a Saturday
+    before 1999 may have been a holiday exchange-calendars does not list)."""
+    days = sessions(start, end)
+    return days[days.day_of_week < 5]
 
 
 def previous_session(day: dt.date) -> dt.date:
@@ -82,4 +128,4 @@ def previous_session(day: dt.date) -> dt.date:
 
 def is_session(day: dt.date) -> bool:
     """Whether ``day`` is an XKRX trading session."""
-    return day not in EXTRA_CLOSED and bool(xkrx().is_session(pd.Timestamp(day)))
+    return bool(xkrx(day).is_session(pd.Timestamp(day)))

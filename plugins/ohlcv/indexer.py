@@ -270,8 +270,10 @@ def index_ticker(
     """Bring ``code`` up to date through ``as_of``: fetch, validate, merge or repair, write.
 
     ``NoData`` becomes a ``no_data`` result and the ticker is recorded as inactive; a vendor
-    answer far behind ``as_of`` (delisted, suspended) is stored and recorded likewise. A bad
-    frame raises ``BadOhlcvData`` and leaves the cache as it was; vendor errors propagate so
+    answer far behind ``as_of`` (delisted, suspended) is stored and recorded likewise, unless
+    the cache holds something newer (a truncated download: ``SourceUnavailable``) or the code
+    is an index (never delisted: ``SourceUnavailable`` after storing what came). A bad frame
+    raises ``BadOhlcvData`` and leaves the cache as it was; vendor errors propagate so
     Airflow can retry.
     """
     code = validate_ticker(code)
@@ -291,9 +293,18 @@ def index_ticker(
         log.warning("%s no data: %s", code, exc)
         return TickerResult(code, Status.NO_DATA, reason=str(exc))
     fresh = validate(raw, as_of)
-    outcome = store.write_series(code, fresh, source.name)
     vendor_last = fresh.index[-1].date()
+    if cached is not None and vendor_last < cached:
+        raise SourceUnavailable(
+            f"{code}: the vendor's answer ends on {vendor_last}, before the cached {cached}: a truncated download"
+        )
+    outcome = store.write_series(code, fresh, source.name)
     behind = len(calendar.sessions(vendor_last, as_of)) - 1
+    if behind > INACTIVE_LAG_SESSIONS and is_index(code):
+        raise SourceUnavailable(
+            f"{code}: the vendor's history ends on {vendor_last}, {behind} sessions before {as_of}; "
+            "an index is never delisted, so a download failed"
+        )
     if behind > INACTIVE_LAG_SESSIONS:
         reason = f"the vendor's last session is {vendor_last}, {behind} sessions before {as_of}: delisted or halted"
         store.mark_inactive(code, as_of, reason)
@@ -319,17 +330,26 @@ def index_ticker(
 
 
 def summarize(
-    store: OhlcvStore, universe_codes: list[str], planned: list[str], results: Mapping[str, str], as_of: dt.date
+    store: OhlcvStore,
+    universe_codes: list[str],
+    planned: list[str],
+    results: Mapping[str, str],
+    as_of: dt.date,
+    run_id: str,
 ) -> RunSummary:
     """Count what the snapshot step and the mapped tasks did (``results``: code → status, as
-    ``store.run_results`` gives them); a planned ticker without a result failed."""
+    ``store.run_results`` gives them); a planned ticker without a result failed.
+
+    Only failure records this run wrote give reasons and decide retries: an older record
+    says nothing about this run.
+    """
     statuses = [Status(value) for value in results.values()]
     missing = [code for code in planned if code not in results]
     # a ticker found without data is skipped by its task (no result) and recorded inactive
     _, inactive = store.state_of(missing)
     skipped = [code for code in missing if inactive.get(code, {}).get("checked") == as_of.isoformat()]
     failed = [code for code in missing if code not in skipped]
-    records = store.failures(failed)
+    records = store.failures(failed, run_id=run_id)
     reasons = {code: records[code]["reason"] for code in failed[:50] if code in records}
     retry = [code for code in failed if records.get(code, {}).get("retry", True)]
     current = count_current(store, universe_codes, as_of)
@@ -361,6 +381,15 @@ def _canary(
     last = store.last_updates(universe_codes)
     current = [code for code in universe_codes if last[code] is not None and last[code] >= as_of]
     return current[0] if current else (universe_codes[0] if universe_codes else None)
+
+
+def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_universe: list[str]) -> list[str]:
+    """The tickers the published cut speaks for: the market's listing (from the saved snapshot)
+    and the run's own universe, so a run over a few named tickers cannot publish a cut the
+    rest of the market has not reached."""
+    saved = store.saved_snapshot(source_name)
+    listed = saved.codes(market) if saved is not None else []
+    return list(dict.fromkeys([*listed, *run_universe]))
 
 
 def count_current(store: OhlcvStore, codes: list[str], as_of: dt.date) -> int:

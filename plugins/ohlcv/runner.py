@@ -51,9 +51,8 @@ def run_once(
         indexer.log_handed_on(result)
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh)
-        summary = indexer.summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of)
-        if summary.current:
-            store.publish_run(as_of, summary.current)
+        summary = indexer.summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
+        store.publish_watermark(indexer.watermark_codes(store, guarded.name, market, plan.universe))
         return summary
     finally:
         store.release_run(run_id)

@@ -80,15 +80,12 @@ redis.call('HSET', KEYS[1], 'session', ARGV[1], 'data', ARGV[2])
 return 1
 """
 
-# KEYS: lastUpdateAt, lastUpdateCount. ARGV: as_of (ISO), count.
-_PUBLISH_RUN = """
-local current = redis.call('GET', KEYS[1])
-if (not current) or current <= ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
+# KEYS: lastUpdateAt, lastUpdateCount. ARGV: cut (ISO), count. Returns the cut it replaced.
+_PUBLISH = """
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return previous
 """
 
 # KEYS: run lock, isUpdating. ARGV: token.
@@ -140,6 +137,24 @@ class RunStart:
 
 
 @dataclass(frozen=True)
+class Watermark:
+    """The published cut after a run.
+
+    :param cut: the newest session through which every active ticker is cached (None: none is)
+    :param count: how many tickers are cached through ``cut``
+    :param previous: the cut published before
+    """
+
+    cut: dt.date | None
+    count: int
+    previous: dt.date | None
+
+    @property
+    def advanced(self) -> bool:
+        return self.cut is not None and (self.previous is None or self.cut > self.previous)
+
+
+@dataclass(frozen=True)
 class Meta:
     """The three ``getOHLCV_*`` meta keys as they are now."""
 
@@ -173,7 +188,7 @@ class OhlcvStore:
         self._extend_run = client.register_script(_EXTEND_RUN)
         self._save_snapshot = client.register_script(_SAVE_SNAPSHOT)
         self._begin_run = client.register_script(_BEGIN_RUN)
-        self._publish_run = client.register_script(_PUBLISH_RUN)
+        self._publish = client.register_script(_PUBLISH)
         self._release_run = client.register_script(_RELEASE_RUN)
 
     def write_series(self, code: str, fresh: pd.DataFrame, source: str) -> WriteOutcome:
@@ -253,17 +268,35 @@ class OhlcvStore:
             )
         return RunStart(token=token, found_dead_run=int(detail) == 1)
 
-    def publish_run(self, as_of: dt.date, count: int) -> bool:
-        """Set ``getOHLCV_lastUpdateAt`` to ``as_of`` and ``getOHLCV_lastUpdateCount`` to ``count``.
+    def watermark(self, codes: list[str]) -> tuple[dt.date | None, int]:
+        """The newest session through which every active ticker of ``codes`` is cached, and how
+        many of ``codes`` are cached through it (one round trip).
 
-        Both stay as they are when they already name a later session (a backfill of an older
-        date), so they never move backwards. Returns whether they were set.
+        Active: cached, and not recorded in ``ohlcv:inactive`` (no data, delisted, halted).
+        None while no active ticker is cached.
         """
-        moved = self._publish_run(
-            keys=[self.keys.last_update_at, self.keys.last_update_count],
-            args=[as_of.isoformat(), int(count)],
+        last, inactive = self.state_of(codes)
+        active = [day for code, day in last.items() if day is not None and code not in inactive]
+        if not active:
+            return None, 0
+        cut = min(active)
+        return cut, sum(1 for day in last.values() if day is not None and day >= cut)
+
+    def publish_watermark(self, codes: list[str]) -> Watermark:
+        """Set ``getOHLCV_lastUpdateAt`` and ``getOHLCV_lastUpdateCount`` to the watermark of
+        ``codes`` (see ``watermark``): never ahead of an active ticker, never behind what all
+        of them hold. Left as they are while no active ticker is cached."""
+        cut, count = self.watermark(codes)
+        if cut is None:
+            return Watermark(None, 0, self.meta().last_update_at)
+        return Watermark(cut, count, self.publish(cut, count))
+
+    def publish(self, cut: dt.date, count: int) -> dt.date | None:
+        """Set both meta keys together; return the cut they held before."""
+        previous = self._publish(
+            keys=[self.keys.last_update_at, self.keys.last_update_count], args=[cut.isoformat(), int(count)]
         )
-        return bool(moved)
+        return dt.date.fromisoformat(_text(previous)) if previous else None
 
     def extend_run(self, token: str, ttl: dt.timedelta = RUN_LOCK_TTL) -> bool:
         """Push the run lock's expiry (and the flag's) ``ttl`` into the future if ``token`` holds it."""
@@ -321,13 +354,14 @@ class OhlcvStore:
         record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id, "retry": retry}
         self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
 
-    def failures(self, codes: list[str]) -> dict[str, dict]:
-        """The recorded failures of ``codes`` that have one."""
+    def failures(self, codes: list[str], *, run_id: str | None = None) -> dict[str, dict]:
+        """The recorded failures of ``codes`` that have one (written by ``run_id`` if given)."""
         codes = [validate_ticker(code) for code in codes]
         if not codes:
             return {}
         values = self.client.hmget(self.keys.failures, codes)
-        return {code: json.loads(value) for code, value in zip(codes, values, strict=True) if value}
+        records = {code: json.loads(value) for code, value in zip(codes, values, strict=True) if value}
+        return {code: record for code, record in records.items() if run_id is None or record["run_id"] == run_id}
 
     def saved_snapshot(self, source: str) -> Snapshot | None:
         """The newest market snapshot fetched from ``source`` (None: none saved yet)."""

@@ -19,30 +19,39 @@ def dagbag():
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "ohlcv_indexer" in dagbag.dags
+    assert set(dagbag.dags) == {"ohlcv_indexer", "ohlcv_forward_test_example"}
 
 
-@pytest.mark.parametrize("dag_id", ["ohlcv_indexer"])
+@pytest.mark.parametrize("dag_id", ["ohlcv_indexer", "ohlcv_forward_test_example"])
 def test_tags_docs_and_retries(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert dag.tags
-    assert dag.doc_md
-    assert "OHLCV indexer" in dag.doc_md
+    assert "ohlcv" in dag.tags
+    assert dag.doc_md.lstrip().startswith("### ")  # the title the UI shows
     for task in dag.tasks:
         assert task.retries >= 2, task.task_id
+
+
+def test_the_example_forward_test_runs_when_the_indexer_advances_the_cut(dagbag):
+    indexer, example = dagbag.dags["ohlcv_indexer"], dagbag.dags["ohlcv_forward_test_example"]
+    updates = {outlet.name for task in indexer.tasks for outlet in task.outlets}
+    assert updates == {"ohlcv_cache"}
+    assert indexer.get_task("publish_cut").outlets[0].name == "ohlcv_cache"  # the only task that announces it
+    assert [asset.name for asset in example.timetable.asset_condition.objects] == ["ohlcv_cache"]
 
 
 def test_shape_follows_the_design(dagbag):
     dag = dagbag.dags["ohlcv_indexer"]
     order = [
         "start_run", "list_universe", "apply_snapshot", "index_ticker", "summarize", "wait_for_source", "retry_ticker",
-        "finish_run",
+        "publish_cut", "finish_run",
     ]  # fmt: skip
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids, (upstream, downstream)
     assert dag.get_task("summarize").trigger_rule == "all_done"
+    assert dag.get_task("publish_cut").trigger_rule == "all_done"
     assert dag.get_task("finish_run").trigger_rule == "all_done"
+    assert [task.task_id for task in dag.leaves] == ["finish_run"]  # the task whose state is the run's
 
 
 def test_mapped_tasks_are_labelled_with_the_ticker(dagbag):

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from ohlcv.cache import OhlcvCache
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
@@ -136,3 +137,62 @@ def test_a_stale_cache_is_reported_when_the_next_run_starts(run_dag, redis_clien
     run_dag("synthetic:2")
     assert [call["event"] for call in probe.CALLS] == ["cache_stale"]
     assert probe.CALLS[0]["sessions_behind"] == 10
+
+
+def test_a_red_run_never_publishes_a_cut_a_failing_ticker_has_not_reached(run_dag, redis_client):
+    assert run_dag("synthetic:4", moment=TRIGGER - dt.timedelta(days=1)).state == "success"  # through the 19th
+    # a split sends 000200 to its history, which the vendor keeps failing
+    dag_run = run_dag("synthetic:4?split=000200:2026-11-20:2&fail=000200", retries=0)
+    assert dag_run.state == "failed"
+    assert redis_client.hget("ticker:lastUpdateAt", "000200") == b"2026-11-19"
+    assert redis_client.mget("getOHLCV_lastUpdateAt", "getOHLCV_lastUpdateCount") == [b"2026-11-19", b"5"]
+    # so a consistent read of the lagging ticker is still a hit while the vendor is down
+    down = SyntheticSource(4, down=10_000)
+    frame = OhlcvCache(redis_client, down).get("000200", "2026-11-02")
+    assert frame.index[-1] == pd.Timestamp("2026-11-19")
+    assert sum(count for (kind, _), count in down.calls.items() if kind == "history") == history_calls()
+    record = last_run(redis_client)
+    assert (record["published"], record["state"]) == ("2026-11-19", "failed")
+    assert float(record["duration_seconds"]) > 0
+
+
+def test_when_the_vendor_lags_the_cut_is_what_every_ticker_holds_not_the_last_cut(run_dag, redis_client, tmp_path):
+    rows = "Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"2026-11-{day},100,130,95,{100 + day},1000\n" for day in (16, 17, 18, 19)
+    )
+    for code in ("000100", "000200"):
+        (tmp_path / f"{code}.csv").write_text(rows)
+    first = run_dag(f"csv:{tmp_path}", moment=TRIGGER - dt.timedelta(days=2), conf={"benchmark": []})
+    assert first.state == "success"
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-18"
+    # the vendor has nothing for the 20th yet: every ticker is cached through the 19th
+    dag_run = run_dag(f"csv:{tmp_path}", conf={"benchmark": []})
+    assert dag_run.state == "success"
+    assert redis_client.mget("getOHLCV_lastUpdateAt", "getOHLCV_lastUpdateCount") == [b"2026-11-19", b"2"]
+    assert last_run(redis_client)["unchanged"] == "0"  # the 19th was new to the cache
+    published = [ti.state for ti in dag_run.get_task_instances() if ti.task_id == "publish_cut"]
+    assert published == ["success"]  # the cut advanced: downstream DAGs are told
+
+
+def test_a_try_killed_by_its_timeout_still_records_why(redis_server, redis_client, monkeypatch):
+    """Airflow's AirflowTaskTimeout is a BaseException: it must not slip past the failure record."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from ohlcv import indexer
+    from ohlcv.airflow import tasks
+
+    monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
+
+    def hangs(*args, **kwargs):
+        raise AirflowTaskTimeout("Timeout, PID: 4242")
+
+    monkeypatch.setattr(indexer, "index_ticker", hangs)
+    OhlcvStore(redis_client, KeySpace()).begin_run("run-lock")
+    run = {"as_of": "2026-11-20", "lock_token": "run-lock", "source": "synthetic:3"}
+    context = {"run_id": "run-1", "ti": SimpleNamespace(try_number=1), "params": {"full_refresh": False}}
+    with pytest.raises(AirflowTaskTimeout):
+        tasks.index_ticker("000100", run, **context)
+    record = OhlcvStore(redis_client, KeySpace()).failures(["000100"], run_id="run-1")["000100"]
+    assert (record["reason"], record["retry"]) == ("AirflowTaskTimeout: Timeout, PID: 4242", True)

@@ -23,9 +23,10 @@ import pandas as pd
 import pytest
 import redis
 
-from ohlcv import OhlcvCache, calendar, codec, indexer
+from ohlcv import OhlcvCache, calendar, codec
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
+from ohlcv.runner import run_once
 from ohlcv.sources import from_spec
 from ohlcv.store import OhlcvStore
 from scripts import demo
@@ -49,13 +50,9 @@ def fill_like_the_demo(store: OhlcvStore) -> tuple[dt.date, list[str]]:
     """What one ``make demo`` run writes: the DAG's steps over the demo's synthetic universe."""
     source = from_spec(f"synthetic:{demo.TICKERS}")
     as_of = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
-    codes = indexer.universe(store, source, "KRX", [], ["KS11"], as_of)
-    plan = indexer.plan(store, codes, as_of)
-    results = {code: indexer.index_ticker(store, source, code, as_of).status for code in plan.to_index}
-    summary = indexer.summarize(store, codes, plan.to_index, results, as_of)
+    summary = run_once(store, source, as_of, run_id="demo")
     assert not summary.failed
-    store.publish_run(as_of, summary.current)
-    return as_of, codes
+    return as_of, [*source.list_universe("KRX"), "KS11"]
 
 
 def add_periods(client: redis.Redis, as_of: dt.date, codes: list[str]) -> dict[str, str]:

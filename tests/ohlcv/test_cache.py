@@ -42,7 +42,7 @@ def cache(redis_server, redis_client):
     source = SyntheticSource(5)
     for code in ("000100", "000200", "KS11"):
         store.write_series(code, source.history(code, None, PUBLISHED), source.name)
-    store.publish_run(PUBLISHED, 3)
+    store.publish(PUBLISHED, 3)
     return OhlcvCache(redis_client, CountingSource(redis_server.port))
 
 
@@ -238,7 +238,7 @@ def test_a_halted_ticker_is_asked_once_an_hour_not_on_every_read(redis_server, r
             return super().history(code, start, min(end, dt.date(2026, 11, 18)))
 
     store = OhlcvStore(redis_client, KeySpace())
-    store.publish_run(PUBLISHED, 0)
+    store.publish(PUBLISHED, 0)
     cache = OhlcvCache(redis_client, Halted(redis_server.port))
     for _ in range(4):
         assert cache.get("000300", "2026-11-2").index[-1] == pd.Timestamp("2026-11-18")

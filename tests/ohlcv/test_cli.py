@@ -16,7 +16,7 @@ def filled(store, redis_server):
     for code in source.list_universe("KRX"):
         store.write_series(code, source.history(code, None, AS_OF), source.name)
     store.write_series("KS11", source.history("KS11", None, dt.date(2026, 11, 13)), source.name)
-    store.publish_run(AS_OF, 3)
+    store.publish(AS_OF, 3)
     return redis_server.url
 
 

@@ -1,5 +1,6 @@
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from ohlcv import codec, indexer
@@ -178,10 +179,10 @@ def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     source = CountingSource()
     indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
     results = {code: indexer.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")}
-    store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down")
+    store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down", "run-1")
     universe = ["000100", "000200", "000300", "999990", "KS11"]
     # 000300's task failed: it recorded no result. KS11 was current and not planned.
-    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF)
+    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF, "run-1")
     assert (summary.universe, summary.planned, summary.written, summary.unchanged, summary.no_data) == (5, 4, 1, 0, 1)
     assert summary.failed == ["000300"]
     assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
@@ -202,7 +203,49 @@ def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
 
 
 def test_bad_data_and_blocked_failures_are_not_retried_in_the_run(store):
-    store.record_failure("000100", AS_OF, "bad data: High < Low", retry=False)
-    store.record_failure("000200", AS_OF, "SourceUnavailable: timeout")
-    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], {}, AS_OF)
+    store.record_failure("000100", AS_OF, "bad data: High < Low", "run-1", retry=False)
+    store.record_failure("000200", AS_OF, "SourceUnavailable: timeout", "run-1")
+    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], {}, AS_OF, "run-1")
     assert (summary.failed, summary.retry) == (["000100", "000200"], ["000200"])
+
+
+class Truncated(SyntheticSource):
+    """A vendor whose answers stop on ``last``, whatever is asked."""
+
+    def __init__(self, last, tickers=3):
+        super().__init__(tickers)
+        self.last = last
+
+    def history(self, code, start, end):
+        return super().history(code, start, min(end, self.last))
+
+
+def test_an_answer_ending_before_the_cache_is_a_truncated_download_not_a_delisting(store, redis_client):
+    indexer.index_ticker(store, SyntheticSource(3), "KS11", AS_OF)
+    before = redis_client.get("ticker:KS11")
+    with pytest.raises(
+        SourceUnavailable, match="ends on 2026-10-30, before the cached 2026-11-20: a truncated download"
+    ):
+        indexer.index_ticker(store, Truncated(dt.date(2026, 10, 30)), "KS11", AS_OF + dt.timedelta(days=3))
+    assert redis_client.get("ticker:KS11") == before
+    assert redis_client.hlen("ohlcv:inactive") == 0
+    assert indexer.plan(store, ["KS11"], dt.date(2026, 11, 23)).to_index == ["KS11"]  # asked again next run
+
+
+def test_an_index_is_never_called_delisted_even_on_its_first_fill(store, redis_client):
+    with pytest.raises(SourceUnavailable, match="an index is never delisted"):
+        indexer.index_ticker(store, Truncated(dt.date(2025, 12, 30)), "KS11", AS_OF)
+    assert redis_client.hlen("ohlcv:inactive") == 0
+    assert store.read_series("KS11").index[-1] == pd.Timestamp("2025-12-30")  # what came is kept
+    assert indexer.index_ticker(store, SyntheticSource(3), "KS11", AS_OF).status == Status.WRITTEN
+
+
+def test_a_stock_whose_whole_answer_ends_long_ago_is_inactive_when_the_cache_holds_nothing_newer(store):
+    result = indexer.index_ticker(store, Truncated(dt.date(2026, 10, 30)), "000100", AS_OF)
+    assert result.status == Status.INACTIVE
+
+
+def test_a_failure_recorded_by_another_run_decides_nothing_in_this_one(store):
+    store.record_failure("000100", AS_OF - dt.timedelta(days=7), "bad data: High < Low", "last-week", retry=False)
+    summary = indexer.summarize(store, ["000100"], ["000100"], {}, AS_OF, "this-run")
+    assert (summary.failed, summary.retry, summary.reasons) == (["000100"], ["000100"], {})

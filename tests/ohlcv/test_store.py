@@ -77,7 +77,7 @@ def test_run_lock_admits_one_run_at_a_time(store, redis_client):
 
 def test_a_run_that_died_cannot_hold_the_lock_or_the_flag_for_longer_than_its_ttl(store, redis_client):
     store.begin_run("first-run")
-    store.publish_run(dt.date(2026, 11, 19), 3)
+    store.publish(dt.date(2026, 11, 19), 3)
     store.release_run("first-run")
     store.begin_run("run-that-dies", ttl=dt.timedelta(milliseconds=200))
     time.sleep(0.3)
@@ -109,13 +109,42 @@ def test_extend_run_keeps_the_lock_alive_only_for_its_holder(store, redis_client
     assert not store.extend_run("run-2")
 
 
-def test_meta_keys_never_move_backwards(store, redis_client):
-    assert store.publish_run(dt.date(2026, 11, 20), 51)
-    assert not store.publish_run(dt.date(2026, 11, 13), 40)  # a backfill of an older date
-    assert redis_client.mget("getOHLCV_lastUpdateAt", "getOHLCV_lastUpdateCount") == [b"2026-11-20", b"51"]
-    assert store.publish_run(dt.date(2026, 11, 20), 52)
+def test_the_published_cut_is_the_newest_session_every_active_ticker_holds(store, redis_client):
+    for code, end in (
+        ("000100", dt.date(2026, 11, 20)),
+        ("000200", dt.date(2026, 11, 19)),
+        ("KS11", dt.date(2026, 11, 20)),
+    ):
+        store.write_series(code, series(code, end), "synthetic")
+    store.write_series("000300", series("000300", dt.date(2026, 10, 30)), "synthetic")
+    store.mark_inactive("000300", dt.date(2026, 11, 20), "delisted")  # inactive: not waited for
+    codes = ["000100", "000200", "000300", "KS11", "000400"]  # 000400 is not cached at all
+
+    mark = store.publish_watermark(codes)
+
+    assert (mark.cut, mark.count, mark.previous, mark.advanced) == (dt.date(2026, 11, 19), 3, None, True)
+    assert redis_client.mget("getOHLCV_lastUpdateAt", "getOHLCV_lastUpdateCount") == [b"2026-11-19", b"3"]
+    store.write_series("000200", series("000200", dt.date(2026, 11, 20)), "synthetic")
+    again = store.publish_watermark(codes)
+    assert (again.cut, again.count, again.previous, again.advanced) == (
+        dt.date(2026, 11, 20), 3, dt.date(2026, 11, 19), True,
+    )  # fmt: skip
+
+
+def test_the_published_cut_follows_the_cache_backwards_too_never_ahead_of_it(store, redis_client):
+    store.publish(dt.date(2026, 11, 20), 51)  # published by an earlier version, ahead of the cache
+    store.write_series("000100", series("000100", dt.date(2026, 11, 13)), "synthetic")
+    mark = store.publish_watermark(["000100"])
+    assert (mark.cut, mark.previous, mark.advanced) == (dt.date(2026, 11, 13), dt.date(2026, 11, 20), False)
     meta = store.meta()
-    assert (meta.last_update_at, meta.last_update_count, meta.is_updating) == (dt.date(2026, 11, 20), 52, False)
+    assert (meta.last_update_at, meta.last_update_count, meta.is_updating) == (dt.date(2026, 11, 13), 1, False)
+
+
+def test_with_nothing_active_cached_the_published_cut_is_left_alone(store, redis_client):
+    store.publish(dt.date(2026, 11, 20), 51)
+    mark = store.publish_watermark(["000100"])
+    assert (mark.cut, mark.previous, mark.advanced) == (None, dt.date(2026, 11, 20), False)
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
 
 
 def test_client_from_url_uses_the_db_in_the_url(redis_server, redis_client, monkeypatch):

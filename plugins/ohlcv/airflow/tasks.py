@@ -208,7 +208,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     except (SourceBlocked, BreakerOpen) as exc:
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id, retry=False)
         raise AirflowFailException(f"{ticker}: {exc}") from exc
-    except Exception as exc:
+    except BaseException as exc:  # AirflowTaskTimeout is a BaseException: a timed-out try records why too
         store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
         raise
     store.record_result(run_id, ticker, result.status, result.new_rows)
@@ -217,8 +217,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
 
 
 def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], **context: Any) -> dict[str, Any]:
-    """Count what the snapshot step and the mapped tasks did, publish the meta keys and
-    return the failed tickers.
+    """Count what the snapshot step and the mapped tasks did and return the failed tickers.
 
     The results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not as
     thousands of XComs one api-server request each.
@@ -230,9 +229,7 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     _hold_lock(store, run)
     universe, planned = (plan or {}).get("universe", []), (plan or {}).get("to_index", [])
     results = store.run_results(context["run_id"])
-    summary = indexer.summarize(store, list(universe), list(planned), results, _as_of(run))
-    if summary.current:
-        store.publish_run(_as_of(run), summary.current)
+    summary = indexer.summarize(store, list(universe), list(planned), results, _as_of(run), context["run_id"])
     log.info(
         "as of %s: %d in universe, %d planned, %d appended from the snapshot, %d handed on, %d written, "
         "%d repaired, %d unchanged, %d without data, %d failed, %d current",
@@ -289,11 +286,40 @@ def retry_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     index_ticker(ticker, run, **context)
 
 
+def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
+    """Publish the watermark after every retry: ``getOHLCV_lastUpdateAt`` is the newest session
+    through which every active ticker is cached, ``getOHLCV_lastUpdateCount`` how many tickers
+    are cached through it. Updates the Asset ``ohlcv_cache`` (the cut in its ``extra``) only
+    when the cut advanced; otherwise this task is skipped and no event is sent."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from ohlcv import indexer
+    from ohlcv.airflow.assets import CACHE
+
+    run = _require_run(run)
+    if not plan:
+        raise AirflowSkipException("the run stopped before its universe was planned; the cut stays")
+    store = _store()
+    _hold_lock(store, run)
+    codes = indexer.watermark_codes(store, _source_name(run), context["params"]["universe"], plan["universe"])
+    mark = store.publish_watermark(codes)
+    published = {
+        "cut": mark.cut.isoformat() if mark.cut else None,
+        "count": mark.count,
+        "previous": mark.previous.isoformat() if mark.previous else None,
+    }
+    log.info("published cut %s (%d tickers cached through it), before %s", *published.values())
+    if not mark.advanced:
+        raise AirflowSkipException(f"the published cut stays at {published['cut']}: no Asset event")
+    context["outlet_events"][CACHE].extra = published
+    return published
+
+
 def finish_run(
     run: dict[str, str], plan: dict[str, Any] | None, summary: dict[str, Any] | None, **context: Any
 ) -> dict[str, Any]:
-    """Release the lock, publish the final meta keys, record the run's metrics, and fail the
-    run (notifying people) if tickers still fail.
+    """Release the lock, record the run's metrics, and fail the run (notifying people) if
+    tickers still fail.
 
     Runs whatever failed before it (``plan`` and ``summary`` are None when their tasks did
     not finish), and releases the lock first. What still fails is read from Redis (not
@@ -324,26 +350,25 @@ def finish_run(
                 and inactive.get(code, {}).get("checked") != as_of.isoformat()
             ]
             current = indexer.count_current(store, list(universe), as_of)
-            if current:
-                store.publish_run(as_of, current)
     finally:
         released = store.release_run(run["lock_token"])
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
-    reasons = {code: record["reason"] for code, record in store.failures(still_failing[:20]).items()}
-    record = _record_run(
-        store, context, run_id, as_of, summary if universe is not None else None, still_failing, current
-    )
+    records = store.failures(still_failing[:20], run_id=run_id)
+    reasons = {code: record["reason"] for code, record in records.items()}
+    record = _record_run(store, run, run_id, as_of, summary if universe is not None else None, still_failing, current)
     if problem or still_failing:
         message = problem or (
             f"{len(still_failing)} tickers still failing after the retry: "
-            + "; ".join(f"{code} ({reasons.get(code, 'no reason recorded')})" for code in still_failing[:10])
+            + "; ".join(
+                f"{code} ({reasons.get(code, 'no reason recorded in this run')})" for code in still_failing[:10]
+            )
         )
         for code in still_failing[:20]:
-            log.error("still failing: %s: %s", code, reasons.get(code, "no reason recorded"))
+            log.error("still failing: %s: %s", code, reasons.get(code, "no reason recorded in this run"))
         notify(RUN_FAILED, message, run_id=run_id, as_of=as_of.isoformat(), failed=still_failing[:50])
         raise AirflowFailException(message)
     log.info("as of %s: %d tickers current; run record %s", as_of, current, record)
-    return {"as_of": as_of.isoformat(), "current": current}
+    return {"as_of": as_of.isoformat(), "current": current, "published": record["published"]}
 
 
 def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
@@ -351,6 +376,7 @@ def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> d
     started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
     duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
     counters = store.run_metrics(run_id)
+    meta = store.meta()
     summary = summary or {}
     record = {
         "run_id": run_id,
@@ -372,6 +398,8 @@ def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> d
         "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
         "rows_written": int(counters.get("rows_written", 0)),
         "current": current,
+        "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
+        "published_count": meta.last_update_count or 0,
         "duration_seconds": round(duration, 1),
     }
     store.record_run(record)

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 import pandas as pd
 import requests
 
-from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot, from_krx_table
@@ -36,6 +35,9 @@ log = logging.getLogger(__name__)
 
 #: seconds to connect to and to read from the vendor
 TIMEOUT = (10, 60)
+#: where an index history is asked from: FinanceData's KRX cache holds KS11 from 1995 and KQ11
+#: from 1996, and answers 404 for the years before
+INDEX_FROM = dt.date(1990, 1, 1)
 #: HTTP statuses with which KRX and Naver refuse a client that asked too much
 BLOCKED = frozenset({403, 429})
 #: FinanceDataReader's modules whose ``requests`` and ``pandas`` are replaced by the stand-ins
@@ -180,6 +182,8 @@ class FdrSource:
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         fdr = _fdr()
         code = validate_ticker(code)
+        if start is None and is_index(code):
+            start = INDEX_FROM  # FinanceDataReader's index reader would start in 2010
         try:
             frame = fdr.DataReader(code, start.isoformat() if start else None, end.isoformat())
         except (requests.RequestException, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
@@ -188,16 +192,17 @@ class FdrSource:
             raise NoData(f"FinanceDataReader has no data for {code} up to {end.isoformat()}")
         frame = canonical(frame)
         if is_index(code):
-            _require_every_session(code, frame)
+            _require_every_year(code, frame)
         return frame
 
 
-def _require_every_session(code: str, frame: pd.DataFrame) -> None:
+def _require_every_year(code: str, frame: pd.DataFrame) -> None:
     """Index levels come from one cache file per year, and FinanceDataReader skips a file it
-    cannot read: a gap means a failed download, not a market holiday."""
-    expected = calendar.sessions(frame.index[0].date(), frame.index[-1].date())
-    missing = expected.difference(frame.index)
-    if len(missing):
+    cannot read: a year without rows inside the answer is a failed download, not a holiday."""
+    held = set(frame.index.year)
+    missing = [year for year in range(frame.index[0].year, frame.index[-1].year + 1) if year not in held]
+    if missing:
         raise SourceUnavailable(
-            f"FinanceDataReader's answer for {code} lacks {len(missing)} sessions, first {missing[0].date()}"
+            f"FinanceDataReader's answer for {code} has no rows in {', '.join(map(str, missing))}: "
+            "a yearly file failed to download"
         )

@@ -12,7 +12,7 @@ import ohlcv.airflow.preload
 from ohlcv import calendar, validation
 loaded = set(sys.modules) - before
 print(",".join(sorted(name for name in loaded if "." not in name)))
-print(calendar.xkrx.cache_info().currsize, gc.get_freeze_count())
+print(len(calendar._built), gc.get_freeze_count())
 """
 
 

@@ -12,6 +12,7 @@ from responses import matchers
 
 from ohlcv.errors import BadOhlcvData, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.sources import FdrSource
+from ohlcv.validation import validate
 
 NAVER = "https://fchart.stock.naver.com/sise.nhn"
 
@@ -110,18 +111,47 @@ def test_a_timeout_is_source_unavailable():
         FdrSource().history("005930", None, dt.date(2024, 1, 8))
 
 
-def test_index_levels_with_a_missing_year_are_refused(monkeypatch):
-    """FinanceDataReader skips a yearly index file it cannot download; the gap must not be stored."""
-    import FinanceDataReader as fdr
+INDEX_YEAR = (
+    "https://raw.githubusercontent.com/FinanceData/fdr_krx_data_cache/refs/heads/master/data/index/year_{}/{}.csv"
+)
+INDEX_1998 = {"KS11": "ks11", "KQ11": "kq11", "KS200": "ks200"}
 
-    days = pd.bdate_range("2024-12-20", "2025-01-10")
-    frame = pd.DataFrame(
-        {"Open": 2500.0, "High": 2510.0, "Low": 2490.0, "Close": 2505.0, "Volume": 1000}, index=days
-    ).drop(pd.bdate_range("2025-01-01", "2025-01-10"))
-    frame = pd.concat([frame, frame.iloc[[-1]].set_axis([pd.Timestamp("2025-01-10")])])
-    monkeypatch.setattr(fdr, "DataReader", lambda *args, **kwargs: frame)
-    with pytest.raises(SourceUnavailable, match="lacks"):
-        FdrSource().history("KS11", None, dt.date(2025, 1, 10))
+
+def index_years(mock, symbol: str, served: dict[int, object], last: int) -> None:
+    """FinanceData's yearly index files from 1990 to ``last``: the ``served`` ones, 404 for the others."""
+    for year in range(1990, last + 1):
+        answer = served.get(year, {"status": 404, "body": "404: Not Found"})
+        mock.get(INDEX_YEAR.format(symbol, year), **answer)
+
+
+@pytest.mark.parametrize("code", ["KS11", "KQ11", "KS200"])
+@responses.activate
+def test_an_index_history_is_asked_from_1990_and_keeps_its_saturday_sessions(code):
+    symbol = INDEX_1998[code]
+    fixture = FIXTURES / "index" / f"year_{symbol}" / "1998.csv"
+    index_years(responses, symbol, {1998: {"body": fixture.read_bytes()}}, 1998)
+    frame = FdrSource().history(code, None, dt.date(1998, 12, 31))
+    asked = [call.request.url.rsplit("/", 1)[-1] for call in responses.calls]
+    assert asked == [f"{year}.csv" for year in range(1990, 1999)]  # not from 2010, FinanceDataReader's default
+    vendor = pd.read_csv(fixture, index_col="Date", parse_dates=True)
+    assert list(frame.index) == list(vendor.index)
+    assert frame.loc["1998-12-05", "Close"] == vendor.loc["1998-12-05", "Close"]  # the last Saturday session
+    assert pd.Timestamp("1998-12-12") not in frame.index
+    validate(frame, dt.date(1998, 12, 31))  # real historical sessions are accepted
+
+
+@responses.activate
+def test_a_yearly_index_file_that_failed_is_an_outage_not_a_gap_in_history():
+    fixture = (FIXTURES / "index" / "year_ks11" / "1998.csv").read_bytes()
+    january = b"Date,Close,UpDown,Comp,Change,Open,High,Low,Volume,Amount,MarCap\n" + (
+        b"2000-01-04,1059.04,1,30.97,0.0301,1028.33,1066.18,1016.59,195899000,3401717000000,\n"
+    )
+    index_years(
+        responses, "ks11", {1998: {"body": fixture}, 1999: {"body": requests.Timeout("timed out")},
+                            2000: {"body": january}}, 2000,
+    )  # fmt: skip
+    with pytest.raises(SourceUnavailable, match="no rows in 1999: a yearly file failed to download"):
+        FdrSource().history("KS11", None, dt.date(2000, 1, 4))
 
 
 @responses.activate

@@ -1,0 +1,27 @@
+"""The example forward-test DAG's task: read the cache at the cut the indexer announced."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def read_at_cut(**context: Any) -> dict[str, Any]:
+    """Read ``params.tickers`` through ``OhlcvCache``, ending on the cut in the newest
+    ``ohlcv_cache`` event that triggered this run; return what was read, per ticker."""
+    from ohlcv.airflow.assets import CACHE
+    from ohlcv.airflow.hook import OhlcvRedisHook
+    from ohlcv.cache import OhlcvCache
+
+    events = context["triggering_asset_events"][CACHE]
+    if not events:
+        raise ValueError("this run was not triggered by an ohlcv_cache event; trigger the indexer instead")
+    cut = events[-1].extra["cut"]
+    cache = OhlcvCache(OhlcvRedisHook().get_conn())
+    frames = cache.get_many(context["params"]["tickers"], end=cut)
+    read = {code: {"rows": len(frame), "last": frame.index[-1].date().isoformat()} for code, frame in frames.items()}
+    for code, seen in read.items():
+        log.info("%s: %d sessions through %s", code, seen["rows"], seen["last"])
+    return {"cut": cut, "read": read}
