@@ -38,6 +38,8 @@ TIMEOUT = (10, 60)
 #: where an index history is asked from: FinanceData's KRX cache holds KS11 from 1995 and KQ11
 #: from 1996, and answers 404 for the years before
 INDEX_FROM = dt.date(1990, 1, 1)
+#: Naver's daily chart endpoint; its XML answer always closes with </protocol>
+NAVER_CHART = "fchart.stock.naver.com"
 #: HTTP statuses with which KRX and Naver refuse a client that asked too much
 BLOCKED = frozenset({403, 429})
 #: FinanceDataReader's modules whose ``requests`` and ``pandas`` are replaced by the stand-ins
@@ -56,10 +58,16 @@ def _record(url: str, response: requests.Response) -> None:
         seen.append((url, response))
 
 
+class CutOff(requests.RequestException):
+    """An answer that stopped before its end: the connection dropped, not the data."""
+
+
 def _checked(method: str, url: str, **kwargs) -> requests.Response:
     kwargs.setdefault("timeout", TIMEOUT)
     response = requests.request(method, url, **kwargs)
     response.raise_for_status()
+    if NAVER_CHART in url and not response.text.rstrip().endswith("</protocol>"):
+        raise CutOff(f"Naver's chart answer ends before </protocol> ({len(response.content)} bytes)")
     _record(url, response)
     return response
 
@@ -126,9 +134,10 @@ def _recording() -> Iterator[list[tuple[str, requests.Response]]]:
 
 def _vendor_error(exc: BaseException, what: str) -> Exception:
     """The error to raise for an exception out of FinanceDataReader: an HTTP refusal is
-    ``SourceBlocked``, any other network failure ``SourceUnavailable`` (also when
-    FinanceDataReader's own handler turned it into something else), an unreadable answer
-    ``BadOhlcvData``."""
+    ``SourceBlocked``; any other network failure, a cut-off answer and an answer its parser
+    cannot read are ``SourceUnavailable`` (retried: a garbled body is most often a
+    transfer that broke off, and asking again costs one call; bad *data* in a readable
+    answer is judged by validation, as ``BadOhlcvData``)."""
     cause: BaseException | None = exc
     while cause is not None and not isinstance(cause, requests.RequestException):
         cause = cause.__cause__ or cause.__context__
@@ -139,7 +148,9 @@ def _vendor_error(exc: BaseException, what: str) -> Exception:
         return SourceUnavailable(f"FinanceDataReader could not fetch {what}: {cause}")
     if cause is not None:
         return SourceUnavailable(f"FinanceDataReader could not fetch {what}: {cause}")
-    return BadOhlcvData(f"FinanceDataReader returned an unreadable answer for {what}: {type(exc).__name__}: {exc}")
+    return SourceUnavailable(
+        f"FinanceDataReader could not read its answer for {what} ({type(exc).__name__}: {exc}); asked again later"
+    )
 
 
 def _work_date(answers: list[tuple[str, requests.Response]]) -> dt.date:
@@ -186,7 +197,7 @@ class FdrSource:
             start = INDEX_FROM  # FinanceDataReader's index reader would start in 2010
         try:
             frame = fdr.DataReader(code, start.isoformat() if start else None, end.isoformat())
-        except (requests.RequestException, ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
+        except (requests.RequestException, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
             raise _vendor_error(exc, code) from exc
         if frame is None or frame.empty:
             raise NoData(f"FinanceDataReader has no data for {code} up to {end.isoformat()}")

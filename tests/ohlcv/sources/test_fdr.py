@@ -205,10 +205,22 @@ def test_the_session_comes_from_krx_not_from_the_clock_or_the_question():
 
 
 @responses.activate
-def test_without_krx_s_work_date_the_table_is_refused():
+def test_an_answer_without_krx_s_work_date_is_asked_again():
     responses.get(KRX_WORK_DATE, json={"result": {"output": [{}]}})
-    with pytest.raises(BadOhlcvData, match="KRX table"):
+    with pytest.raises(SourceUnavailable, match="could not read its answer for the KRX table"):
         FdrSource().snapshot(dt.date(2026, 3, 10))
+
+
+def test_a_table_whose_session_cannot_be_established_is_refused():
+    from ohlcv.sources.fdr import _work_date
+
+    table = KRX_TABLE.format("2026-03-09")
+    with pytest.raises(BadOhlcvData, match="KRX gave no latest work date"):
+        _work_date([(table, None)])
+    work_date = requests.Response()
+    work_date.status_code, work_date._content = 200, b'{"result": {"output": [{"max_work_dt": "20260310"}]}}'
+    with pytest.raises(BadOhlcvData, match="latest work date is 2026-03-10, but the table read was 2026-03-09's"):
+        _work_date([(KRX_WORK_DATE, work_date), (table, None)])
 
 
 @pytest.mark.parametrize(
@@ -264,3 +276,18 @@ def test_a_module_without_the_patched_name_fails_loudly(monkeypatch):
         monkeypatch.undo()
         adapter._fdr.cache_clear()
         adapter._fdr()
+
+
+@responses.activate
+def test_a_naver_answer_cut_off_in_the_middle_is_an_outage_not_a_shorter_history():
+    whole = naver_chart("005930")
+    responses.get(NAVER, body=whole[: whole.index("20240105")])  # the transfer broke off
+    with pytest.raises(SourceUnavailable, match="ends before </protocol>"):
+        FdrSource().history("005930", None, dt.date(2024, 1, 8))
+
+
+@responses.activate
+def test_an_answer_the_parser_cannot_read_is_asked_again_not_recorded_as_bad_data():
+    responses.get(KRX_WORK_DATE, body="<html><body>점검 중</body></html>")  # a 200 page that is not JSON
+    with pytest.raises(SourceUnavailable, match="could not"):
+        FdrSource().snapshot(dt.date(2026, 3, 10))
