@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("OHLCV_VENDOR_MIN_GAP_SECONDS", "0")  # the in-process comparison calls back to back
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from ohlcv import calendar, codec, indexer  # noqa: E402

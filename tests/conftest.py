@@ -22,11 +22,9 @@ os.environ.update(
     AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="True",
-    # No pause between vendor calls: the synthetic vendor needs no protection.
-    OHLCV_VENDOR_MIN_GAP_SECONDS="0",
 )
 # Never let a test reach a Redis it did not start, or use a key prefix from the caller's shell.
-for name in ("OHLCV_REDIS_URL", "OHLCV_KEY_PREFIX", "OHLCV_SOURCE", "AIRFLOW_CONN_OHLCV_REDIS"):
+for name in ("OHLCV_REDIS_URL", "OHLCV_KEY_PREFIX", "OHLCV_SOURCE", "OHLCV_VENDOR_RATE", "AIRFLOW_CONN_OHLCV_REDIS"):
     os.environ.pop(name, None)
 
 from ohlcv.keys import KeySpace  # noqa: E402

@@ -8,6 +8,9 @@ be reached, 4 the vendor could not be reached.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import getpass
+import socket
 import sys
 from collections import Counter
 
@@ -71,6 +74,23 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _operator() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()} (python -m ohlcv breaker)"
+
+
+def _breaker(store: OhlcvStore, args: argparse.Namespace) -> int:
+    if args.action == "open":
+        store.open_breaker(args.reason, dt.timedelta(hours=args.hours), by=_operator())
+        print(f"vendor breaker opened for {args.hours:g} h: {args.reason}")
+    elif args.action == "close":
+        reason = store.close_breaker(by=_operator())
+        print(f"vendor breaker closed (it was open: {reason})" if reason else "vendor breaker was already closed")
+    for entry in store.breaker_log(args.log):
+        hours = f" for {entry['hours']} h" if entry.get("hours") else ""
+        print(f"  {entry['at']}  {entry['action']:<5}{hours} by {entry['by']}: {entry['reason']}")
+    return EXIT_OK
+
+
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
     cache = OhlcvCache(store.client, keys=store.keys)
@@ -124,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--cached-only", action="store_true", help="never ask the vendor; exit 1 when not cached")
     get.add_argument("--csv", action="store_true", help="write CSV to stdout")
     get.add_argument("--rows", type=int, default=10, help="rows to show in the table view")
+    breaker = commands.add_parser("breaker", help="open or close the vendor breaker by hand; show its recent changes")
+    breaker.add_argument("action", choices=["show", "open", "close"], help="show its log, open it, or close it now")
+    breaker.add_argument("reason", nargs="?", default="", help="why (required with open)")
+    breaker.add_argument("--hours", type=float, default=12.0, help="how long an opened breaker stays open")
+    breaker.add_argument("--log", type=int, default=5, help="how many recent changes to show")
     warm = commands.add_parser("warm", help="create the period keys forward tests will read")
     warm.add_argument("--tickers", nargs="+", required=True, help="codes, separated by spaces or commas")
     warm.add_argument(
@@ -133,10 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "breaker" and args.action == "open" and not args.reason.strip():
+        parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
     try:
         store = OhlcvStore(client_from_url(args.redis_url))
-        return {"status": _status, "get": _get, "warm": _warm}[args.command](store, args)
+        return {"status": _status, "get": _get, "warm": _warm, "breaker": _breaker}[args.command](store, args)
     except (InvalidTicker, InvalidDate, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -129,9 +129,19 @@ class KeySpace:
         return f"{self.prefix}ohlcv:lock:run"
 
     @property
+    def rate_limit(self) -> str:
+        """Prefix of the ``limits`` library's moving windows: one per vendor, shared by every process."""
+        return f"{self.prefix}ohlcv:rate"
+
+    @property
     def breaker(self) -> str:
         """String with an expiry: why the vendor breaker is open; absent while it is closed."""
         return f"{self.prefix}ohlcv:breaker"
+
+    @property
+    def breaker_log(self) -> str:
+        """Stream: every opening and closing of the breaker, by whom and why (the newest 200)."""
+        return f"{self.prefix}ohlcv:breaker:log"
 
     def run_metrics(self, run_id: str) -> str:
         """Hash: counters of one run (vendor calls, their seconds, rows written), expiring."""

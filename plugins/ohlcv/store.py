@@ -437,9 +437,33 @@ class OhlcvStore:
         """Why the vendor breaker is open, or None while it is closed."""
         return _text(self.client.get(self.keys.breaker))
 
-    def open_breaker(self, reason: str, ttl: dt.timedelta) -> None:
-        """Open the vendor breaker for ``ttl`` (a later block answer restarts it)."""
-        self.client.set(self.keys.breaker, reason[:500], px=int(ttl.total_seconds() * 1000))
+    def open_breaker(self, reason: str, ttl: dt.timedelta, by: str = "a block answer") -> None:
+        """Open the vendor breaker for ``ttl`` (a later block answer restarts it); logged."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.breaker, reason[:500], px=int(ttl.total_seconds() * 1000))
+            self._log_breaker(pipe, "open", reason, by, ttl)
+            pipe.execute()
+
+    def close_breaker(self, by: str) -> str | None:
+        """Close the vendor breaker at once; return why it was open (None: it was closed). Logged."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.breaker)
+            pipe.delete(self.keys.breaker)
+            reason = _text(pipe.execute()[0])
+        if reason is not None:
+            self._log_breaker(self.client, "close", reason, by)
+        return reason
+
+    def _log_breaker(self, client, action: str, reason: str, by: str, ttl: dt.timedelta | None = None) -> None:
+        entry = {"action": action, "reason": reason[:500], "by": by, "at": dt.datetime.now(dt.UTC).isoformat()}
+        if ttl is not None:
+            entry["hours"] = f"{ttl.total_seconds() / 3600:g}"
+        client.xadd(self.keys.breaker_log, entry, maxlen=RUNS_KEPT, approximate=False)
+
+    def breaker_log(self, count: int = 5) -> list[dict[str, str]]:
+        """The newest changes of the breaker, newest first."""
+        entries = self.client.xrevrange(self.keys.breaker_log, count=count)
+        return [{_text(name): _text(value) for name, value in fields.items()} for _, fields in entries]
 
     def breaker_ttl(self) -> dt.timedelta | None:
         remaining = self.client.pttl(self.keys.breaker)

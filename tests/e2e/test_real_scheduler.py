@@ -44,7 +44,7 @@ CHROMIUM_FLAGS = [
 def stack(tmp_path_factory, redis_server):
     with running_stack(
         tmp_path_factory.mktemp("airflow-scheduler-home"), redis_server.url, source="synthetic:3",
-        settings={**compose_settings(), "OHLCV_VENDOR_MIN_GAP_SECONDS": "0"},
+        settings=compose_settings(),
     ) as stack:  # fmt: skip
         yield stack
 

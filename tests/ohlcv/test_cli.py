@@ -120,3 +120,23 @@ def test_cached_only_reads_are_cut_at_the_published_session(filled, redis_client
     redis_client.set("getOHLCV_lastUpdateAt", "2026-11-13")
     assert cli.main(["--redis-url", filled, "get", "000100", "--cached-only", "--start", "2026-11-2"]) == 0
     assert "2026-11-02 to 2026-11-13" in capsys.readouterr().out
+
+
+def test_an_operator_can_close_and_open_the_breaker_and_every_change_is_logged(redis_server, store, capsys):
+    store.open_breaker("synthetic vendor: HTTP 429", dt.timedelta(hours=12))
+    assert cli.main(["--redis-url", redis_server.url, "breaker", "close"]) == 0
+    assert store.breaker() is None
+    assert "vendor breaker closed (it was open: synthetic vendor: HTTP 429)" in capsys.readouterr().out
+    assert cli.main(["--redis-url", redis_server.url, "breaker", "open", "Naver is blocking us", "--hours", "2"]) == 0
+    assert store.breaker() == "Naver is blocking us"
+    assert dt.timedelta(hours=1.9) < store.breaker_ttl() <= dt.timedelta(hours=2)
+    log = store.breaker_log()
+    assert [(entry["action"], entry["reason"]) for entry in log] == [
+        ("open", "Naver is blocking us"),
+        ("close", "synthetic vendor: HTTP 429"),
+        ("open", "synthetic vendor: HTTP 429"),
+    ]
+    assert log[0]["by"].endswith("(python -m ohlcv breaker)")
+    assert log[2]["by"] == "a block answer"
+    with pytest.raises(SystemExit):
+        cli.main(["--redis-url", redis_server.url, "breaker", "open"])  # a reason is required

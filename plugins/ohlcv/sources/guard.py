@@ -6,7 +6,9 @@ Around any source it adds, in this order:
   a ``SourceBlocked`` answer opens it for ``BREAKER_TTL``, so no task of this or the next
   run asks a vendor that has blocked us (KRX and Naver blocks last about a day, and asking
   again makes them longer);
-- a minimum **gap** between calls of one process, so a wide run does not look like an attack;
+- a **rate limit** per vendor, shared through Redis by every process that calls it (each
+  indexer task is a process of its own, and so is each reader): a moving window kept by the
+  ``limits`` library under ``ohlcv:rate:``; a call waits for its turn;
 - **metrics**: calls (by kind: ``history``, ``snapshot``) and their seconds counted into the
   run's metrics hash, when given.
 """
@@ -16,12 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import threading
 import time
 
+import limits
 import pandas as pd
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 
-from ohlcv.errors import BreakerOpen, SourceBlocked
+from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
@@ -29,14 +33,25 @@ from ohlcv.store import OhlcvStore
 log = logging.getLogger(__name__)
 
 BREAKER_TTL = dt.timedelta(hours=float(os.environ.get("OHLCV_BREAKER_HOURS", "12")))
-MIN_GAP = dt.timedelta(seconds=float(os.environ.get("OHLCV_VENDOR_MIN_GAP_SECONDS", "0.2")))
+#: each vendor's rate limit when ``OHLCV_VENDOR_RATE`` does not set one: KRX and Naver block
+#: addresses that ask too fast; the offline vendors need none
+RATES: dict[str, str | None] = {"fdr": "5/second", "synthetic": None, "csv": None}
 
-_pace = threading.Lock()
-_last_call = [0.0]
+
+def rate_for(source: str) -> limits.RateLimitItem | None:
+    """The rate limit of ``source``: ``OHLCV_VENDOR_RATE`` (``5/second``, ``300/minute``;
+    ``none`` for no limit), else its entry in ``RATES``."""
+    text = os.environ.get("OHLCV_VENDOR_RATE", "").strip() or RATES.get(source)
+    if not text or text.lower() == "none":
+        return None
+    try:
+        return limits.parse(text)
+    except ValueError:
+        raise ConfigurationError(f"OHLCV_VENDOR_RATE={text!r} is not a rate such as 5/second or 300/minute") from None
 
 
 class GuardedSource:
-    """A source behind the breaker, the per-process gap and the run's call counters."""
+    """A source behind the breaker, the shared rate limit and the run's call counters."""
 
     def __init__(
         self,
@@ -44,15 +59,17 @@ class GuardedSource:
         store: OhlcvStore,
         *,
         run_id: str | None = None,
-        min_gap: dt.timedelta = MIN_GAP,
+        rate: limits.RateLimitItem | str | None = "default",
         breaker_ttl: dt.timedelta = BREAKER_TTL,
     ) -> None:
+        """:param rate: the vendor's rate limit (``"default"``: ``rate_for(source.name)``; None: none)"""
         self.inner = source
         self.name = source.name
         self.store = store
         self.run_id = run_id
-        self.min_gap = min_gap
+        self.rate = rate_for(source.name) if rate == "default" else rate
         self.breaker_ttl = breaker_ttl
+        self._limiter: MovingWindowRateLimiter | None = None
 
     def snapshot(self, session: dt.date) -> Snapshot:
         return self._call("snapshot", self.inner.snapshot, session)
@@ -64,21 +81,27 @@ class GuardedSource:
         reason = self.store.breaker()
         if reason is not None:
             raise BreakerOpen(f"vendor breaker open: {reason}")
-        self._wait_for_gap()
+        self._wait_for_turn()
         started = time.monotonic()
         try:
             return function(*args)
         except SourceBlocked as exc:
-            self.store.open_breaker(str(exc), self.breaker_ttl)
+            self.store.open_breaker(str(exc), self.breaker_ttl, by=f"a block answer to a {kind} call")
             log.error("vendor blocked us; breaker open for %s: %s", self.breaker_ttl, exc)
             raise
         finally:
             if self.run_id:
                 self.store.count_vendor_call(self.run_id, kind, time.monotonic() - started)
 
-    def _wait_for_gap(self) -> None:
-        with _pace:
-            wait = _last_call[0] + self.min_gap.total_seconds() - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            _last_call[0] = time.monotonic()
+    def _wait_for_turn(self) -> None:
+        """Block until the shared moving window has room for one more call."""
+        if self.rate is None:
+            return
+        if self._limiter is None:
+            storage = RedisStorage(
+                "redis://", connection_pool=self.store.client.connection_pool, key_prefix=self.store.keys.rate_limit
+            )
+            self._limiter = MovingWindowRateLimiter(storage)
+        while not self._limiter.hit(self.rate, self.name):
+            reset = self._limiter.get_window_stats(self.rate, self.name).reset_time
+            time.sleep(min(max(reset - time.time(), 0.01), 1.0))

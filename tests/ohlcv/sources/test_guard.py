@@ -1,18 +1,20 @@
 import datetime as dt
 import time
 
+import limits
 import pytest
 
-from ohlcv.errors import BreakerOpen, SourceBlocked, SourceUnavailable
+from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked, SourceUnavailable
 from ohlcv.sources import SyntheticSource
-from ohlcv.sources.guard import GuardedSource
+from ohlcv.sources.guard import GuardedSource, rate_for
+from ohlcv.store import OhlcvStore
 
 END = dt.date(2026, 11, 20)
 
 
 def test_a_block_answer_opens_the_breaker_and_no_call_passes_while_it_is_open(store, redis_client):
     source = SyntheticSource(3, block={"000200"})
-    guarded = GuardedSource(source, store, min_gap=dt.timedelta(0), breaker_ttl=dt.timedelta(hours=12))
+    guarded = GuardedSource(source, store, breaker_ttl=dt.timedelta(hours=12))
     guarded.history("000100", None, END)
     with pytest.raises(SourceBlocked):
         guarded.history("000200", None, END)
@@ -30,19 +32,37 @@ def test_the_breaker_closes_by_itself(store):
     store.open_breaker("blocked", dt.timedelta(milliseconds=100))
     time.sleep(0.2)
     assert store.breaker() is None
-    GuardedSource(SyntheticSource(3), store, min_gap=dt.timedelta(0)).history("000100", None, END)
+    GuardedSource(SyntheticSource(3), store).history("000100", None, END)
 
 
-def test_calls_are_spaced_by_the_minimum_gap(store):
-    guarded = GuardedSource(SyntheticSource(3), store, min_gap=dt.timedelta(milliseconds=150))
+def test_the_rate_limit_is_shared_by_every_process_through_redis(redis_server, store):
+    """Two guarded sources on two connection pools stand for two task processes."""
+    rate = limits.parse("4/second")
+    first = GuardedSource(SyntheticSource(3), store, rate=rate)
+    other = OhlcvStore(redis_server.client(), store.keys)
+    second = GuardedSource(SyntheticSource(3), other, rate=rate)
     started = time.monotonic()
-    for _ in range(4):
-        guarded.history("000100", None, END)
-    assert time.monotonic() - started >= 0.45  # three gaps after the first call
+    for _ in range(6):
+        first.history("000100", None, END)
+        second.history("000200", None, END)
+    assert time.monotonic() - started >= 2.0  # 12 calls at 4 a second: the third window at the earliest
+    assert store.client.keys("ohlcv:rate*")  # the window lives in Redis
+
+
+def test_each_vendor_has_its_own_rate_which_the_environment_overrides(monkeypatch):
+    assert rate_for("fdr") == limits.parse("5/second")
+    assert rate_for("synthetic") is None
+    monkeypatch.setenv("OHLCV_VENDOR_RATE", "300/minute")
+    assert rate_for("synthetic") == limits.parse("300/minute")
+    monkeypatch.setenv("OHLCV_VENDOR_RATE", "none")
+    assert rate_for("fdr") is None
+    monkeypatch.setenv("OHLCV_VENDOR_RATE", "fast please")
+    with pytest.raises(ConfigurationError, match="not a rate such as 5/second"):
+        rate_for("fdr")
 
 
 def test_calls_and_their_time_are_counted_for_the_run_even_when_they_fail(store):
-    guarded = GuardedSource(SyntheticSource(3, fail={"000200"}), store, run_id="run-1", min_gap=dt.timedelta(0))
+    guarded = GuardedSource(SyntheticSource(3, fail={"000200"}), store, run_id="run-1")
     guarded.history("000100", None, END)
     with pytest.raises(SourceUnavailable):
         guarded.history("000200", None, END)
