@@ -1,6 +1,7 @@
 """Failures you can see and recover from: whole runs with the synthetic vendor's failure switches."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.dagrun
 @pytest.fixture
 def run_dag(airflow_db, redis_server, redis_client, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
-    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_NOTIFIER", "tests.dags.probe:record")
+    text = "{{ ohlcv.event }} in {{ dag.dag_id }}: {{ ohlcv.message }}"
+    recorder = {"class": "tests.dags.probe.Recorder", "kwargs": {"text": text}}
+    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_NOTIFIERS", json.dumps([recorder]))
     monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
     monkeypatch.setenv("OHLCV_SOURCE_POKE_SECONDS", "1")
     probe.CALLS.clear()
@@ -113,6 +116,8 @@ def test_a_ticker_that_keeps_failing_turns_the_run_red_naming_it_and_notifies_on
     assert probe.CALLS[0]["event"] == "run_failed"
     assert "000200" in probe.CALLS[0]["message"]
     assert probe.CALLS[0]["failed"] == ["000200"]
+    assert probe.CALLS[0]["text"].startswith("run_failed in ohlcv_indexer: 1 tickers still failing")  # rendered
+    assert probe.CALLS[0]["task_id"] == "finish_run"
     assert last_run(redis_client)["failed"] == "1"
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
 
@@ -196,3 +201,30 @@ def test_a_try_killed_by_its_timeout_still_records_why(redis_server, redis_clien
         tasks.index_ticker("000100", run, **context)
     record = OhlcvStore(redis_client, KeySpace()).failures(["000100"], run_id="run-1")["000100"]
     assert (record["reason"], record["retry"]) == ("AirflowTaskTimeout: Timeout, PID: 4242", True)
+
+
+@pytest.mark.parametrize(
+    ("notifiers", "why"),
+    [
+        ('[{"class": "tests.dags.probe.NoSuchNotifier"}]', "AttributeError"),
+        ('[{"class": "tests.dags.probe.Recorder", "kwargs": {"colour": "red"}}]', "TypeError"),
+        ('{"class": "tests.dags.probe.Recorder"}', "expected a JSON list"),
+        (
+            '[{"class": "tests.dags.probe.Recorder", "kwargs": {"text": "{{ ohlcv.nope.deeper }}"}}]',
+            "could not be sent",
+        ),
+    ],
+)
+def test_a_broken_notifier_turns_the_run_red_instead_of_failing_silently(
+    run_dag, redis_client, monkeypatch, caplog, notifiers, why
+):
+    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_NOTIFIERS", notifiers)
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-02")  # stale: the run wants to tell people
+    dag_run = run_dag("synthetic:2")
+    assert dag_run.state == "failed"
+    assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"  # the indexing still happened
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances() if ti.map_index < 0}
+    assert (states["start_run"], states["finish_run"]) == ("success", "failed")
+    assert why in caplog.text
+    assert "the run goes on and ends red" in caplog.text

@@ -105,32 +105,40 @@ def start_run(**context: Any) -> dict[str, str]:
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
-    _warn_if_stale(store, as_of)
     return {
         "as_of": as_of.isoformat(),
         "lock_token": started.token,
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
         "source": source,
+        "notifier_error": _warn_if_stale(store, as_of, context),
     }
 
 
-def _warn_if_stale(store, as_of: dt.date) -> None:
+def _warn_if_stale(store, as_of: dt.date, context: dict[str, Any]) -> str:
+    """Tell people when the published cut is more than ``ohlcv_stale_sessions`` behind; return
+    why notifying failed ("" when it did not), for ``finish_run`` to end the run red with."""
     from airflow.sdk import Variable
 
     from ohlcv import calendar
-    from ohlcv.airflow.notify import CACHE_STALE, notify
+    from ohlcv.airflow.notify import CACHE_STALE, NotifierFailed, notify
 
     published = store.meta().last_update_at
     if published is None or published >= as_of:
-        return
+        return ""
     behind = len(calendar.sessions(published, as_of)) - 1
     allowed = int(Variable.get("ohlcv_stale_sessions", default=STALE_SESSIONS))
-    if behind > allowed:
+    if behind <= allowed:
+        return ""
+    try:
         notify(
             CACHE_STALE,
-            f"the cache is {behind} sessions behind: last published run indexed {published}, now {as_of}",
-            published=published.isoformat(), as_of=as_of.isoformat(), sessions_behind=behind,
+            f"the cache is {behind} sessions behind: the published cut is {published}, this run is as of {as_of}",
+            context, published=published.isoformat(), as_of=as_of.isoformat(), sessions_behind=behind,
         )  # fmt: skip
+    except NotifierFailed as exc:
+        log.error("%s; the run goes on and ends red", exc)
+        return str(exc)
+    return ""
 
 
 def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
@@ -329,7 +337,7 @@ def finish_run(
     from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv import indexer
-    from ohlcv.airflow.notify import RUN_FAILED, notify
+    from ohlcv.airflow.notify import RUN_FAILED, NotifierFailed, notify
 
     run = _require_run(run)
     store = _store()
@@ -365,8 +373,13 @@ def finish_run(
         )
         for code in still_failing[:20]:
             log.error("still failing: %s: %s", code, reasons.get(code, "no reason recorded in this run"))
-        notify(RUN_FAILED, message, run_id=run_id, as_of=as_of.isoformat(), failed=still_failing[:50])
+        try:
+            notify(RUN_FAILED, message, context, run_id=run_id, as_of=as_of.isoformat(), failed=still_failing[:50])
+        except NotifierFailed as exc:
+            message = f"{message}; and nobody was told: {exc}"
         raise AirflowFailException(message)
+    if run.get("notifier_error"):
+        raise AirflowFailException(f"the run indexed everything, but a notification failed: {run['notifier_error']}")
     log.info("as of %s: %d tickers current; run record %s", as_of, current, record)
     return {"as_of": as_of.isoformat(), "current": current, "published": record["published"]}
 
