@@ -8,7 +8,9 @@ its own mechanism (a calendar subclass) in one place:
   an ad-hoc holiday. exchange-calendars lists no holiday on a Saturday, so a holiday that
   fell on a Saturday before 1999 counts as a session: a vendor row on it is accepted, and
   ``weekday_sessions`` leaves Saturdays out where a missing row must mean a failed download.
-- **Closures it does not know yet** (``EXTRA_CLOSED``, e.g. the 2026-06-03 local elections).
+- **Closures it does not know** (``EXTRA_CLOSED``, e.g. election days) and **days it lists as
+  holidays on which KRX traded** (``TRADED``), both found by checking it against KRX's own
+  index histories.
 """
 
 from __future__ import annotations
@@ -34,10 +36,27 @@ PUBLISH_MARGIN = dt.timedelta(minutes=15)
 #: run indexes through the previous session, so no preliminary volume is ever stored.
 FINAL_AFTER_CLOSE = AFTER_HOURS + PUBLISH_MARGIN
 # KRX closures exchange-calendars does not know yet (it treats them as sessions).
+# Each checked against KRX's own index histories (FinanceData's yearly KS11, KQ11 and KOSPI 200
+# files, 1990-2026): no index has a row on these days.
 EXTRA_CLOSED: frozenset[dt.date] = frozenset(
     {
-        dt.date(1998, 6, 4),  # local elections (no row in KRX's own index history)
+        dt.date(1995, 6, 27),  # local elections
+        dt.date(1996, 4, 11),  # National Assembly election
+        dt.date(1996, 11, 23),  # a Saturday without trading in every index
+        dt.date(1996, 12, 28),  # the year's last Saturday, closed in every index
+        dt.date(1998, 6, 4),  # local elections
         dt.date(2026, 6, 3),  # local elections
+    }
+)
+#: days exchange-calendars lists as XKRX holidays on which KRX traded: KOSPI 200's history
+#: holds a session of its own on each (its own close, a full day's volume)
+TRADED: frozenset[dt.date] = frozenset(
+    {
+        dt.date(1992, 12, 28),
+        dt.date(1993, 7, 7),
+        dt.date(1994, 1, 3),
+        dt.date(1994, 2, 14),
+        dt.date(1994, 5, 20),
     }
 )
 #: how far past today a calendar is built; it is built again before anyone asks beyond it
@@ -55,8 +74,10 @@ class KrxCalendar(XKRXExchangeCalendar):
 
     @property
     def adhoc_holidays(self) -> list[pd.Timestamp]:
+        traded = {pd.Timestamp(day) for day in TRADED}
+        listed = [day for day in super().adhoc_holidays if pd.Timestamp(day) not in traded]
         saturdays = pd.date_range(LAST_SATURDAY_SESSION + dt.timedelta(days=7), self._end_bound, freq="W-SAT")
-        return [*super().adhoc_holidays, *saturdays, *(pd.Timestamp(day) for day in sorted(EXTRA_CLOSED))]
+        return [*listed, *saturdays, *(pd.Timestamp(day) for day in sorted(EXTRA_CLOSED))]
 
     def __init__(self, start: str, end: pd.Timestamp) -> None:
         self._end_bound = end  # adhoc_holidays is read while the base class builds

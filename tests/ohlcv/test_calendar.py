@@ -1,4 +1,5 @@
 import datetime as dt
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -82,3 +83,27 @@ def test_is_session():
     assert is_session(dt.date(2026, 11, 23))
     assert not is_session(dt.date(2026, 11, 22))
     assert not is_session(dt.date(2026, 10, 9))  # Hangul Day
+
+
+def test_every_day_krx_s_own_index_histories_hold_is_a_session():
+    """KOSPI 200 from 1990, KOSDAQ from 1996, KS11: a row on a day the calendar calls closed
+    would make validation refuse the whole history."""
+    traded = Path(__file__).resolve().parents[1] / "fixtures" / "krx" / "index" / "trading-days.txt"
+    days = pd.DatetimeIndex(traded.read_text().split())
+    assert len(days) > 6_500
+    assert days.difference(sessions(days[0].date(), days[-1].date())).empty
+
+
+@pytest.mark.parametrize(
+    ("day", "session"),
+    [
+        (dt.date(1998, 12, 5), True),  # the last Saturday session
+        (dt.date(1998, 12, 12), False),  # Saturdays closed from 7 December 1998
+        (dt.date(1998, 6, 4), False),  # local elections, unknown to exchange-calendars
+        (dt.date(1996, 4, 11), False),  # National Assembly election
+        (dt.date(1994, 1, 3), True),  # listed as a holiday by exchange-calendars, but traded
+        (dt.date(2026, 6, 3), False),
+    ],
+)
+def test_what_the_calendar_adds_to_exchange_calendars(day, session):
+    assert is_session(day) is session
