@@ -1,4 +1,5 @@
 import datetime as dt
+import time
 
 import numpy as np
 import pandas as pd
@@ -94,3 +95,11 @@ def test_spec_sets_the_universe_size(spec, size):
 def test_unknown_specs_are_refused(spec):
     with pytest.raises(ConfigurationError):
         from_spec(spec)
+
+
+def test_latency_makes_every_history_call_take_that_long():
+    source = from_spec("synthetic:3?latency=0.2")
+    code = source.list_universe("KRX")[0]
+    began = time.perf_counter()
+    source.history(code, None, dt.date(2026, 11, 20))
+    assert time.perf_counter() - began >= 0.2
