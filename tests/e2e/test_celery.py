@@ -22,6 +22,7 @@ import os
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ohlcv import codec
@@ -144,11 +145,24 @@ def _recovery(stack, run_id: str, fault_at: dt.datetime) -> dict:
     retried = [ti for ti in instances if ti["try_number"] and ti["try_number"] > 1]
     ends = [dt.datetime.fromisoformat(ti["end_date"]) for ti in retried if ti["end_date"]]
     return {
-        "retry_ticker": sorted(ti["rendered_map_index"] for ti in instances if ti["task_id"] == "retry_ticker"),
+        "retry_ticker": sorted(
+            ti["rendered_map_index"] for ti in instances if ti["task_id"] == "retry_ticker" and ti["map_index"] >= 0
+        ),
         "retried": sorted(f"{ti['task_id']}[{ti['rendered_map_index'] or ti['map_index']}]" for ti in retried),
         "retried_states": sorted({ti["state"] for ti in retried}),
         "last_retry_ended_s_after_fault": round((max(ends) - fault_at).total_seconds(), 1) if ends else None,
     }
+
+
+def test_each_worker_has_the_preload_loaded_before_it_forks_its_pool(cluster):
+    for name in WORKERS:
+        worker = psutil.Process(cluster.processes[name].pid)  # Celery's main process
+        # beside the pool it runs Airflow's log server and bundle cleanup, started before the preload
+        pool = [child for child in worker.children() if "ForkPoolWorker" in " ".join(child.cmdline())]
+        assert len(pool) == int(compose_settings()["AIRFLOW__CELERY__WORKER_CONCURRENCY"]), name
+        for process in [worker, *pool]:
+            maps = Path(f"/proc/{process.pid}/maps").read_text()
+            assert "pandas/_libs" in maps, f"{name}: pandas is not loaded in {process.cmdline()}"
 
 
 @pytest.fixture(scope="module")
