@@ -91,6 +91,23 @@ def session_cpu(leader: int) -> float:
     return total
 
 
+def services_cpu(redis: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the services a run uses besides Airflow: the whole local PostgreSQL
+    server (other databases on it included) and each named redis-server process."""
+    postgres = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                postgres += times.user + times.system + times.children_user + times.children_system
+    figures = {"PostgreSQL": postgres}
+    for name, pid in redis.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            figures[name] = times.user + times.system
+    return figures
+
+
 def stack_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of each process the stack started (with everything it started)."""
     return {name: session_cpu(process.pid) for name, process in stack.processes.items()}
@@ -132,10 +149,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def timed_run(stack, label: str, limit: float, conf: dict | None = None) -> dict:
+def timed_run(stack, label: str, limit: float, conf: dict | None = None, redis: dict[str, int] | None = None) -> dict:
     done_before = time.monotonic()
     cpu_before = cpu_seconds()
     server_cpu = stack_cpu(stack)
+    service_cpu = services_cpu(redis or {})
     triggered_at = dt.datetime.now(dt.UTC)
     run_id = stack.trigger(conf)
     last_print = [0.0]
@@ -159,9 +177,11 @@ def timed_run(stack, label: str, limit: float, conf: dict | None = None) -> dict
     wall = (dt.datetime.fromisoformat(stack.run(run_id)["end_date"]) - triggered_at).total_seconds()
     cpu = cpu_seconds() - cpu_before
     server_cpu = {name: cpu - server_cpu.get(name, 0.0) for name, cpu in stack_cpu(stack).items()}
+    service_cpu = {name: cpu - service_cpu.get(name, 0.0) for name, cpu in services_cpu(redis or {}).items()}
     instances = stack.task_instances(run_id)
     return {
         "run_id": run_id, "state": state, "wall": wall, "cpu": cpu, "instances": instances, "server_cpu": server_cpu,
+        "service_cpu": service_cpu,
     }  # fmt: skip
 
 
@@ -171,7 +191,8 @@ def report(label: str, result: dict, slots: int) -> dict:
     mapped = [ti for ti in instances if ti["task_id"] == "index_ticker"]
     stack = sum(result["server_cpu"].values())
     figures = {"state": result["state"], "wall": result["wall"], "tasks": len(mapped), "rate": None,
-               "cpu_stack": stack, "cpu_machine": result["cpu"]}  # fmt: skip
+               "cpu_stack": stack, "cpu_services": stack + sum(result["service_cpu"].values()),
+               "cpu_machine": result["cpu"]}  # fmt: skip
     print(
         f"{label}: {result['state']} in {result['wall']:.1f} s wall (trigger to the run's end_date), "
         f"machine CPU {result['cpu']:.0f} s"
@@ -180,6 +201,8 @@ def report(label: str, result: dict, slots: int) -> dict:
     print(f"  CPU of the processes the stack started, each with everything it started (task processes "
           f"in the scheduler's or a worker's): {servers}; together {stack:.1f} s; the rest of the machine "
           f"(PostgreSQL, Redis, other users) {result['cpu'] - stack:.0f} s")  # fmt: skip
+    services = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in result["service_cpu"].items())
+    print(f"  of which services: {services}")
     for ti in sorted((ti for ti in instances if ti["map_index"] == -1), key=lambda ti: ti["start_date"] or ""):
         print(f"  {ti['task_id']:<16} {ti['state'] or '-':<10} {ti['duration'] or 0:7.2f} s")
     if not mapped or not all(ti["start_date"] for ti in mapped):
@@ -234,7 +257,8 @@ def run_phases(executor: str, args, settings: dict[str, str], slots: int, server
         print(f"stack up and DAG parsed in {time.monotonic() - began:.0f} s (logs in {home})")
         client = server.client()
         for label, conf in PHASES:
-            result = timed_run(stack, label, args.limit, conf)
+            redis = {"cache Redis": server.process.pid, **({"broker Redis": broker.process.pid} if broker else {})}
+            result = timed_run(stack, label, args.limit, conf, redis)
             figures[label] = report(f"{executor}: {label}", result, slots)
             print(
                 f"  cache: {client.hlen('ticker:lastUpdateAt')} tickers in ticker:lastUpdateAt, "
@@ -251,19 +275,22 @@ def per_task(cpu: float, figures: dict) -> str:
 def compare(figures: dict[str, dict[str, dict]]) -> None:
     """One table: every phase under every executor, and Celery's CPU per task against LocalExecutor's."""
     print(f"\n{'phase':<28} {'executor':<9} {'state':<9} {'wall s':>7} {'tasks':>6} {'tasks/s':>8} "
-          f"{'CPU/task stack':>15} {'CPU/task machine':>17}")  # fmt: skip
+          f"{'CPU/task stack':>15} {'+PG, Redis':>11} {'machine':>8}")  # fmt: skip
     for label, _ in PHASES:
         for executor, phases in figures.items():
             f = phases[label]
             rate = f"{f['rate']:.2f}" if f["rate"] else "-"
             print(f"{label[:28]:<28} {executor:<9} {f['state']:<9} {f['wall']:7.1f} {f['tasks']:6d} {rate:>8} "
-                  f"{per_task(f['cpu_stack'], f):>15} {per_task(f['cpu_machine'], f):>17}")  # fmt: skip
+                  f"{per_task(f['cpu_stack'], f):>15} {per_task(f['cpu_services'], f):>11} "
+                  f"{per_task(f['cpu_machine'], f):>8}")  # fmt: skip
     if {"local", "celery"} <= set(figures):
         label = PHASES[0][0]
         local, celery = figures["local"][label], figures["celery"][label]
         if local["rate"] and celery["rate"]:
             ratio = (celery["cpu_stack"] / celery["tasks"]) / (local["cpu_stack"] / local["tasks"])
-            print(f"{label}: Celery's CPU per task is {ratio:.2f}x LocalExecutor's (stack processes); "
+            with_services = (celery["cpu_services"] / celery["tasks"]) / (local["cpu_services"] / local["tasks"])
+            print(f"{label}: Celery's CPU per task is {ratio:.2f}x LocalExecutor's (stack processes), "
+                  f"{with_services:.2f}x with PostgreSQL and Redis; "
                   f"throughput {celery['rate'] / local['rate']:.2f}x")  # fmt: skip
 
 
