@@ -41,7 +41,8 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/cache.py
 	$(BIN)/python benchmarks/repeat_run.py
 
-# ohlcv_indexer over 2,900 synthetic tickers under the real scheduler (about 13 minutes here).
+# ohlcv_indexer over 2,900 synthetic tickers under the real scheduler, LocalExecutor then Celery
+# with two workers (about 25 minutes here).
 bench-krx: $(STAMP)
 	$(BIN)/python benchmarks/krx_scale.py
 

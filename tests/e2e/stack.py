@@ -324,8 +324,8 @@ def running_stack(
 
 
 def stop(stack: Stack, seconds: float = 30) -> None:
-    """SIGTERM every session the stack started (a Celery worker then finishes its tasks), SIGKILL
-    what is left after ``seconds``."""
+    """SIGTERM every process of every session the stack started, SIGKILL what is left after
+    ``seconds``. Runs still going are abandoned: the database and the broker are throwaways."""
     for leader in stack.sessions:
         kill_session(leader, signal.SIGTERM)
     deadline = time.monotonic() + seconds
