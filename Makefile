@@ -13,9 +13,11 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 # compile every module they import from source, in every task.
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(BIN)/uv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): $(BIN)/uv requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements-dev.txt -c constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
@@ -39,7 +41,8 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/cache.py
 	$(BIN)/python benchmarks/repeat_run.py
 
-# ohlcv_indexer over 2,900 synthetic tickers under the real scheduler (about 13 minutes here).
+# ohlcv_indexer over 2,900 synthetic tickers under the real scheduler, LocalExecutor then Celery
+# with two workers (about 25 minutes here).
 bench-krx: $(STAMP)
 	$(BIN)/python benchmarks/krx_scale.py
 
@@ -51,7 +54,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-lock: $(STAMP)
+# Needs only uv, not an environment installed from the old lock (which a new pin contradicts).
+lock: $(BIN)/uv
 	{ echo "# Full lock of requirements-dev.txt (which includes requirements.txt) for Python 3.11."; \
 	  echo "# Regenerate with \`make lock\` after changing either file."; \
 	  $(BIN)/uv pip compile requirements-dev.txt --python-version 3.11 --no-header --annotation-style line --quiet; \

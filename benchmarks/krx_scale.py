@@ -1,20 +1,23 @@
-"""ohlcv_indexer at KRX scale under the real scheduler.
+"""ohlcv_indexer at KRX scale under the real scheduler, with LocalExecutor and with Celery.
 
-Starts api-server, scheduler and dag-processor with LocalExecutor on a scratch PostgreSQL
-database and the Airflow settings of docker-compose.yaml (tests/e2e/stack.py), points the DAG
-at a synthetic universe of 2,900 tickers and a throwaway redis-server, then triggers:
+For each executor, starts api-server, scheduler and dag-processor on a scratch PostgreSQL
+database with the Airflow settings of docker-compose.yaml (tests/e2e/stack.py), with Celery
+also a throwaway Redis broker and two ``airflow celery worker`` processes as the compose file
+starts them, points the DAG at a synthetic universe of 2,900 tickers and a throwaway
+redis-server, then runs the phases in ``PHASES``:
 
 1. a first run into an empty cache, as of the session before the last one (every ticker
    fetched and written),
-2. the daily run, as of the last session: every ticker one session behind, moved forward
-   by the market snapshot,
+2. the daily run, as of the last session: every ticker one session behind, moved forward by
+   the market snapshot,
 3. a repeat run with nothing to do.
 
 Prints the wall time of each run, the DAG file's parse cost, the per-task figures of the
-mapped `index_ticker` instances, the machine's CPU time per mapped task and, for
-comparison, the same work done in one plain Python process. Asserts nothing.
+mapped `index_ticker` instances, the CPU time per mapped task (of the processes the stack
+started, and of the whole machine) and, for comparison, the same work done in one plain
+Python process; at the end one table of every phase under every executor. Asserts nothing.
 
-    .venv/bin/python benchmarks/krx_scale.py [--tickers 2900] [--set NAME=VALUE ...] [--sqlite]
+    .venv/bin/python benchmarks/krx_scale.py [--tickers 2900] [--executor local celery] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -34,20 +37,32 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from ohlcv import calendar, codec, indexer  # noqa: E402
+from ohlcv import calendar, indexer  # noqa: E402
 from ohlcv.keys import KeySpace  # noqa: E402
 from ohlcv.redis_server import ThrowawayRedis  # noqa: E402
 from ohlcv.sources.guard import GuardedSource  # noqa: E402
 from ohlcv.sources.synthetic import SyntheticSource  # noqa: E402
 from ohlcv.store import OhlcvStore  # noqa: E402
 from tests.e2e.stack import (  # noqa: E402
+    Stack,
     compose_pool_slots,
     compose_settings,
     running_stack,
     scratch_postgres,
+    session_members,
 )
 
-SERVERS = ("api-server", "scheduler", "dag-processor")  # the order running_stack starts them in
+#: what each executor's stack runs, in order: a label, the run's conf, the session it runs as of
+#: (``previous``: the one before the last final session; ``last``: that session) and its trigger
+#: time in UTC on that day (after 09:15 UTC, 18:15 KST, the day's session is final)
+PHASES: list[tuple[str, dict, str, str]] = [
+    ("first run (empty cache)", {}, "previous", "10:00"),
+    ("daily run (one session behind)", {}, "last", "10:00"),
+    ("repeat run (nothing to do)", {}, "last", "11:00"),
+]
+EXECUTORS = ("local", "celery")
+#: Celery workers started on this machine, as docker-compose.yaml starts them
+WORKERS = 2
 PARSE_PROBE = """
 import time, airflow.sdk
 from airflow.dag_processing.dagbag import DagBag
@@ -66,13 +81,39 @@ def cpu_seconds() -> float:
     return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds used so far by one process (all its threads)."""
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.NoSuchProcess:
-        return 0.0
-    return times.user + times.system
+def session_cpu(leader: int) -> float:
+    """CPU seconds used so far by a session the stack started: its live processes and every
+    process they have reaped (a finished task process counts in its supervisor's children)."""
+    total = 0.0
+    for process in session_members(leader):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def services_cpu(redis: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the services a run uses besides Airflow: the whole local PostgreSQL
+    server (other databases on it included) and each named redis-server process."""
+    postgres = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "postgres":
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                postgres += times.user + times.system + times.children_user + times.children_system
+    figures = {"PostgreSQL": postgres}
+    for name, pid in redis.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            figures[name] = times.user + times.system
+    return figures
+
+
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of each process the stack started (with everything it started)."""
+    return {name: session_cpu(process.pid) for name, process in stack.processes.items()}
 
 
 def parse_cost(env: dict[str, str], *, preload: bool) -> float:
@@ -112,13 +153,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def timed_run(stack, label: str, limit: float, logical_date: str | None = None) -> dict:
+def timed_run(
+    stack, label: str, limit: float, conf: dict | None = None, redis: dict[str, int] | None = None,
+    logical_date: str | None = None,
+) -> dict:  # fmt: skip
     done_before = time.monotonic()
     cpu_before = cpu_seconds()
-    servers = {name: process.pid for name, process in zip(SERVERS, stack.processes, strict=True)}
-    server_cpu = {name: process_cpu(pid) for name, pid in servers.items()}
+    server_cpu = stack_cpu(stack)
+    service_cpu = services_cpu(redis or {})
     triggered_at = dt.datetime.now(dt.UTC)
-    run_id = stack.trigger(logical_date=logical_date)
+    run_id = stack.trigger(conf, logical_date=logical_date)
     last_print = [0.0]
 
     def progress(_run):
@@ -139,42 +183,50 @@ def timed_run(stack, label: str, limit: float, logical_date: str | None = None) 
     state = stack.wait_for_run(run_id, limit, progress, every=15)
     wall = (dt.datetime.fromisoformat(stack.run(run_id)["end_date"]) - triggered_at).total_seconds()
     cpu = cpu_seconds() - cpu_before
-    server_cpu = {name: process_cpu(pid) - server_cpu[name] for name, pid in servers.items()}
+    server_cpu = {name: cpu - server_cpu.get(name, 0.0) for name, cpu in stack_cpu(stack).items()}
+    service_cpu = {name: cpu - service_cpu.get(name, 0.0) for name, cpu in services_cpu(redis or {}).items()}
     instances = stack.task_instances(run_id)
     return {
         "run_id": run_id, "state": state, "wall": wall, "cpu": cpu, "instances": instances, "server_cpu": server_cpu,
+        "service_cpu": service_cpu,
     }  # fmt: skip
 
 
-def vendor_report(client, run_id: str) -> None:
-    """The run's record in ohlcv:runs: what it did and the vendor calls it made."""
+def run_record(client, run_id: str) -> dict[str, str]:
+    """The run's entry in ohlcv:runs (what it did, its vendor calls), or {}."""
     for _, fields in client.xrevrange("ohlcv:runs", count=20):
         record = {name.decode(): value.decode() for name, value in fields.items()}
         if record["run_id"] == run_id:
-            print(
-                f"  run record: appended {record['appended']}, handed on {record['handed_on']}, written "
-                f"{record['written']}, repaired {record['repaired']}, current {record['current']}; vendor calls "
-                f"{record['vendor_calls']} (snapshot {record['snapshot_calls']}, history {record['history_calls']})"
-            )
-            return
-    print(f"  no run record for {run_id}")
+            return record
+    return {}
 
 
-def report(label: str, result: dict, slots: int) -> None:
+def report(label: str, result: dict, slots: int) -> dict:
+    """Print one run's figures; return the ones the closing table compares."""
     instances = result["instances"]
     mapped = [ti for ti in instances if ti["task_id"] == "index_ticker"]
+    stack = sum(result["server_cpu"].values())
+    figures = {"state": result["state"], "wall": result["wall"], "tasks": len(mapped), "rate": None,
+               "cpu_stack": stack, "cpu_services": stack + sum(result["service_cpu"].values()),
+               "cpu_machine": result["cpu"]}  # fmt: skip
     print(
         f"{label}: {result['state']} in {result['wall']:.1f} s wall (trigger to the run's end_date), "
         f"machine CPU {result['cpu']:.0f} s"
     )
-    servers = ", ".join(f"{name} {cpu:.0f} s" for name, cpu in result["server_cpu"].items())
-    print(f"  CPU of the main processes: {servers}; the rest (tasks, workers, PostgreSQL, Redis) "
-          f"{result['cpu'] - sum(result['server_cpu'].values()):.0f} s")  # fmt: skip
+    servers = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in result["server_cpu"].items())
+    print(f"  CPU of the processes the stack started, each with everything it started (task processes "
+          f"in the scheduler's or a worker's): {servers}; together {stack:.1f} s; the rest of the machine "
+          f"(PostgreSQL, Redis, other users) {result['cpu'] - stack:.0f} s")  # fmt: skip
+    services = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in result["service_cpu"].items())
+    print(f"  of which services: {services}")
     for ti in sorted((ti for ti in instances if ti["map_index"] == -1), key=lambda ti: ti["start_date"] or ""):
         print(f"  {ti['task_id']:<16} {ti['state'] or '-':<10} {ti['duration'] or 0:7.2f} s")
     if not mapped or not all(ti["start_date"] for ti in mapped):
         print(f"  index_ticker: {len(mapped)} instance(s), none ran (nothing to index)")
-        return
+        return figures
+    hosts: dict[str, int] = {}
+    for ti in mapped:
+        hosts[ti["hostname"] or "-"] = hosts.get(ti["hostname"] or "-", 0) + 1
     states: dict[str, int] = {}
     for ti in mapped:
         states[ti["state"]] = states.get(ti["state"], 0) + 1
@@ -183,7 +235,7 @@ def report(label: str, result: dict, slots: int) -> None:
     starts = [ti["start_date"] for ti in mapped if ti["start_date"]]
     ends = [ti["end_date"] for ti in mapped if ti["end_date"]]
     span = seconds(min(starts), max(ends))
-    print(f"  index_ticker: {len(mapped)} instances {states}")
+    print(f"  index_ticker: {len(mapped)} instances {states}, by host {hosts}")
     print(
         f"  index_ticker duration (Airflow's start→end): p50 {statistics.median(durations):.2f} s, "
         f"p95 {pct(durations, 0.95):.2f} s; queued→start p50 {statistics.median(waits):.2f} s"
@@ -192,34 +244,24 @@ def report(label: str, result: dict, slots: int) -> None:
         f"  mapped phase: {span:.0f} s for {len(mapped)} instances = {len(mapped) / span:.2f} tasks/s; "
         f"{span * slots / len(mapped):.2f} slot-seconds per task with {slots} pool slots"
     )
-    print(f"  machine CPU per mapped task over the whole run: {result['cpu'] / len(mapped):.2f} s")
+    print(
+        f"  CPU per mapped task over the whole run: {stack / len(mapped):.2f} s in the stack's processes, "
+        f"{result['cpu'] / len(mapped):.2f} s on the whole machine"
+    )
+    figures["rate"] = len(mapped) / span
+    return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tickers", type=int, default=2900)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
-    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of a scratch PostgreSQL database")
-    parser.add_argument("--pool-slots", type=int, default=None)
-    parser.add_argument("--limit", type=float, default=3600, help="seconds to wait for each run")
-    args = parser.parse_args()
-
-    settings = compose_settings()
-    settings.update(item.split("=", 1) for item in args.set)
-    slots = args.pool_slots or compose_pool_slots()
-    print(f"{args.tickers} synthetic tickers + KS11, LocalExecutor, pool ohlcv_vendor {slots} slots, settings:")
-    for name, value in sorted(settings.items()):
-        print(f"  {name}={value}")
-    work = in_process_work(args.tickers)
-    print(f"in-process work per ticker (fetch, validate, write; warm process): {work * 1000:.0f} ms")
-
-    home = Path(tempfile.mkdtemp(prefix="ohlcv-krx-scale-"))
+def run_phases(executor: str, args, settings: dict[str, str], slots: int, server: ThrowawayRedis) -> dict[str, dict]:
+    """Start a stack with ``executor`` on an empty cache, run every phase; the figures by phase."""
+    home = Path(tempfile.mkdtemp(prefix=f"ohlcv-krx-scale-{executor}-"))
+    figures = {}
     with (
-        ThrowawayRedis() as server,
+        ThrowawayRedis() if executor == "celery" else contextlib.nullcontext(None) as broker,
         contextlib.nullcontext(None) if args.sqlite else scratch_postgres() as database,
         running_stack(
             home, server.url, source=f"synthetic:{args.tickers}", database_url=database, settings=settings,
-            pool_slots=slots,
+            pool_slots=slots, broker_url=broker.url if broker else None, workers=WORKERS,
         ) as stack,
     ):  # fmt: skip
         print(
@@ -229,26 +271,83 @@ def main() -> None:
         began = time.monotonic()
         stack.wait_for_dag()
         print(f"stack up and DAG parsed in {time.monotonic() - began:.0f} s (logs in {home})")
-        today = calendar.last_complete_session(dt.datetime.now(dt.UTC))
-        yesterday = calendar.previous_session(today)
-        # 10:00 UTC is 19:00 KST: each day's session is final by then
-        first = timed_run(stack, "first run", args.limit, f"{yesterday.isoformat()}T10:00:00Z")
-        report(f"first run (empty cache, as of {yesterday})", first, slots)
         client = server.client()
-        vendor_report(client, first["run_id"])
-        print(
-            f"  cache: {client.hlen('ticker:lastUpdateAt')} tickers in ticker:lastUpdateAt, "
-            f"getOHLCV_lastUpdateAt={client.get('getOHLCV_lastUpdateAt')}, "
-            f"getOHLCV_lastUpdateCount={client.get('getOHLCV_lastUpdateCount')}"
-        )
-        sample = client.get("ticker:005930") or client.get(f"ticker:{SyntheticSource(3).list_universe('KRX')[0]}")
-        print(f"  a sample series decodes to {len(codec.decode(sample))} rows")
-        daily = timed_run(stack, "daily run", args.limit, f"{today.isoformat()}T10:00:00Z")
-        report(f"daily run (every ticker one session behind, as of {today})", daily, slots)
-        vendor_report(client, daily["run_id"])
-        repeat = timed_run(stack, "repeat run", args.limit, f"{today.isoformat()}T11:00:00Z")
-        report("repeat run (nothing to do)", repeat, slots)
-        vendor_report(client, repeat["run_id"])
+        last = calendar.last_complete_session(dt.datetime.now(dt.UTC))
+        sessions = {"last": last, "previous": calendar.previous_session(last)}
+        for label, conf, session, at in PHASES:
+            redis = {"cache Redis": server.process.pid, **({"broker Redis": broker.process.pid} if broker else {})}
+            result = timed_run(stack, label, args.limit, conf, redis, f"{sessions[session].isoformat()}T{at}:00Z")
+            figures[label] = report(f"{executor}: {label} (as of {sessions[session]})", result, slots)
+            record = run_record(client, result["run_id"])
+            figures[label]["vendor_calls"] = record.get("vendor_calls", "-")
+            print(
+                f"  run record: appended {record.get('appended')}, handed on {record.get('handed_on')}, written "
+                f"{record.get('written')}, repaired {record.get('repaired')}, current {record.get('current')}; "
+                f"vendor calls {record.get('vendor_calls')} (snapshot {record.get('snapshot_calls')}, "
+                f"history {record.get('history_calls')})"
+            )
+            print(
+                f"  cache: {client.hlen('ticker:lastUpdateAt')} tickers in ticker:lastUpdateAt, "
+                f"getOHLCV_lastUpdateAt={client.get('getOHLCV_lastUpdateAt')}, "
+                f"getOHLCV_lastUpdateCount={client.get('getOHLCV_lastUpdateCount')}"
+            )
+    return figures
+
+
+def per_task(cpu: float, figures: dict) -> str:
+    return f"{cpu / figures['tasks']:.2f}" if figures["tasks"] and figures["rate"] else "-"
+
+
+def compare(figures: dict[str, dict[str, dict]]) -> None:
+    """One table: every phase under every executor, and Celery's CPU per task against LocalExecutor's."""
+    print(f"\n{'phase':<30} {'executor':<9} {'state':<9} {'wall s':>7} {'tasks':>6} {'tasks/s':>8} "
+          f"{'CPU/task stack':>15} {'+PG, Redis':>11} {'machine':>8} {'vendor calls':>13}")  # fmt: skip
+    for label, *_ in PHASES:
+        for executor, phases in figures.items():
+            f = phases[label]
+            rate = f"{f['rate']:.2f}" if f["rate"] else "-"
+            print(f"{label[:30]:<30} {executor:<9} {f['state']:<9} {f['wall']:7.1f} {f['tasks']:6d} {rate:>8} "
+                  f"{per_task(f['cpu_stack'], f):>15} {per_task(f['cpu_services'], f):>11} "
+                  f"{per_task(f['cpu_machine'], f):>8} {f['vendor_calls']:>13}")  # fmt: skip
+    if {"local", "celery"} <= set(figures):
+        label = PHASES[0][0]
+        local, celery = figures["local"][label], figures["celery"][label]
+        if local["rate"] and celery["rate"]:
+            ratio = (celery["cpu_stack"] / celery["tasks"]) / (local["cpu_stack"] / local["tasks"])
+            with_services = (celery["cpu_services"] / celery["tasks"]) / (local["cpu_services"] / local["tasks"])
+            print(f"{label}: Celery's CPU per task is {ratio:.2f}x LocalExecutor's (stack processes), "
+                  f"{with_services:.2f}x with PostgreSQL and Redis; "
+                  f"throughput {celery['rate'] / local['rate']:.2f}x")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tickers", type=int, default=2900)
+    parser.add_argument("--executor", nargs="+", choices=EXECUTORS, default=list(EXECUTORS))
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="extra environment")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite instead of a scratch PostgreSQL database")
+    parser.add_argument("--pool-slots", type=int, default=None)
+    parser.add_argument("--limit", type=float, default=3600, help="seconds to wait for each run")
+    args = parser.parse_args()
+    if args.sqlite and "celery" in args.executor:
+        parser.error("Airflow refuses SQLite with CeleryExecutor")
+
+    settings = compose_settings()
+    settings.update(item.split("=", 1) for item in args.set)
+    slots = args.pool_slots or compose_pool_slots()
+    print(f"{args.tickers} synthetic tickers + KS11, pool ohlcv_vendor {slots} slots, "
+          f"{WORKERS} Celery workers, settings:")  # fmt: skip
+    for name, value in sorted(settings.items()):
+        print(f"  {name}={value}")
+    work = in_process_work(args.tickers)
+    print(f"in-process work per ticker (fetch, validate, write; warm process): {work * 1000:.0f} ms")
+
+    figures = {}
+    for executor in args.executor:
+        print(f"\n== {executor} ==")
+        with ThrowawayRedis() as server:  # an empty cache for each executor
+            figures[executor] = run_phases(executor, args, settings, slots, server)
+    compare(figures)
 
 
 if __name__ == "__main__":

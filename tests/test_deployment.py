@@ -31,6 +31,7 @@ def test_every_requirement_is_pinned_and_locked():
             if not line or line.startswith("-r"):
                 continue
             package, _, version = line.partition("==")
+            package = package.split("[")[0]  # celery[redis]: the extra's packages are locked by name
             assert version, f"{name}: {line} is not pinned"
             assert locked.get(package.lower()) == version, f"{name}: {line} disagrees with {lock}"
 
@@ -84,6 +85,24 @@ def test_celery_workers_are_a_profile():
     assert services["airflow-worker"]["profiles"] == ["celery"]
     assert services["celery-broker"]["profiles"] == ["celery"]
     assert "profiles" not in services["airflow-scheduler"]
+
+
+def test_celery_workers_read_the_projects_celery_configuration_and_a_protected_broker():
+    services = compose()["services"]
+    worker = services["airflow-worker"]
+    environment = worker["environment"]
+    # the preload in the worker's parent, and the settings every Airflow service shares
+    assert environment["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "ohlcv.airflow.celery_config.CELERY_CONFIG"
+    assert (
+        services["airflow-scheduler"]["environment"]["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]
+        == (environment["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"])
+    )
+    assert worker["command"][:2] == ["celery", "worker"]
+    # no running task is handed to a second worker: longer than the sensor's longest wait
+    assert int(environment["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"]) > 3600
+    broker = services["celery-broker"]
+    assert broker["command"] == ["redis-server", "--requirepass", "${CELERY_BROKER_PASSWORD:-}"]
+    assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${CELERY_BROKER_PASSWORD:-}@celery-broker:")
 
 
 def test_every_variable_the_compose_file_reads_is_documented_in_env_example():

@@ -57,31 +57,36 @@ class ThrowawayRedis:
         self._dir = tempfile.TemporaryDirectory(prefix="ohlcv-redis-")
         for _ in range(attempts):
             self.port = free_port()
-            args = [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-                "--logfile",
-                str(Path(self._dir.name) / "redis.log"),
-            ]
-            if self.password:
-                args += ["--requirepass", self.password]
             self.process = subprocess.Popen(
-                [*args, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                [*self._args(binary), *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             if self._wait_ready():
                 return self
             self.process.kill()
             self.process.wait()
         raise RuntimeError(f"could not start {binary} after {attempts} attempts")
+
+    def _args(self, binary: str | None = None) -> list[str]:
+        """The server's command line; ``extra_args`` (e.g. ``--appendonly yes``) come after it and win."""
+        assert self._dir is not None
+        args = [
+            binary or redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--logfile",
+            str(Path(self._dir.name) / "redis.log"),
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        return args
 
     def _wait_ready(self, timeout: float = 10.0) -> bool:
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=1)
@@ -104,6 +109,20 @@ class ThrowawayRedis:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError("refusing to flush: this ThrowawayRedis is not running a server it started")
         self.client().flushall()
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server as ``redis-server`` stops on SIGTERM (an AOF is flushed), stay down
+        ``down_seconds``, and start it again on the same port and directory (an AOF is loaded)."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("refusing to restart: this ThrowawayRedis is not running a server it started")
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        time.sleep(down_seconds)
+        self.process = subprocess.Popen(
+            [*self._args(), *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not self._wait_ready(timeout=60):
+            raise RuntimeError(f"redis-server did not come back on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,10 +1,12 @@
-"""Airflow's api-server, scheduler and dag-processor started on this machine with
-LocalExecutor, for the end-to-end tests and the KRX-scale benchmark.
+"""Airflow's api-server, scheduler and dag-processor started on this machine, with
+LocalExecutor or with CeleryExecutor and ``airflow celery worker`` processes, for the
+end-to-end tests and the KRX-scale benchmark.
 
-`compose_settings()` reads the Airflow and ohlcv settings of docker-compose.yaml, so that a
-stack started here runs with the production file's tuning, only with local addresses.
-Every process `running_stack` starts is stopped when it exits; `scratch_postgres` creates a
-database of its own on the local PostgreSQL and drops it again.
+`compose_settings()` reads the Airflow and ohlcv settings of docker-compose.yaml (the Celery
+ones included) and `compose_worker_args()` its worker command, so that a stack started here
+runs with the production file's tuning, only with local addresses. Every process
+`running_stack` starts, and everything those start, is stopped when it exits;
+`scratch_postgres` creates a database of its own on the local PostgreSQL and drops it again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 import yaml
 
@@ -32,10 +36,14 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAG_ID = "ohlcv_indexer"
 #: settings in docker-compose.yaml that name containers or secrets; a local stack sets its own
 _CONTAINER_SETTINGS = re.compile(
-    r"AIRFLOW__(DATABASE__SQL_ALCHEMY_CONN|CELERY__.*|CORE__EXECUTION_API_SERVER_URL|API_AUTH__JWT_SECRET"
-    r"|CORE__FERNET_KEY|CORE__EXECUTOR|CORE__SIMPLE_AUTH_MANAGER_USERS|CORE__AUTH_MANAGER)"
+    r"AIRFLOW__(DATABASE__SQL_ALCHEMY_CONN|CELERY__BROKER_URL|CELERY__RESULT_BACKEND|CORE__EXECUTION_API_SERVER_URL"
+    r"|API_AUTH__JWT_SECRET|CORE__FERNET_KEY|CORE__EXECUTOR|CORE__SIMPLE_AUTH_MANAGER_USERS|CORE__AUTH_MANAGER)"
     r"|AIRFLOW_CONN_.*|OHLCV_SOURCE|OHLCV_KEY_PREFIX"
 )
+LOCAL = "LocalExecutor"
+CELERY = "CeleryExecutor"
+#: the local PostgreSQL server a scratch metadata database is created on
+POSTGRES_SERVER = os.environ.get("OHLCV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 _DEFAULT = re.compile(r"\$\{[A-Z0-9_]+:-([^}]*)\}")
 
 
@@ -51,16 +59,35 @@ def compose_settings(path: Path = ROOT / "docker-compose.yaml") -> dict[str, str
     return settings
 
 
+def compose_worker_args(path: Path = ROOT / "docker-compose.yaml") -> list[str]:
+    """The ``airflow`` arguments docker-compose.yaml starts a Celery worker with."""
+    command = yaml.safe_load(path.read_text())["services"]["airflow-worker"]["command"]
+    args = shlex.split(command) if isinstance(command, str) else list(command)
+    return [_DEFAULT.sub(r"\1", arg) for arg in args]
+
+
 def compose_pool_slots(path: Path = ROOT / "docker-compose.yaml") -> int:
     """The slots docker-compose.yaml's init service gives the vendor pool by default."""
     compose = yaml.safe_load(path.read_text())
     return int(_DEFAULT.sub(r"\1", compose["services"]["airflow-init"]["environment"]["OHLCV_VENDOR_POOL_SLOTS"]))
 
 
+def postgres_unavailable(server: str = POSTGRES_SERVER) -> str | None:
+    """Why no scratch database can be created on ``server``, or None when one can."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(server, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        return f"no PostgreSQL at {server}: {str(exc).strip()}"
+    return None
+
+
 @contextlib.contextmanager
-def scratch_postgres(server: str = "postgresql://postgres@127.0.0.1:5432/postgres") -> Iterator[str]:
+def scratch_postgres(server: str = POSTGRES_SERVER) -> Iterator[str]:
     """A new, empty database on the local PostgreSQL for Airflow's metadata; dropped afterwards."""
     import psycopg2
+    from sqlalchemy.engine import make_url
 
     name = f"ohlcv_airflow_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(server)
@@ -69,7 +96,7 @@ def scratch_postgres(server: str = "postgresql://postgres@127.0.0.1:5432/postgre
         with admin.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+            yield make_url(server).set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
         finally:
             with admin.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -79,12 +106,20 @@ def scratch_postgres(server: str = "postgresql://postgres@127.0.0.1:5432/postgre
 
 @dataclass
 class Stack:
-    """A running api-server, scheduler and dag-processor, and their REST API."""
+    """A running api-server, scheduler and dag-processor (and Celery workers), and their REST API.
+
+    ``processes`` maps a name (``scheduler``, ``worker-1``) to the process started under it;
+    each is the leader of a session of its own, so it and everything it starts can be found
+    and stopped together.
+    """
 
     home: Path
     port: int
     env: dict[str, str]
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    executor: str = LOCAL
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: every session leader ever started, the killed and the stopped ones included
+    sessions: list[int] = field(default_factory=list)
 
     @property
     def ui(self) -> str:
@@ -146,11 +181,72 @@ class Stack:
             if not page["task_instances"] or offset >= page["total_entries"]:
                 return found
 
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``airflow *args`` in a session of its own, logging to ``{home}/{name}.log``."""
+        with (self.home / f"{name}.log").open("a") as log:
+            process = subprocess.Popen(
+                [AIRFLOW, *args], env=env or self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.processes[name] = process
+        self.sessions.append(process.pid)
+        return process
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        """An ``airflow celery worker`` as docker-compose.yaml starts one, as if on a machine named ``name``:
+        Celery node ``name@host``, task instances' hostname ``name``, its own log server port."""
+        env = {
+            **self.env,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e.hostname.worker_hostname",
+            "OHLCV_TEST_WORKER_HOSTNAME": name,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")])),
+        }
+        return self.start(name, [*compose_worker_args(), "--celery-hostname", f"{name}@%h"], env)
+
+    def wait_for_workers(self, names: list[str], seconds: float = 120) -> None:
+        """Wait until every named Celery worker answers a ping through the broker."""
+        ping = [
+            sys.executable, "-m", "celery", "--app", "airflow.providers.celery.executors.celery_executor.app",
+            "inspect", "ping", "--timeout", "5", "--json",
+        ]  # fmt: skip
+
+        def answered() -> bool:
+            done = subprocess.run(ping, env=self.env, capture_output=True, text=True, timeout=60)
+            return all(f'"{name}@' in done.stdout for name in names)
+
+        wait(f"Celery workers {', '.join(names)}", answered, seconds, every=2)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and everything it started, as when its machine dies."""
+        kill_session(self.processes[name].pid, signal.SIGKILL)
+        self.processes[name].wait()
+
+    def alive(self) -> list[psutil.Process]:
+        """Every process still running that this stack started, directly or not."""
+        return [process for leader in self.sessions for process in session_members(leader)]
+
     def xcom_keys(self, run_id: str, task_id: str) -> set[str]:
         """The XCom keys the run's instances of ``task_id`` pushed (mapped ones included)."""
         url = f"{self.dag}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
         entries = requests.get(url, params={"limit": 1000}, timeout=60).json()["xcom_entries"]
         return {entry["key"] for entry in entries}
+
+
+def session_members(leader: int) -> list[psutil.Process]:
+    """The running processes of the session ``leader`` started (Airflow's task processes get a
+    process group of their own, but stay in the session)."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+            if os.getsid(process.pid) == leader and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+    return members
+
+
+def kill_session(leader: int, sig: signal.Signals) -> None:
+    for process in session_members(leader):
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
 
 
 def wait(what: str, check: Callable[[], Any], seconds: float, every: float = 1):
@@ -175,19 +271,26 @@ def running_stack(
     database_url: str | None = None,
     settings: dict[str, str] | None = None,
     pool_slots: int | None = None,
+    broker_url: str | None = None,
+    workers: int = 2,
 ) -> Iterator[Stack]:
-    """Migrate, create the vendor pool, start api-server, scheduler and dag-processor; stop them
-    all (their whole process groups) on exit. SQLite in ``home`` unless ``database_url`` is given;
-    the vendor pool gets docker-compose.yaml's slots unless ``pool_slots`` is given.
+    """Migrate, create the vendor pool, start api-server, scheduler and dag-processor, and with a
+    ``broker_url`` CeleryExecutor and ``workers`` Celery workers (``worker-1``, ``worker-2``, ...);
+    stop them all, and everything they started, on exit. SQLite in ``home`` unless
+    ``database_url`` is given (Celery needs it: Airflow refuses SQLite with it); the vendor pool
+    gets docker-compose.yaml's slots unless ``pool_slots`` is given.
 
     Only the runs the caller triggers happen: the scheduler creates no scheduled runs.
     """
+    executor = CELERY if broker_url else LOCAL
+    if executor == CELERY and not database_url:
+        raise ValueError("CeleryExecutor needs a database_url: Airflow refuses SQLite with it")
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "OHLCV_"))}
     env.update(settings or {})
     env.update(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+        AIRFLOW__CORE__EXECUTOR=executor,
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
         AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
@@ -201,30 +304,39 @@ def running_stack(
     )
     if database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
-    stack = Stack(home=home, port=port, env=env)
+    if broker_url:
+        env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{database_url}"
+    stack = Stack(home=home, port=port, env=env, executor=executor)
     stack.airflow("db", "migrate")
     slots = pool_slots or compose_pool_slots()
     stack.airflow("pools", "set", "ohlcv_vendor", str(slots), "vendor calls of ohlcv_indexer")
     try:
-        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"]),
-                           ("dag-processor", ["dag-processor"])):  # fmt: skip
-            log = (home / f"{name}.log").open("w")
-            stack.processes.append(
-                subprocess.Popen(
-                    [AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
+        stack.start("api-server", ["api-server", "--port", str(port)])
+        stack.start("scheduler", ["scheduler"])
+        stack.start("dag-processor", ["dag-processor"])
+        if executor == CELERY:
+            names = [f"worker-{number}" for number in range(1, workers + 1)]
+            for name in names:
+                stack.start_worker(name)
+            stack.wait_for_workers(names)
         yield stack
     finally:
-        for process in stack.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in stack.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        for process in stack.processes:  # stragglers of a group whose leader has exited
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        stop(stack)
+
+
+def stop(stack: Stack, seconds: float = 30) -> None:
+    """SIGTERM every process of every session the stack started, SIGKILL what is left after
+    ``seconds``. Runs still going are abandoned: the database and the broker are throwaways."""
+    for leader in stack.sessions:
+        kill_session(leader, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for process in stack.processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    with contextlib.suppress(TimeoutError):
+        wait("the stack to stop", lambda: not stack.alive(), max(0.1, deadline - time.monotonic()), every=0.2)
+    for leader in stack.sessions:
+        kill_session(leader, signal.SIGKILL)
+    for process in stack.processes.values():
+        process.wait()

@@ -5,6 +5,8 @@ headless Chromium. Every process started here is stopped at the end."""
 
 from __future__ import annotations
 
+import ast
+import datetime as dt
 import html
 import os
 import re
@@ -14,15 +16,17 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+import requests
 
 from ohlcv import codec
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
-from tests.e2e.stack import ROOT, compose_settings, running_stack
+from tests.e2e.stack import ROOT, compose_settings, running_stack, wait
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
 
 CODES = [*SyntheticSource(3).list_universe("KRX"), "KS11"]
+EXAMPLE = "ohlcv_forward_test_example"
 #: where the browser check leaves its screenshot (kept by CI as a test artifact)
 ARTIFACTS = Path(os.environ.get("OHLCV_TEST_ARTIFACTS", ROOT / "artifacts"))
 CHROMIUM_FLAGS = [
@@ -54,6 +58,8 @@ def finished_run(stack, redis_server):
     """One run triggered through the REST API into an empty cache, waited for; its run id."""
     redis_server.flush()
     stack.wait_for_dag()
+    unpaused = requests.patch(f"{stack.api}/dags/{EXAMPLE}", json={"is_paused": False}, timeout=30)
+    unpaused.raise_for_status()  # the forward-test example waits for the indexer's Asset event
     run_id = stack.trigger()
     assert stack.wait_for_run(run_id, 600) == "success", (stack.home / "scheduler.log").read_text()[-3000:]
     return run_id
@@ -78,6 +84,26 @@ def test_a_run_triggered_through_the_rest_api_fills_redis_and_labels_tasks_with_
     assert stack.xcom_keys(finished_run, "index_ticker") == set()
     results = client.hgetall(KeySpace().run_results(finished_run))
     assert results == {code.encode(): b"written" for code in CODES}
+
+
+def test_the_forward_test_dag_runs_after_the_indexer_and_reads_the_cut_it_was_given(stack, finished_run, redis_server):
+    published = redis_server.client().get("getOHLCV_lastUpdateAt").decode()
+    (announced,) = stack.task_instances(finished_run, "publish_cut")
+    assert announced["state"] == "success"  # the cut advanced (into an empty cache): an event was sent
+
+    def downstream_run():
+        runs = requests.get(f"{stack.api}/dags/{EXAMPLE}/dagRuns", timeout=30).json()["dag_runs"]
+        return next((run for run in runs if run["state"] in ("success", "failed")), None)
+
+    run = wait("the forward-test DAG to run on the Asset event", downstream_run, 300, every=3)
+    assert run["state"] == "success"
+    assert run["run_type"] == "asset_triggered"
+    assert dt.datetime.fromisoformat(run["start_date"]) >= dt.datetime.fromisoformat(announced["end_date"])
+    url = f"{stack.api}/dags/{EXAMPLE}/dagRuns/{run['dag_run_id']}/taskInstances/read_at_cut/xcomEntries/return_value"
+    read = requests.get(url, params={"deserialize": True}, timeout=30).json()["value"]
+    read = read if isinstance(read, dict) else ast.literal_eval(read)
+    assert read["cut"] == published  # the cut in the event's extra
+    assert read["read"]["KS11"]["last"] == published  # and the read ended there
 
 
 def _chromium() -> str:

@@ -13,3 +13,12 @@ def test_only_a_server_this_object_started_can_be_flushed():
         assert server.client().dbsize() == 0
     with pytest.raises(RuntimeError, match="refusing to flush"):
         server.flush()  # stopped
+
+
+def test_a_restart_keeps_the_port_and_with_aof_the_data():
+    with ThrowawayRedis(extra_args=["--appendonly", "yes"]) as server:
+        port = server.port
+        server.client().set("key", "value")
+        server.restart(down_seconds=0.1)
+        assert server.port == port
+        assert server.client().get("key") == b"value"

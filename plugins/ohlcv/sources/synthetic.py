@@ -21,12 +21,14 @@ Switches make it misbehave the way real vendors do (all keyed by ticker code):
   on its first call in this process, then answers;
 - ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
 - ``fail={code, ...}``: these tickers always fail with ``SourceUnavailable``;
-- ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``).
+- ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``);
+- ``latency=0.5``: every history call takes that many seconds more (Naver's answer time), so
+  that a run lasts long enough for a test to break something in the middle of it.
 
 In a spec string: ``synthetic:8?split=000100:2026-11-16:50&halt=000300:2026-11-09:2026-11-11
 &bad=000200:nan&transient=0.3&down=5&fail=000400&block=000500&delisted=000600:2026-10-30
-&listed=000700:2026-11-18&snapshot_lag=1`` (several values separated by commas). The failure
-switches count calls per process.
+&listed=000700:2026-11-18&snapshot_lag=1&latency=0.5`` (several values separated by commas). The
+failure switches count calls per process.
 
 The snapshot of a session is every listed code's last row of its history through that
 session, with ``Changes`` taken against the close before it (the base price), so a split
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from collections import Counter
 from typing import ClassVar
 from urllib.parse import parse_qs
@@ -130,6 +133,7 @@ class SyntheticSource:
         down: int = 0,
         fail: set[str] | frozenset[str] = frozenset(),
         block: set[str] | frozenset[str] = frozenset(),
+        latency: float = 0.0,
     ) -> None:
         if tickers < 1:
             raise ConfigurationError("the synthetic universe needs at least one ticker")
@@ -145,6 +149,7 @@ class SyntheticSource:
         self.down = down
         self.fail = frozenset(fail)
         self.block = frozenset(block)
+        self.latency = latency
         unknown = set(self.bad.values()) - set(BAD_KINDS)
         if unknown:
             raise ConfigurationError(f"unknown bad payload kinds {sorted(unknown)}; expected {list(BAD_KINDS)}")
@@ -155,7 +160,7 @@ class SyntheticSource:
         options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
         known = {
             "split", "halt", "bad", "delisted", "listed", "snapshot_lag", "snapshot_down", "transient", "down", "fail",
-            "block",
+            "block", "latency",
         }  # fmt: skip
         unknown = set(options) - known
         if unknown:
@@ -181,12 +186,13 @@ class SyntheticSource:
             snapshot_down = int(options.get("snapshot_down", ["0"])[0])
             transient = float(options.get("transient", ["0"])[0])
             down = int(options.get("down", ["0"])[0])
+            latency = float(options.get("latency", ["0"])[0])
         except ValueError as exc:
             raise ConfigurationError(f"cannot read synthetic switches {query!r}: {exc}") from None
         return cls(
             tickers, splits=splits, halts=halts, bad=bad, delisted=delisted, listed=listed,
             snapshot_lag=snapshot_lag, snapshot_down=snapshot_down, transient=transient, down=down,
-            fail=set(options.get("fail", [])), block=set(options.get("block", [])),
+            fail=set(options.get("fail", [])), block=set(options.get("block", [])), latency=latency,
         )  # fmt: skip
 
     @staticmethod
@@ -242,6 +248,8 @@ class SyntheticSource:
         code = validate_ticker(code)
         self.calls["history", code] += 1
         self.call_log.append(("history", code))
+        if self.latency:
+            time.sleep(self.latency)
         self._misbehave(code)
         if not is_index(code) and code not in self.codes:
             raise NoData(f"{code} is not in the synthetic universe of {len(self.codes)} tickers")
