@@ -36,13 +36,17 @@ VENDOR_POOL = "ohlcv_vendor"
 #: Redis (ohlcv:run:{run_id}:results) rather than XCom, an api-server request each
 PER_TICKER = {"map_index_template": "{{ ticker }}", "pool": VENDOR_POOL, "do_xcom_push": False}
 # Deployment settings, read when the file is parsed (defaults suit production).
+#: the Jenkins trigger it replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London; OHLCV_SCHEDULE
+#: sets another cron expression (in OHLCV_SCHEDULE_TIMEZONE), or ``none`` for triggered runs only
+SCHEDULE = os.environ.get("OHLCV_SCHEDULE", "").strip() or "23 8-12 * * *"
+SCHEDULE_TIMEZONE = os.environ.get("OHLCV_SCHEDULE_TIMEZONE", "").strip() or "Europe/London"
 RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("OHLCV_RETRY_DELAY_SECONDS", "60")))
 POKE_INTERVAL = float(os.environ.get("OHLCV_SOURCE_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
 
 
 @dag(
-    schedule=CronTriggerTimetable("23 8-12 * * *", timezone="Europe/London"),
+    schedule=None if SCHEDULE == "none" else CronTriggerTimetable(SCHEDULE, timezone=SCHEDULE_TIMEZONE),
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -118,3 +118,21 @@ def test_the_per_ticker_tasks_push_no_xcom(dagbag):
     dag = dagbag.dags["ohlcv_indexer"]
     for task_id in ("index_ticker", "retry_ticker"):
         assert dag.get_task(task_id).partial_kwargs["do_xcom_push"] is False, task_id
+
+
+def test_the_schedule_is_deployment_configuration():
+    """OHLCV_SCHEDULE replaces the cron expression; ``none`` leaves triggered and backfill runs only."""
+    probe = (
+        "import sys, runpy; dag = runpy.run_path(sys.argv[1])['ohlcv_indexer']();"
+        "print(type(dag.timetable).__name__, getattr(dag.timetable, '_expression', '-'),"
+        " getattr(dag.timetable, '_timezone', '-'))"
+    )
+    for value, expected in (
+        ("none", "NullTimetable - -"),
+        ("30 19 * * 1-5", "CronTriggerTimetable 30 19 * * 1-5 Asia/Seoul"),
+    ):
+        env = {**os.environ, "OHLCV_SCHEDULE": value, "OHLCV_SCHEDULE_TIMEZONE": "Asia/Seoul"}
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(DAGS / "ohlcv_indexer.py")], capture_output=True, text=True, env=env
+        )
+        assert done.stdout.strip().splitlines()[-1] == expected, done.stderr[-2000:]

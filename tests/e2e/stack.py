@@ -280,7 +280,8 @@ def running_stack(
     ``database_url`` is given (Celery needs it: Airflow refuses SQLite with it); the vendor pool
     gets docker-compose.yaml's slots unless ``pool_slots`` is given.
 
-    Only the runs the caller triggers happen: the scheduler creates no scheduled runs.
+    Only the runs the caller triggers happen, and the runs their Asset events trigger: the
+    indexer has no schedule here (``OHLCV_SCHEDULE=none``).
     """
     executor = CELERY if broker_url else LOCAL
     if executor == CELERY and not database_url:
@@ -298,7 +299,8 @@ def running_stack(
         AIRFLOW__API_AUTH__JWT_SECRET=f"local-stack-{uuid.uuid4().hex}",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+        # only the runs the caller triggers, and the runs its Asset events trigger
+        OHLCV_SCHEDULE="none",
         AIRFLOW_CONN_OHLCV_REDIS=redis_url,
         OHLCV_SOURCE=source,
     )
