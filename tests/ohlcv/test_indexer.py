@@ -249,3 +249,14 @@ def test_a_failure_recorded_by_another_run_decides_nothing_in_this_one(store):
     store.record_failure("000100", AS_OF - dt.timedelta(days=7), "bad data: High < Low", "last-week", retry=False)
     summary = indexer.summarize(store, ["000100"], ["000100"], {}, AS_OF, "this-run")
     assert (summary.failed, summary.retry, summary.reasons) == (["000100"], ["000100"], {})
+
+
+def test_the_canary_is_a_ticker_the_vendor_served_never_one_that_lags(store):
+    source = SyntheticSource(3)
+    indexer.index_ticker(store, source, "000100", AS_OF)  # current
+    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))  # lagging: the vendor had nothing newer
+    universe = ["000200", "000100", "000300"]
+    lagging = {"000200": Status.UNCHANGED}
+    assert indexer.summarize(store, universe, ["000200", "000300"], lagging, AS_OF, "r").canary == "000100"
+    served = {"000200": Status.UNCHANGED, "000300": Status.WRITTEN}
+    assert indexer.summarize(store, universe, ["000200", "000300"], served, AS_OF, "r").canary == "000300"

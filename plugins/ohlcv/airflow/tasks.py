@@ -28,7 +28,7 @@ def _source_spec() -> str:
 
 
 def _source(store, run: dict[str, Any], run_id: str):
-    """The run's vendor behind the breaker, the call gap and the run's counters.
+    """The run's vendor behind the breaker, the shared rate limit and the run's counters.
 
     ``start_run`` fixes the vendor for the whole run, so a run never mixes vendors and its
     thousands of mapped tasks do not each look the Variable up.
