@@ -6,7 +6,9 @@ here, before any test module imports it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="ohlcv-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update(
     AIRFLOW_HOME=_AIRFLOW_HOME,
     AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
