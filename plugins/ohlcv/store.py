@@ -11,6 +11,7 @@ cache back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -41,21 +42,19 @@ RUNS_KEPT = 200
 #: enough that a concurrent writer rarely forces a batch to start again
 EXTEND_BATCH = 250
 
-# KEYS: run lock, isUpdating, lastUpdateAt. ARGV: token, ttl (ms).
+# KEYS: run lock, isUpdating. ARGV: token, ttl (ms).
 # Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
-# The same token takes the lock again (a retried start_run). The flag expires with the lock,
-# so a run killed without cleanup cannot leave it at 1; since every run that finishes sets
-# it to a lasting '0', a missing flag next to a published lastUpdateAt means a run died.
+# The same token takes the lock again (a retried start_run). The flag never expires, so old
+# readers doing int(GET) always find 0 or 1; a 1 without a lock is a run that died.
 _BEGIN_RUN = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local flag = redis.call('GET', KEYS[2])
 local died = 0
-if not holder and (flag == '1' or (not flag and redis.call('EXISTS', KEYS[3]) == 1)) then died = 1 end
+if not holder and redis.call('GET', KEYS[2]) == '1' then died = 1 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1')
 return {1, died}
 """
 
@@ -63,7 +62,16 @@ return {1, died}
 _EXTEND_RUN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], '1')
+  return 1
+end
+return 0
+"""
+
+# KEYS: run lock, isUpdating. A 1 left by a run whose lock has expired (it died) becomes 0.
+_CLEAR_DEAD_FLAG = """
+if redis.call('GET', KEYS[2]) == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[2], '0')
   return 1
 end
 return 0
@@ -190,6 +198,7 @@ class OhlcvStore:
         self._begin_run = client.register_script(_BEGIN_RUN)
         self._publish = client.register_script(_PUBLISH)
         self._release_run = client.register_script(_RELEASE_RUN)
+        self._clear_dead_flag = client.register_script(_CLEAR_DEAD_FLAG)
 
     def write_series(self, code: str, fresh: pd.DataFrame, source: str) -> WriteOutcome:
         """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
@@ -255,11 +264,13 @@ class OhlcvStore:
 
         The lock holds ``token`` (e.g. the Airflow run id; random by default) with an expiry,
         so a run killed without cleanup cannot hold it for longer than ``ttl``. The same token
-        takes it again. Raises ``RunLocked`` while another token holds it.
+        takes it again. Raises ``RunLocked`` while another token holds it. The flag itself
+        never expires: it is always ``0`` or ``1``; a ``1`` whose lock has expired is cleared
+        by the next run or by ``meta``.
         """
         token = token or uuid.uuid4().hex
         acquired, detail = self._begin_run(
-            keys=[self.keys.run_lock, self.keys.is_updating, self.keys.last_update_at],
+            keys=[self.keys.run_lock, self.keys.is_updating],
             args=[token, int(ttl.total_seconds() * 1000)],
         )
         if not acquired:
@@ -308,12 +319,18 @@ class OhlcvStore:
         return bool(self._release_run(keys=[self.keys.run_lock, self.keys.is_updating], args=[token]))
 
     def meta(self) -> Meta:
-        """The ``getOHLCV_*`` meta keys."""
-        updating, last, count = self.client.mget(
-            [self.keys.is_updating, self.keys.last_update_at, self.keys.last_update_count]
+        """The ``getOHLCV_*`` meta keys. A ``1`` left by a run that died (its lock has expired)
+        reads as not updating, and is set back to ``0`` when this client may write."""
+        updating, last, count, lock = self.client.mget(
+            [self.keys.is_updating, self.keys.last_update_at, self.keys.last_update_count, self.keys.run_lock]
         )
+        is_updating = _text(updating) == "1"
+        if is_updating and lock is None:
+            is_updating = False
+            with contextlib.suppress(redis.exceptions.NoPermissionError):  # a read-only user: a writer clears it
+                self._clear_dead_flag(keys=[self.keys.run_lock, self.keys.is_updating])
         return Meta(
-            is_updating=_text(updating) == "1",
+            is_updating=is_updating,
             last_update_at=dt.date.fromisoformat(_text(last)) if last else None,
             last_update_count=int(count) if count is not None else None,
         )

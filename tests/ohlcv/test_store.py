@@ -1,7 +1,6 @@
 """The store against the session's real redis-server."""
 
 import datetime as dt
-import time
 
 import pandas as pd
 import pytest
@@ -75,18 +74,28 @@ def test_run_lock_admits_one_run_at_a_time(store, redis_client):
     assert redis_client.exists("ohlcv:lock:run") == 0
 
 
-def test_a_run_that_died_cannot_hold_the_lock_or_the_flag_for_longer_than_its_ttl(store, redis_client):
+def test_a_run_that_died_holds_the_lock_no_longer_than_its_ttl_and_leaves_the_flag_at_1_not_missing(
+    store, redis_client
+):
     store.begin_run("first-run")
     store.publish(dt.date(2026, 11, 19), 3)
     store.release_run("first-run")
-    store.begin_run("run-that-dies", ttl=dt.timedelta(milliseconds=200))
-    time.sleep(0.3)
-    assert redis_client.get("getOHLCV_isUpdating") is None  # the flag expired with the lock
+    store.begin_run("run-that-dies", ttl=dt.timedelta(minutes=30))
+    redis_client.delete("ohlcv:lock:run")  # the lock's expiry, 30 minutes after the run's last task
+    assert redis_client.get("getOHLCV_isUpdating") == b"1"  # present: an old reader's int(GET) works
     second = store.begin_run("next-run")
     assert second.found_dead_run  # the next run says what it found
     assert store.release_run("next-run")
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
     assert not store.begin_run("third-run").found_dead_run
+
+
+def test_a_dead_run_s_flag_reads_as_0_and_is_cleared_as_soon_as_its_lock_has_expired(store, redis_client):
+    store.begin_run("run-that-dies")
+    assert store.meta().is_updating
+    redis_client.delete("ohlcv:lock:run")
+    assert not store.meta().is_updating
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
 
 
 def test_a_flag_left_at_1_by_another_writer_is_reported(store, redis_client):
@@ -105,7 +114,7 @@ def test_extend_run_keeps_the_lock_alive_only_for_its_holder(store, redis_client
     store.begin_run("run-1", ttl=dt.timedelta(seconds=5))
     assert store.extend_run("run-1", dt.timedelta(minutes=10))
     assert redis_client.pttl("ohlcv:lock:run") > 60_000
-    assert redis_client.pttl("getOHLCV_isUpdating") > 60_000
+    assert redis_client.pttl("getOHLCV_isUpdating") == -1  # the flag itself never expires
     assert not store.extend_run("run-2")
 
 
