@@ -1,8 +1,9 @@
-"""``python -m ohlcv``: look at and warm the cache from a terminal.
+"""``python -m ohlcv``: run the indexer without Airflow, and look at and warm the cache.
 
 Exit codes: 0 success, 1 the requested data is not available (not cached with
-``--cached-only``, or the vendor has none), 2 bad input or configuration, 3 Redis could not
-be reached, 4 the vendor could not be reached.
+``--cached-only``, the vendor has none, or ``index`` left tickers failing), 2 bad input or
+configuration, 3 Redis could not be reached, 4 the vendor could not be reached, 5 another
+indexer run holds the run lock.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from ohlcv.errors import (
     SourceUnavailable,
 )
 from ohlcv.keys import validate_period, validate_ticker
-from ohlcv.store import OhlcvStore, client_from_url
+from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
-EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 
 
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
@@ -72,6 +73,37 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
             cells = " ".join(f"{run.get(name, '-'):>{width}}" for name, width in columns)
             print(f"  {cells}  {run['run_id']}")
     return EXIT_OK
+
+
+def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
+    """The DAG's steps in this process: for cron, or Jenkins during a cutover."""
+    import logging
+
+    import pandas as pd
+
+    from ohlcv.calendar import last_complete_session
+    from ohlcv.keys import to_date
+    from ohlcv.runner import run_once
+    from ohlcv.sources import from_spec, spec_from_env
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    source = from_spec(args.source or spec_from_env())
+    as_of = to_date(args.as_of) if args.as_of else last_complete_session(pd.Timestamp.now(tz="UTC"))
+    tickers = [validate_ticker(code) for part in args.tickers for code in part.split(",") if code]
+    run_id = f"cli__{as_of}__{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}__{socket.gethostname()}"
+    outcome = run_once(
+        store, source, as_of, run_id=run_id, market=args.universe, tickers=tickers, benchmark=args.benchmark,
+        full_refresh=args.full_refresh, snapshot=not args.no_snapshot,
+    )  # fmt: skip
+    record = outcome.record
+    print(
+        f"as of {as_of}: {record['state']}; {record['appended']} appended from the snapshot, {record['written']} "
+        f"written, {record['repaired']} repaired, {record['failed']} failing; published cut {record['published']}; "
+        f"{record['vendor_calls']} vendor calls in {record['duration_seconds']} s"
+    )
+    for code in outcome.still_failing:
+        print(f"still failing: {code}: {outcome.summary.reasons.get(code, 'see the log above')}", file=sys.stderr)
+    return EXIT_MISSING if outcome.still_failing else EXIT_OK
 
 
 def _operator() -> str:
@@ -149,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     breaker.add_argument("reason", nargs="?", default="", help="why (required with open)")
     breaker.add_argument("--hours", type=float, default=12.0, help="how long an opened breaker stays open")
     breaker.add_argument("--log", type=int, default=5, help="how many recent changes to show")
+    index = commands.add_parser(
+        "index", help="run the indexer once, without Airflow: the DAG's steps, lock, meta keys and run record"
+    )
+    index.add_argument("--tickers", nargs="+", default=[], help="codes to index instead of the market's listing")
+    index.add_argument("--universe", default="KRX", choices=["KRX", "KOSPI", "KOSDAQ", "KONEX"])
+    index.add_argument("--benchmark", nargs="*", default=["KS11"], help="index symbols indexed with the universe")
+    index.add_argument("--as-of", help="the session to index through (default: the last final XKRX session)")
+    index.add_argument("--source", help="vendor spec (default: $OHLCV_SOURCE, then fdr)")
+    index.add_argument("--full-refresh", action="store_true", help="fetch every ticker's history again")
+    index.add_argument("--no-snapshot", action="store_true", help="fetch histories instead of the market snapshot")
     warm = commands.add_parser("warm", help="create the period keys forward tests will read")
     warm.add_argument("--tickers", nargs="+", required=True, help="codes, separated by spaces or commas")
     warm.add_argument(
@@ -164,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
     try:
         store = OhlcvStore(client_from_url(args.redis_url))
-        return {"status": _status, "get": _get, "warm": _warm, "breaker": _breaker}[args.command](store, args)
+        commands = {"status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index}
+        return commands[args.command](store, args)
+    except RunLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except (InvalidTicker, InvalidDate, ConfigurationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

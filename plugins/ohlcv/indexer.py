@@ -392,6 +392,53 @@ def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_univer
     return list(dict.fromkeys([*listed, *run_universe]))
 
 
+def record_run(
+    store: OhlcvStore,
+    run_id: str,
+    as_of: dt.date,
+    summary: Mapping | None,
+    still_failing: list[str],
+    current: int,
+    started: dt.datetime | None,
+) -> dict[str, str | int | float]:
+    """Append one finished run's counts to ``ohlcv:runs`` and return them.
+
+    :param summary: the first pass's ``RunSummary.to_xcom()`` plus ``handed_on`` (None: the
+        run stopped before it was summarized)
+    :param still_failing: the tickers still not current after the retries
+    """
+    duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
+    counters = store.run_metrics(run_id)
+    meta = store.meta()
+    summary = summary or {}
+    record = {
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "state": "failed" if still_failing or not summary else "success",
+        "planned": summary.get("planned", 0),
+        "appended": summary.get("appended", 0),
+        "handed_on": summary.get("handed_on", 0),
+        "written": summary.get("written", 0),
+        "repaired": summary.get("repaired", 0),
+        "unchanged": summary.get("unchanged", 0),
+        "skipped_no_data": summary.get("no_data", 0),
+        "failed_first_pass": len(summary.get("failed", [])),
+        "failed": len(still_failing),
+        "retries": int(counters.get("retries", 0)),
+        "vendor_calls": int(counters.get("vendor_calls", 0)),
+        "snapshot_calls": int(counters.get("snapshot_calls", 0)),
+        "history_calls": int(counters.get("history_calls", 0)),
+        "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
+        "rows_written": int(counters.get("rows_written", 0)),
+        "current": current,
+        "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
+        "published_count": meta.last_update_count or 0,
+        "duration_seconds": round(duration, 1),
+    }
+    store.record_run(record)
+    return record
+
+
 def count_current(store: OhlcvStore, codes: list[str], as_of: dt.date) -> int:
     """How many of ``codes`` are cached through ``as_of`` or later (one round trip)."""
     return sum(1 for day in store.last_updates(codes).values() if day is not None and day >= as_of)

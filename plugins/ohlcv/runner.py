@@ -1,8 +1,11 @@
 """One indexer run in one process, without Airflow: the DAG's steps in the same order.
 
-Cron, Jenkins during a cutover, the tests and the benchmarks run the indexer through this.
-Each handed-on ticker is fetched once; a ticker that fails is recorded with its reason
-(``ohlcv:failures``) and counted as failed, as the DAG's first pass does.
+Cron, Jenkins during a cutover (``python -m ohlcv index``), the tests and the benchmarks run
+the indexer through this: the same run lock, plan, market snapshot, per-ticker fetches,
+validation and writes, the published cut and the run record in ``ohlcv:runs``. Each
+handed-on ticker is fetched once, and once more after the first pass if it failed with an
+error worth retrying; a ticker that still fails is recorded with its reason
+(``ohlcv:failures``) and the run's state is ``failed``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ohlcv import indexer
 from ohlcv.errors import BadOhlcvData, BreakerOpen, OhlcvError, SourceBlocked
@@ -18,6 +22,20 @@ from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one run did.
+
+    :param summary: the first pass, before the failed tickers were asked again
+    :param still_failing: the tickers not current through ``as_of`` after the retry
+    :param record: the run's entry in ``ohlcv:runs``
+    """
+
+    summary: indexer.RunSummary
+    still_failing: list[str]
+    record: dict
 
 
 def run_once(
@@ -31,13 +49,16 @@ def run_once(
     benchmark: Iterable[str] = ("KS11",),
     full_refresh: bool = False,
     snapshot: bool = True,
-) -> indexer.RunSummary:
+) -> RunOutcome:
     """Index the universe through ``as_of`` under the run lock and publish the meta keys.
 
     :param run_id: names the run in the lock, the results and the metrics hashes
     """
     guarded = source if isinstance(source, GuardedSource) else GuardedSource(source, store, run_id=run_id)
-    store.begin_run(token=run_id)
+    started = store.begin_run(token=run_id)
+    if started.found_dead_run:
+        log.warning("an earlier run took the run lock and never released it: it died without cleanup")
+    began = dt.datetime.now(dt.UTC)
     try:
         plan = indexer.prepare(
             store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark,
@@ -52,10 +73,21 @@ def run_once(
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh)
         summary = indexer.summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
-        store.publish_watermark(indexer.watermark_codes(store, guarded.name, market, plan.universe))
-        return summary
+        for code in summary.retry:
+            store.count(run_id, retries=1)
+            _index(store, guarded, code, as_of, run_id, full_refresh)
+        mark = store.publish_watermark(indexer.watermark_codes(store, guarded.name, market, plan.universe))
+        log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
+        last = store.last_updates(summary.failed)
+        still_failing = [code for code in summary.failed if last[code] is None or last[code] < as_of]
     finally:
         store.release_run(run_id)
+    current = indexer.count_current(store, plan.universe, as_of)
+    record = indexer.record_run(
+        store, run_id, as_of, {**summary.to_xcom(), "handed_on": len(result.to_fetch)}, still_failing, current, began
+    )
+    log.info("as of %s: run record %s", as_of, record)
+    return RunOutcome(summary, still_failing, record)
 
 
 def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:

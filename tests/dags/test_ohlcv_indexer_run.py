@@ -321,3 +321,56 @@ def test_an_outage_of_the_snapshot_call_is_retried_and_marks_no_ticker_inactive(
     assert tries["list_universe"] == 2
     assert mapped_codes(dag_run) == ["KS11"]
     assert redis_client.hlen("ohlcv:inactive") == 0
+
+
+def cache_keys(client) -> dict[str, object]:
+    """Every key's value but the run's own bookkeeping (named by its run id, or the run log);
+    hashes as their fields (the order fields were set in is not part of the value)."""
+    values = {}
+    for key in client.keys("*"):
+        if key.startswith(b"ohlcv:run:") or key == b"ohlcv:runs":
+            continue
+        values[key.decode()] = client.hgetall(key) if client.type(key) == b"hash" else client.get(key)
+    return values
+
+
+def test_python_m_ohlcv_index_leaves_the_same_keys_as_a_dag_run(run_dag, redis_server, redis_client, capsys):
+    from ohlcv import cli
+
+    assert run_dag("synthetic:5?split=000200:2026-11-20:2", at("2026-11-19 10:23")).state == "success"
+    assert run_dag("synthetic:5?split=000200:2026-11-20:2", at("2026-11-20 10:23")).state == "success"
+    by_airflow = cache_keys(redis_client)
+    dag_runs = OhlcvStore(redis_client, KeySpace()).recent_runs(1)
+
+    redis_server.flush()
+    for day in ("2026-11-19", "2026-11-20"):
+        argv = [
+            "--redis-url",
+            redis_server.url,
+            "index",
+            "--as-of",
+            day,
+            "--source",
+            "synthetic:5?split=000200:2026-11-20:2",
+        ]
+        assert cli.main(argv) == cli.EXIT_OK
+
+    assert cache_keys(redis_client) == by_airflow  # series, lastUpdateAt, meta keys, snapshot: byte for byte
+    record = OhlcvStore(redis_client, KeySpace()).recent_runs(1)[0]
+    fields = ("as_of", "state", "planned", "appended", "handed_on", "written", "repaired", "published", "vendor_calls")
+    assert {name: record[name] for name in fields} == {name: dag_runs[0][name] for name in fields}
+    assert "as of 2026-11-20: success; 4 appended from the snapshot, 1 written, 1 repaired" in capsys.readouterr().out
+
+
+def test_python_m_ohlcv_index_says_what_still_fails_and_when_another_run_holds_the_lock(
+    redis_server, redis_client, capsys
+):
+    from ohlcv import cli
+
+    argv = ["--redis-url", redis_server.url, "index", "--as-of", "2026-11-20", "--source", "synthetic:3?fail=000200"]
+    assert cli.main(argv) == cli.EXIT_MISSING
+    assert "still failing: 000200: SourceUnavailable" in capsys.readouterr().err
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
+    OhlcvStore(redis_client, KeySpace()).begin_run("scheduled__2026-11-20")
+    assert cli.main(argv) == cli.EXIT_LOCKED
+    assert "another indexer run holds ohlcv:lock:run" in capsys.readouterr().err

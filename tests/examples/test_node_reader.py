@@ -50,8 +50,8 @@ def fill_like_the_demo(store: OhlcvStore) -> tuple[dt.date, list[str]]:
     """What one ``make demo`` run writes: the DAG's steps over the demo's synthetic universe."""
     source = from_spec(f"synthetic:{demo.TICKERS}")
     as_of = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
-    summary = run_once(store, source, as_of, run_id="demo")
-    assert not summary.failed
+    outcome = run_once(store, source, as_of, run_id="demo")
+    assert not outcome.still_failing
     return as_of, [*source.list_universe("KRX"), "KS11"]
 
 

@@ -44,8 +44,8 @@ def test_a_cache_kept_with_the_snapshot_is_byte_identical_to_one_kept_by_history
     for day in DAYS:
         for store, use in ((daily, True), (history, False)):
             run_id = f"{store.keys.prefix}{day}"
-            summary = run_once(store, source, day, run_id=run_id, snapshot=use)
-            assert summary.failed == [], (day, summary.reasons)
+            outcome = run_once(store, source, day, run_id=run_id, snapshot=use)
+            assert outcome.still_failing == [], (day, outcome.summary.reasons)
             history_calls[store.keys.prefix] += int(store.run_metrics(run_id)["history_calls"])
         results[day] = daily.run_results(f"daily:{day}")
     assert cache(redis_client, "daily:") == cache(redis_client, "history:")

@@ -386,36 +386,10 @@ def finish_run(
 
 def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
     """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
+    from ohlcv import indexer
+
     started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
-    duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
-    counters = store.run_metrics(run_id)
-    meta = store.meta()
-    summary = summary or {}
-    record = {
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "state": "failed" if still_failing or not summary else "success",
-        "planned": summary.get("planned", 0),
-        "appended": summary.get("appended", 0),
-        "handed_on": summary.get("handed_on", 0),
-        "written": summary.get("written", 0),
-        "repaired": summary.get("repaired", 0),
-        "unchanged": summary.get("unchanged", 0),
-        "skipped_no_data": summary.get("no_data", 0),
-        "failed_first_pass": len(summary.get("failed", [])),
-        "failed": len(still_failing),
-        "retries": int(counters.get("retries", 0)),
-        "vendor_calls": int(counters.get("vendor_calls", 0)),
-        "snapshot_calls": int(counters.get("snapshot_calls", 0)),
-        "history_calls": int(counters.get("history_calls", 0)),
-        "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
-        "rows_written": int(counters.get("rows_written", 0)),
-        "current": current,
-        "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
-        "published_count": meta.last_update_count or 0,
-        "duration_seconds": round(duration, 1),
-    }
-    store.record_run(record)
+    record = indexer.record_run(store, run_id, as_of, summary, still_failing, current, started)
     for name, value in record.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             _metric("gauge", f"run.{name}", value)
