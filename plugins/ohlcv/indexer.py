@@ -312,7 +312,12 @@ def index_ticker(
         return TickerResult(
             code, Status.INACTIVE, outcome.rows, outcome.new_rows, outcome.last_date.isoformat(), reason
         )
-    if outcome.status == Status.REPAIRED:
+    if outcome.unreadable:
+        log.warning(
+            "%s repaired: the cached value was %s; kept in %s for 30 days, replaced by %d rows from %s",
+            code, outcome.unreadable, store.keys.unreadable(code), outcome.rows, source.name,
+        )  # fmt: skip
+    elif outcome.status == Status.REPAIRED:
         log.warning(
             "%s repaired: history changed from %s on (vendor/cached close %s); "
             "stored %d rows, deleted %d period keys",

@@ -175,6 +175,11 @@ class KeySpace:
         """Set: the period keys written for ``code``, so a repair deletes them without SCAN."""
         return f"{self.prefix}ohlcv:periods:{validate_ticker(code)}"
 
+    def unreadable(self, code: str) -> str:
+        """String: a value of ``ticker:{code}`` that could not be read as OHLCV_STR (the old job's
+        pandas JSON, or damage), kept for 30 days after the vendor's history replaced it."""
+        return f"{self.prefix}ohlcv:unreadable:{validate_ticker(code)}"
+
     def series(self, code: str) -> str:
         return f"{self.prefix}ticker:{validate_ticker(code)}"
 

@@ -131,7 +131,10 @@ def extender(
     def extend(code: str, blob: bytes | None) -> Extension:
         if blob is None:
             return Extension(code, None, "not cached: history fetched")
-        dates, columns = codec.decode_arrays(blob)
+        try:
+            dates, columns = codec.decode_arrays(blob)
+        except BadOhlcvData as exc:
+            return Extension(code, None, f"the cached value cannot be read ({exc}): history refetched")
         cached_last = pd.Timestamp(dates[-1]).date()
         if cached_last != previous:
             return Extension(code, None, f"cached through {cached_last}, not {previous}: history fetched")

@@ -24,9 +24,9 @@ import pandas as pd
 import redis
 
 from ohlcv import codec
-from ohlcv.errors import ConfigurationError, OhlcvError
+from ohlcv.errors import BadOhlcvData, ConfigurationError, OhlcvError
 from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
-from ohlcv.merge import merge
+from ohlcv.merge import Merge, merge
 from ohlcv.snapshot import Extension, Snapshot
 from ohlcv.status import Status
 
@@ -38,6 +38,8 @@ RUN_LOCK_TTL = dt.timedelta(minutes=30)
 WRITE_ATTEMPTS = 10
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
 RUNS_KEPT = 200
+#: how long a cached value that could not be read is kept, after the vendor's history replaced it
+UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
 #: series written per transaction by ``extend_many``: large enough to save round trips, small
 #: enough that a concurrent writer rarely forces a batch to start again
 EXTEND_BATCH = 250
@@ -130,6 +132,8 @@ class WriteOutcome:
     first_difference: dt.date | None = None
     ratio: float | None = None
     periods_deleted: int = 0
+    #: why the value cached before could not be read ("" when it could); it was replaced
+    unreadable: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,18 @@ class Meta:
     is_updating: bool
     last_update_at: dt.date | None
     last_update_count: int | None
+
+
+def _readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
+    """The cached series, or None and what the value is when it cannot be read as OHLCV_STR
+    (the old job's pandas JSON, or anything else)."""
+    if blob is None:
+        return None, ""
+    try:
+        return codec.decode(blob), ""
+    except BadOhlcvData as exc:
+        kind = "the old job's pandas JSON" if blob.lstrip()[:1] == b"{" else "not OHLCV_STR"
+        return None, f"{kind} ({exc})"
 
 
 def client_from_url(url: str | None = None) -> redis.Redis:
@@ -217,13 +233,18 @@ class OhlcvStore:
                     # the registry too: a reader registering a period key meanwhile forces a retry
                     pipe.watch(series_key, registry)
                     blob = pipe.get(series_key)
-                    result = merge(codec.decode(blob) if blob is not None else None, fresh)
+                    cached, unreadable = _readable(blob)
+                    result = merge(cached, fresh)
+                    if unreadable:  # nothing to merge with: the vendor's history replaces it
+                        result = Merge(fresh, Status.REPAIRED, len(fresh))
                     last = result.frame.index[-1].date()
                     if result.status == Status.UNCHANGED:
                         pipe.unwatch()
                         return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
                     periods = list(pipe.smembers(registry)) if result.status == Status.REPAIRED else []
                     pipe.multi()
+                    if unreadable:
+                        pipe.set(self.keys.unreadable(code), blob, ex=UNREADABLE_KEPT)
                     pipe.set(series_key, codec.encode(result.frame, source))
                     pipe.hset(self.keys.last_update_hash, code, last.isoformat())
                     pipe.hdel(self.keys.inactive, code)
@@ -234,7 +255,7 @@ class OhlcvStore:
                     continue
             return WriteOutcome(
                 code, result.status, last, len(result.frame), result.new_rows,
-                result.first_difference, result.ratio, len(periods),
+                result.first_difference, result.ratio, len(periods), unreadable,
             )  # fmt: skip
         raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}")
 

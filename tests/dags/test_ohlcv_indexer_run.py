@@ -374,3 +374,15 @@ def test_python_m_ohlcv_index_says_what_still_fails_and_when_another_run_holds_t
     OhlcvStore(redis_client, KeySpace()).begin_run("scheduled__2026-11-20")
     assert cli.main(argv) == cli.EXIT_LOCKED
     assert "another indexer run holds ohlcv:lock:run" in capsys.readouterr().err
+
+
+def test_a_value_the_old_job_left_heals_in_one_run(run_dag, redis_client):
+    assert run_dag("synthetic:4", at("2026-11-19 10:23")).state == "success"
+    old = codec.decode(redis_client.get("ticker:000300"))
+    redis_client.set("ticker:000300", old.to_json(date_format="epoch"))  # pandas JSON, as the Jenkins job wrote it
+    dag_run = run_dag("synthetic:4", at("2026-11-20 10:23"))
+    assert dag_run.state == "success"
+    assert "000300" in mapped_codes(dag_run)  # handed on by the snapshot step, its history fetched
+    assert codec.decode(redis_client.get("ticker:000300")).index[-1] == pd.Timestamp("2026-11-20")
+    assert redis_client.exists("ohlcv:unreadable:000300") == 1
+    assert redis_client.hget("ohlcv:run:manual__2026-11-20T10_23_00+00_00:results", "000300") == b"repaired"

@@ -210,3 +210,13 @@ def test_the_listing_is_the_snapshot_filtered_by_market():
     assert len(table.codes("KOSDAQ")) == 1820  # KOSDAQ GLOBAL included, as KRX's MarketId says
     assert len(table.codes("KONEX")) == 110
     assert "0126Z0" in table.codes("KOSPI")
+
+
+def test_a_cached_value_that_cannot_be_read_is_handed_on_and_the_batch_goes_on(store, redis_client):
+    table = krx("2026-03-09")
+    one_row_cache(store, Snapshot(table.session, "fdr", table.frame.loc[["005930", "000660"]]))
+    redis_client.set("ticker:000660", b'{"Open":{"1741478400000":201000}}')  # the old job's pandas JSON
+    planned = plan_for(store, ["005930", "000660"], dt.date(2026, 3, 10))
+    result = indexer.apply_snapshot(store, krx("2026-03-10"), planned, "run-1")
+    assert result.appended == ["005930"]
+    assert result.handed_on["000660"].startswith("the cached value cannot be read (not an OHLCV_STR value")

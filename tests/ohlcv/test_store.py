@@ -260,3 +260,20 @@ def test_a_runs_results_keep_the_last_answer_per_ticker_and_expire(store, redis_
     assert 0 < redis_client.ttl("ohlcv:run:manual__1:results") <= 2 * 86400
     with pytest.raises(InvalidTicker):
         store.record_result("manual__1", "bad:key", "written")
+
+
+def test_a_value_that_cannot_be_read_is_replaced_by_the_vendor_s_history_and_kept_aside(store, redis_client):
+    legacy = series("000300", dt.date(2026, 11, 13)).to_json(date_format="epoch").encode()  # the old job's value
+    redis_client.set("ticker:000300", legacy)
+    redis_client.sadd("ohlcv:periods:000300", "ticker:000300:2026-01-02:2026-06-30")
+    redis_client.set("ticker:000300:2026-01-02:2026-06-30", b"sliced from the old value")
+    fresh = series("000300", dt.date(2026, 11, 20))
+
+    outcome = store.write_series("000300", fresh, "synthetic")
+
+    assert outcome.status == Status.REPAIRED
+    assert outcome.unreadable.startswith("the old job's pandas JSON (not an OHLCV_STR value")
+    pd.testing.assert_frame_equal(codec.decode(redis_client.get("ticker:000300")), fresh)
+    assert redis_client.get("ohlcv:unreadable:000300") == legacy
+    assert 29 * 86_400 < redis_client.ttl("ohlcv:unreadable:000300") <= 30 * 86_400
+    assert redis_client.exists("ticker:000300:2026-01-02:2026-06-30") == 0  # slices of it go too
