@@ -376,6 +376,8 @@ def test_python_m_ohlcv_index_says_what_still_fails_and_when_another_run_holds_t
     assert "another indexer run holds ohlcv:lock:run" in capsys.readouterr().err
 
 
+# the old job's pandas JSON dates rows in epoch milliseconds, a format pandas now deprecates
+@pytest.mark.filterwarnings("ignore:'epoch' date format is deprecated")
 def test_a_value_the_old_job_left_heals_in_one_run(run_dag, redis_client):
     assert run_dag("synthetic:4", at("2026-11-19 10:23")).state == "success"
     old = codec.decode(redis_client.get("ticker:000300"))

@@ -262,6 +262,8 @@ def test_a_runs_results_keep_the_last_answer_per_ticker_and_expire(store, redis_
         store.record_result("manual__1", "bad:key", "written")
 
 
+# the old job's pandas JSON dates rows in epoch milliseconds, a format pandas now deprecates
+@pytest.mark.filterwarnings("ignore:'epoch' date format is deprecated")
 def test_a_value_that_cannot_be_read_is_replaced_by_the_vendor_s_history_and_kept_aside(store, redis_client):
     legacy = series("000300", dt.date(2026, 11, 13)).to_json(date_format="epoch").encode()  # the old job's value
     redis_client.set("ticker:000300", legacy)
