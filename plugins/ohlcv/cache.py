@@ -62,6 +62,10 @@ class OhlcvCache:
     :param period_ttl: how long a period key written back by a read lives
     :param fill_timeout: how long a miss waits for another process fetching the same ticker
     :param cut_ttl: how long the published session that consistent reads are cut at is kept
+    :param read_only: make no write and no vendor call: serve what is cached (for a read-only
+        Redis user, or a report that must not touch production); a code not cached raises
+        ``NoData``. A writing reader whose user turns out to lack write permission behaves the
+        same for the rest of its life, after one warning.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class OhlcvCache:
         period_ttl: dt.timedelta = PERIOD_TTL,
         fill_timeout: dt.timedelta = FILL_TIMEOUT,
         cut_ttl: dt.timedelta = CUT_TTL,
+        read_only: bool = False,
     ) -> None:
         self.store = OhlcvStore(client, keys)
         self.client = client
@@ -83,6 +88,7 @@ class OhlcvCache:
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
         self._write_period = client.register_script(_WRITE_PERIOD)
+        self.read_only = read_only
 
     @classmethod
     def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
@@ -152,8 +158,22 @@ class OhlcvCache:
             return frame  # the whole history: no slicing
         window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
         if first is not None and not window.empty and self._covers(frame.index[-1], last):
-            self._write_period(keys=self._period_keys(code, first, last), args=self._period_args(blob, window))
+            self._write_back(
+                lambda: self._write_period(
+                    keys=self._period_keys(code, first, last), args=self._period_args(blob, window)
+                )
+            )
         return window
+
+    def _write_back(self, write) -> None:
+        """Keep a period key, unless this reader may not write (then once a warning, then never)."""
+        if self.read_only:
+            return
+        try:
+            write()
+        except redis.exceptions.NoPermissionError as exc:
+            self.read_only = True
+            log.warning("the Redis user may not write (%s): reading without writing period keys back", exc)
 
     @staticmethod
     def _covers(cached_last: pd.Timestamp, last: dt.date) -> bool:
@@ -175,8 +195,10 @@ class OhlcvCache:
         blob = self.client.get(self.keys.series(code))
         if blob is not None:
             frame = codec.decode(blob)
-            if frame.index[-1].date() >= last or self._settled(code, last):
+            if frame.index[-1].date() >= last or self.read_only or self._settled(code, last):
                 return blob, frame
+        if self.read_only:
+            raise NoData(f"{code} is not cached, and this reader is read-only: no vendor call")
         return self._fill(code, last)
 
     def _checked_key(self, code: str) -> str:
@@ -269,7 +291,7 @@ class OhlcvCache:
                         continue
                     dates, columns = codec.decode_arrays(blob)
                     covered = dates[-1] >= np.datetime64(last)
-                    if covered or self._settled(code, last):
+                    if covered or self.read_only or self._settled(code, last):
                         arrays[code] = _slice(dates, columns, first, last)
                         if covered and first is not None and len(arrays[code][0]):
                             window = codec.frame_from_arrays(*arrays[code])
@@ -278,7 +300,7 @@ class OhlcvCache:
                                 args=self._period_args(blob, window),
                                 client=writes,
                             )
-                writes.execute()
+                self._write_back(writes.execute)
             for code in [code for code in missing if code not in arrays]:
                 frame = self.get(code, first, last, latest=latest)
                 arrays[code] = (frame.index.values, {name: frame[name].to_numpy() for name in codec.VALUE_COLUMNS})

@@ -3,7 +3,8 @@
 Exit codes: 0 success, 1 the requested data is not available (not cached with
 ``--cached-only``, the vendor has none, or ``index`` left tickers failing), 2 bad input or
 configuration, 3 Redis could not be reached, 4 the vendor could not be reached, 5 another
-indexer run holds the run lock.
+indexer run holds the run lock, 6 Redis refused the credentials, 7 the Redis user may not do
+what was asked (``--read-only`` reads with a read-only user).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ohlcv.keys import validate_period, validate_ticker
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_AUTH, EXIT_PERMISSION = 6, 7
 
 
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
@@ -125,7 +127,7 @@ def _breaker(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
-    cache = OhlcvCache(store.client, keys=store.keys)
+    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only)
     if args.cached_only:
         frame = store.read_series(code)
         if frame is None:
@@ -150,8 +152,10 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
     periods = []
     for text in args.period:
         start, _, end = text.partition(":")
+        if not start.strip() or not end.strip():
+            raise InvalidDate(f"--period {text!r} needs a start and an end: START:END, e.g. 2024-01-02:2024-12-30")
         periods.append(validate_period(start, end))
-    cache = OhlcvCache(store.client, keys=store.keys)
+    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only)
     for first, last in periods:
         frames = cache.get_many(codes, first, last)
         rows = sum(len(frame) for frame in frames.values())
@@ -162,6 +166,9 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ohlcv", description="Inspect the OHLCV cache in Redis.")
     parser.add_argument("--redis-url", help="Redis URL (default: $OHLCV_REDIS_URL, then redis://127.0.0.1:6379/0)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="get/warm make no write and no vendor call (a read-only Redis user)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="meta keys, run lock and how current the cached tickers are")
     status.add_argument("--oldest", type=int, default=5, help="how many of the stalest tickers to list")
@@ -220,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     except (SourceUnavailable, SourceBlocked, BreakerOpen) as exc:
         print(f"error: vendor: {exc}", file=sys.stderr)
         return EXIT_VENDOR
+    except redis.exceptions.AuthenticationError as exc:
+        print(f"error: Redis refused the credentials in the URL: {exc}", file=sys.stderr)
+        return EXIT_AUTH
+    except redis.exceptions.NoPermissionError as exc:
+        hint = "" if args.read_only else " (a read-only user can read with --read-only)"
+        print(f"error: the Redis user may not do this: {exc}{hint}", file=sys.stderr)
+        return EXIT_PERMISSION
     except redis.RedisError as exc:
         print(f"error: Redis: {exc}", file=sys.stderr)
         return EXIT_REDIS

@@ -244,3 +244,23 @@ def test_a_halted_ticker_is_asked_once_an_hour_not_on_every_read(redis_server, r
         assert cache.get("000300", "2026-11-2").index[-1] == pd.Timestamp("2026-11-18")
     assert calls(redis_client, "000300") == 1
     assert redis_client.exists("ticker:000300:2026-11-02:2026-11-20") == 0  # a short slice is not frozen
+
+
+class NoVendor(SyntheticSource):
+    """A vendor a read-only reader must never ask."""
+
+    def history(self, code, start, end):
+        raise AssertionError(f"a read-only reader asked the vendor for {code}")
+
+
+def test_a_read_only_reader_serves_what_is_cached_and_asks_no_vendor(store, redis_client):
+    source = SyntheticSource(3)
+    store.write_series("000100", source.history("000100", None, dt.date(2026, 11, 13)), "synthetic")
+    store.publish(dt.date(2026, 11, 20), 1)
+    cache = OhlcvCache(redis_client, NoVendor(3), read_only=True)
+    frame = cache.get("000100", "2026-11-02")  # cached through the 13th only: served as it is
+    assert frame.index[-1] == pd.Timestamp("2026-11-13")
+    with pytest.raises(NoData, match="read-only: no vendor call"):
+        cache.get("000200")
+    assert redis_client.keys("ticker:000100:*") == []  # no period key written back
+    assert cache.get_many(["000100"], "2026-11-02")["000100"].index[-1] == pd.Timestamp("2026-11-13")

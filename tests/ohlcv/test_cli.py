@@ -140,3 +140,36 @@ def test_an_operator_can_close_and_open_the_breaker_and_every_change_is_logged(r
     assert log[2]["by"] == "a block answer"
     with pytest.raises(SystemExit):
         cli.main(["--redis-url", redis_server.url, "breaker", "open"])  # a reason is required
+
+
+@pytest.fixture
+def reader_url(redis_server, redis_client):
+    """A URL of a Redis user that may only read (ACL: read commands and connection commands)."""
+    redis_client.acl_setuser(
+        "reader", enabled=True, passwords=["+reader-pw"], keys=["*"], commands=["-@all", "+@read", "+@connection"]
+    )
+    yield f"redis://reader:reader-pw@127.0.0.1:{redis_server.port}/0"
+    redis_client.acl_deluser("reader")
+
+
+def test_a_read_only_user_reads_through_the_cli_and_cannot_index(filled, reader_url, redis_client, capsys, caplog):
+    period = ["get", "000100", "--start", "2024-01-02", "--end", "2024-06-28"]
+    assert cli.main(["--redis-url", reader_url, "--read-only", *period]) == cli.EXIT_OK
+    assert "000100: 121 rows, 2024-01-02 to 2024-06-28" in capsys.readouterr().out
+    assert cli.main(["--redis-url", reader_url, *period]) == cli.EXIT_OK  # NOPERM on the write-back: skipped
+    assert "may not write" in caplog.text
+    assert redis_client.keys("ticker:000100:*") == []
+    assert cli.main(["--redis-url", reader_url, "index", "--source", "synthetic:3"]) == cli.EXIT_PERMISSION
+    assert "the Redis user may not do this" in capsys.readouterr().err
+
+
+def test_refused_credentials_are_not_an_unreachable_server(filled, redis_server, capsys):
+    wrong = f"redis://reader:not-the-password@127.0.0.1:{redis_server.port}/0"
+    assert cli.main(["--redis-url", wrong, "status"]) == cli.EXIT_AUTH
+    assert "refused the credentials" in capsys.readouterr().err
+    assert cli.main(["--redis-url", "redis://127.0.0.1:1/0", "status"]) == cli.EXIT_REDIS
+
+
+def test_a_period_without_an_end_says_so(filled, capsys):
+    assert cli.main(["--redis-url", filled, "warm", "--tickers", "000100", "--period", "2024-01-02"]) == cli.EXIT_USAGE
+    assert "--period '2024-01-02' needs a start and an end: START:END" in capsys.readouterr().err
