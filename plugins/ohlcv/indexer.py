@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
-from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
+from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot, extender
 from ohlcv.sources.base import MARKETS, Source
@@ -332,6 +332,16 @@ def index_ticker(
     else:
         log.info("%s unchanged: the vendor has nothing after %s", code, outcome.last_date)
     return TickerResult(code, outcome.status, outcome.rows, outcome.new_rows, outcome.last_date.isoformat())
+
+
+def record_failure(store: OhlcvStore, code: str, as_of: dt.date, exc: BaseException, run_id: str) -> bool:
+    """Record why indexing ``code`` failed; return whether asking the vendor again in this run
+    can help. Bad data and a refusal (a block answer, the open breaker) cannot; an outage,
+    a timeout or anything unforeseen can."""
+    retry = not isinstance(exc, BadOhlcvData | SourceBlocked | BreakerOpen)
+    reason = f"bad data: {exc}" if isinstance(exc, BadOhlcvData) else f"{type(exc).__name__}: {exc}"
+    store.record_failure(code, as_of, reason, run_id, retry=retry)
+    return retry
 
 
 def summarize(

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ohlcv import indexer
-from ohlcv.errors import BadOhlcvData, BreakerOpen, OhlcvError, SourceBlocked
+from ohlcv.errors import OhlcvError
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore
@@ -93,16 +93,8 @@ def run_once(
 def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:
     try:
         result = indexer.index_ticker(store, source, code, as_of, full_refresh=full_refresh)
-    except BadOhlcvData as exc:
-        store.record_failure(code, as_of, f"bad data: {exc}", run_id, retry=False)
-        log.error("%s failed: bad data from the vendor, cache left as it was: %s", code, exc)
-        return
-    except (SourceBlocked, BreakerOpen) as exc:
-        store.record_failure(code, as_of, f"{type(exc).__name__}: {exc}", run_id, retry=False)
-        log.error("%s failed: %s", code, exc)
-        return
     except OhlcvError as exc:
-        store.record_failure(code, as_of, f"{type(exc).__name__}: {exc}", run_id)
-        log.error("%s failed: %s", code, exc)
+        indexer.record_failure(store, code, as_of, exc, run_id)
+        log.error("%s failed: %s: %s", code, type(exc).__name__, exc)
         return
     store.record_result(run_id, code, result.status, result.new_rows)

@@ -196,7 +196,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from ohlcv import indexer
-    from ohlcv.errors import BadOhlcvData, BreakerOpen, SourceBlocked
+    from ohlcv.errors import BadOhlcvData
     from ohlcv.status import WITHOUT_DATA
 
     context["ticker"] = ticker
@@ -210,15 +210,11 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
         result = indexer.index_ticker(
             store, _source(store, run, run_id), ticker, as_of, full_refresh=bool(context["params"]["full_refresh"])
         )
-    except BadOhlcvData as exc:
-        store.record_failure(ticker, as_of, f"bad data: {exc}", run_id, retry=False)
-        raise AirflowFailException(f"{ticker}: bad data from the vendor, cache left as it was: {exc}") from exc
-    except (SourceBlocked, BreakerOpen) as exc:
-        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id, retry=False)
-        raise AirflowFailException(f"{ticker}: {exc}") from exc
     except BaseException as exc:  # AirflowTaskTimeout is a BaseException: a timed-out try records why too
-        store.record_failure(ticker, as_of, f"{type(exc).__name__}: {exc}", run_id)
-        raise
+        if indexer.record_failure(store, ticker, as_of, exc, run_id):
+            raise
+        why = "bad data from the vendor, cache left as it was: " if isinstance(exc, BadOhlcvData) else ""
+        raise AirflowFailException(f"{ticker}: {why}{exc}") from exc
     store.record_result(run_id, ticker, result.status, result.new_rows)
     if result.status in WITHOUT_DATA:
         raise AirflowSkipException(f"{ticker}: {result.reason}")
