@@ -13,42 +13,39 @@ while the indexer is writing. The published session is read once and kept for
 ``cut_ttl`` (10 minutes; ``refresh()`` reads it again), so a report that runs while the
 indexer publishes a new session still ends every ticker on the same one. ``latest=True``
 reads the newest data instead.
+
+A reader never rewrites history: on a miss it may add a ticker the cache does not hold or
+append sessions the vendor agrees with (``ohlcv.fill``); repairs are the indexer's. Readers
+made by ``from_url`` keep the answers they read in the process (client-side caching that
+Redis invalidates), so a repeated read makes no round trip.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import redis
 
-from ohlcv import calendar, codec, indexer
-from ohlcv.errors import InvalidDate, NoData, SourceUnavailable
+from ohlcv import calendar, codec, frames
+from ohlcv.errors import ConfigurationError, HistoryDisagrees, InvalidDate, NoData, SourceUnavailable
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
-from ohlcv.sources import Source, from_spec, spec_from_env
-from ohlcv.sources.guard import GuardedSource
-from ohlcv.status import Status
 from ohlcv.store import OhlcvStore, client_from_url
+
+if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
+    from ohlcv.sources import Source
 
 log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
-
-# KEYS: series, period, registry. ARGV: sha1 of the series bytes the period was sliced from,
-# the period's OHLCV_STR, ttl (ms). Stores the period only if the series is still those bytes,
-# so a slice of a history repaired meanwhile is never kept.
-_WRITE_PERIOD = """
-local current = redis.call('GET', KEYS[1])
-if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SADD', KEYS[3], KEYS[2])
-return 1
-"""
+#: answers kept in the process by a reader made with ``from_url`` (``OHLCV_CLIENT_CACHE``; 0: off)
+CLIENT_CACHE = 1000
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 #: after a miss found nothing newer at the vendor, readers do not ask again for this long
 CHECKED_TTL = dt.timedelta(hours=1)
@@ -87,17 +84,29 @@ class OhlcvCache:
         self.fill_timeout = fill_timeout
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
-        self._write_period = client.register_script(_WRITE_PERIOD)
         self.read_only = read_only
+        # the indexer's session table answers calendar questions in a millisecond
+        calendar.load_from(self.store.published_sessions)
 
     @classmethod
-    def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
-        """A cache on ``url`` (default ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``)."""
-        return cls(client_from_url(url), source, **options)
+    def from_url(
+        cls, url: str | None = None, source: Source | None = None, *, client_cache: int | None = None, **options
+    ) -> OhlcvCache:
+        """A cache on ``url`` (default ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``).
+
+        :param client_cache: how many answers to keep in the process (default
+            ``OHLCV_CLIENT_CACHE``, else 1000; 0 turns it off). Redis 6 or newer tells the
+            client when a key it holds changes, so a kept answer is never stale.
+        """
+        size = _client_cache_size() if client_cache is None else client_cache
+        return cls(client_from_url(url, cache_size=size), source, **options)
 
     @property
     def source(self) -> Source:
         """The vendor for misses, behind the shared breaker and the call gap."""
+        from ohlcv.sources import from_spec, spec_from_env
+        from ohlcv.sources.guard import GuardedSource
+
         if self._source is None:
             self._source = from_spec(spec_from_env())
         if not isinstance(self._source, GuardedSource):
@@ -148,7 +157,7 @@ class OhlcvCache:
         code = validate_ticker(ticker)
         first, last = self._window(start, end, latest)
         if first is not None and first > last:
-            return _empty()
+            return frames.empty()
         if first is not None:
             blob = self.client.get(self.keys.period(code, first, last))
             if blob is not None:
@@ -158,11 +167,7 @@ class OhlcvCache:
             return frame  # the whole history: no slicing
         window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
         if first is not None and not window.empty and self._covers(frame.index[-1], last):
-            self._write_back(
-                lambda: self._write_period(
-                    keys=self._period_keys(code, first, last), args=self._period_args(blob, window)
-                )
-            )
+            self._write_back(lambda: self.store.keep_period(code, first, last, blob, window, self.period_ttl))
         return window
 
     def _write_back(self, write) -> None:
@@ -182,13 +187,6 @@ class OhlcvCache:
         later appends would not update."""
         return cached_last >= pd.Timestamp(last)
 
-    def _period_keys(self, code: str, first: dt.date, last: dt.date) -> list[str]:
-        return [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
-
-    def _period_args(self, blob: bytes, window: pd.DataFrame) -> list:
-        ttl = int(self.period_ttl.total_seconds() * 1000)
-        return [hashlib.sha1(blob).hexdigest(), codec.encode(window, codec.source_of(blob)), ttl]
-
     def _full(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
         """The cached history of ``code`` covering ``last`` (its bytes and frame), filled from the
         vendor if needed."""
@@ -201,9 +199,6 @@ class OhlcvCache:
             raise NoData(f"{code} is not cached, and this reader is read-only: no vendor call")
         return self._fill(code, last)
 
-    def _checked_key(self, code: str) -> str:
-        return f"{self.keys.prefix}ohlcv:checked:{validate_ticker(code)}"
-
     def _settled(self, code: str, last: dt.date) -> bool:
         """Whether asking the vendor again cannot help now: the ticker was found without data
         (inactive) or a reader found nothing newer within ``CHECKED_TTL``."""
@@ -211,14 +206,14 @@ class OhlcvCache:
         record = inactive.get(code)
         if record is not None and dt.date.fromisoformat(record["checked"]) >= last:
             return True
-        checked = self.client.get(self._checked_key(code))
+        checked = self.client.get(self.keys.checked(code))
         return checked is not None and dt.date.fromisoformat(checked.decode()) >= last
 
     def _fill(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
         """Fetch ``code`` from the vendor once, however many processes miss it at the same time."""
         self._raise_if_known_empty(code, last)
         lock = self.client.lock(
-            f"{self.keys.prefix}ohlcv:fill:{code}",
+            self.keys.fill_lock(code),
             timeout=self.fill_timeout.total_seconds(),
             blocking_timeout=self.fill_timeout.total_seconds(),
         )
@@ -231,16 +226,26 @@ class OhlcvCache:
                 if frame.index[-1].date() >= last or self._settled(code, last):
                     return blob, frame
             self._raise_if_known_empty(code, last)
+            from ohlcv.fill import fill
+
             # One fetch serves every later window: store through the newest complete session.
             newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
-            result = indexer.index_ticker(self.store, self.source, code, newest, full_refresh=True)
-            log.info("%s cache miss filled from %s: %s", code, self.source.name, result.status)
-            if result.status == Status.NO_DATA:
-                raise NoData(f"{code}: {result.reason}")
-            if result.last_date is not None and dt.date.fromisoformat(result.last_date) < newest:
-                # the vendor has nothing newer (a halt): let readers stop asking for a while
-                ttl = int(CHECKED_TTL.total_seconds() * 1000)
-                self.client.set(self._checked_key(code), newest.isoformat(), px=ttl)
+            try:
+                outcome = fill(self.store, self.source, code, newest)
+            except NoData:
+                self._checked(code, newest)
+                raise
+            except HistoryDisagrees as exc:
+                if blob is None:
+                    raise
+                log.warning(
+                    "%s: %s; returning the cached rows through %s: the indexer's next run replaces the history",
+                    code, exc, frame.index[-1].date(),
+                )  # fmt: skip
+                self._checked(code, newest)
+                return blob, frame
+            if outcome.last_date < newest:  # the vendor has nothing newer (a halt)
+                self._checked(code, newest)
         finally:
             try:
                 lock.release()
@@ -251,14 +256,24 @@ class OhlcvCache:
             raise NoData(f"{code}: nothing cached after fetching it")
         return blob, codec.decode(blob)
 
+    def _checked(self, code: str, newest: dt.date) -> None:
+        """Let readers stop asking the vendor about ``code`` for ``CHECKED_TTL``."""
+        self.client.set(self.keys.checked(code), newest.isoformat(), px=int(CHECKED_TTL.total_seconds() * 1000))
+
     def _raise_if_known_empty(self, code: str, last: dt.date) -> None:
-        """A code recently found without any data is not asked for again (``NoData`` at once)."""
+        """A code recently found without any data is not asked for again (``NoData`` at once):
+        for ``INACTIVE_RECHECK`` after the indexer found it so, ``CHECKED_TTL`` after a reader did."""
+        from ohlcv.indexer import INACTIVE_RECHECK
+
         if self.client.exists(self.keys.series(code)):
             return
         _, inactive = self.store.state_of([code])
         record = inactive.get(code)
-        if record is not None and last - dt.date.fromisoformat(record["checked"]) < indexer.INACTIVE_RECHECK:
+        if record is not None and last - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK:
             raise NoData(f"{code}: {record['reason']} (checked {record['checked']})")
+        checked = self.client.get(self.keys.checked(code))
+        if checked is not None and dt.date.fromisoformat(checked.decode()) >= last:
+            raise NoData(f"{code}: the vendor had no data for it when a reader asked, within the last {CHECKED_TTL}")
 
     # -- many tickers ----------------------------------------------------------------------
 
@@ -292,45 +307,28 @@ class OhlcvCache:
                     dates, columns = codec.decode_arrays(blob)
                     covered = dates[-1] >= np.datetime64(last)
                     if covered or self.read_only or self._settled(code, last):
-                        arrays[code] = _slice(dates, columns, first, last)
+                        arrays[code] = frames.window(dates, columns, first, last)
                         if covered and first is not None and len(arrays[code][0]):
                             window = codec.frame_from_arrays(*arrays[code])
-                            self._write_period(
-                                keys=self._period_keys(code, first, last),
-                                args=self._period_args(blob, window),
-                                client=writes,
-                            )
+                            self.store.keep_period(code, first, last, blob, window, self.period_ttl, client=writes)
                 self._write_back(writes.execute)
             for code in [code for code in missing if code not in arrays]:
                 frame = self.get(code, first, last, latest=latest)
                 arrays[code] = (frame.index.values, {name: frame[name].to_numpy() for name in codec.VALUE_COLUMNS})
         if as_frame:
-            return _long_frame(codes, arrays)
-        return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else _empty() for code in codes}
+            return frames.long_frame(codes, arrays)
+        return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
 
 
-def _slice(dates: np.ndarray, columns: dict[str, np.ndarray], first: dt.date | None, last: dt.date):
-    lo = 0 if first is None else int(np.searchsorted(dates, np.datetime64(first, "ns"), side="left"))
-    hi = int(np.searchsorted(dates, np.datetime64(last, "ns"), side="right"))
-    return dates[lo:hi], {name: values[lo:hi] for name, values in columns.items()}
 
-
-def _long_frame(codes: list[str], arrays: dict) -> pd.DataFrame:
-    """One frame for many tickers, built once: (Ticker, Date) index, the usual columns."""
-    present = [code for code in codes if code in arrays]
-    if not present:
-        return _empty().set_index(pd.MultiIndex.from_arrays([[], []], names=["Ticker", "Date"]))
-    lengths = [len(arrays[code][0]) for code in present]
-    dates = np.concatenate([arrays[code][0] for code in present])
-    # numpy widens a column to float64 when some tickers have decimal prices
-    columns = {name: np.concatenate([arrays[code][1][name] for code in present]) for name in codec.VALUE_COLUMNS}
-    tickers = pd.Categorical(np.repeat(np.array(present, dtype=object), lengths), categories=present)
-    index = pd.MultiIndex.from_arrays([tickers, pd.DatetimeIndex(dates)], names=["Ticker", "Date"])
-    return pd.DataFrame(columns, index=index)
-
-
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(
-        {name: pd.Series(dtype="float64" if name == "Change" else "int64") for name in codec.VALUE_COLUMNS},
-        index=pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date"),
-    )
+def _client_cache_size() -> int:
+    text = os.environ.get("OHLCV_CLIENT_CACHE", str(CLIENT_CACHE)).strip().lower()
+    if text in {"off", "false", "no"}:
+        return 0
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ConfigurationError(f"OHLCV_CLIENT_CACHE={text!r}: give a number of answers to keep, or 0 (off)")
+    return size

@@ -1,5 +1,7 @@
-"""XKRX trading sessions, from exchange-calendars, with what it does not know added through
-its own mechanism (a calendar subclass) in one place:
+"""XKRX trading sessions: which days KRX trades, and when a session is final.
+
+The sessions come from exchange-calendars (``ohlcv.xkrx``), with what it does not know added
+through its own mechanism (a calendar subclass) in one place:
 
 - **Saturday sessions.** KRX traded on Saturdays until 5 December 1998 (from 7 December
   Saturdays were closed). exchange-calendars declares this as a special weekmask, but under
@@ -11,17 +13,34 @@ its own mechanism (a calendar subclass) in one place:
 - **Closures it does not know** (``EXTRA_CLOSED``, e.g. election days) and **days it lists as
   holidays on which KRX traded** (``TRADED``), both found by checking it against KRX's own
   index histories.
+
+Building that calendar costs seconds, so every question here is answered from a
+``SessionTable``: the sessions and their closes as two arrays. The indexer publishes its
+table in Redis (``ohlcv:sessions``); a reader loads it from there in a millisecond
+(``load_from``) and builds the calendar only when no usable table is published.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING
 
+import msgpack
+import numpy as np
 import pandas as pd
-from exchange_calendars.exchange_calendar_xkrx import XKRXExchangeCalendar
 
 from ohlcv.errors import InvalidDate
+
+if TYPE_CHECKING:
+    from ohlcv.xkrx import KrxCalendar
+
+log = logging.getLogger(__name__)
 
 # Naver's daily history reaches back to the early 1990s; the calendar must cover it.
 FIRST_DAY = "1990-01-03"
@@ -63,42 +82,139 @@ TRADED: frozenset[dt.date] = frozenset(
 AHEAD = dt.timedelta(days=400)
 
 
-class KrxCalendar(XKRXExchangeCalendar):
-    """XKRX with Saturday sessions until 1998-12-05 and the closures in ``EXTRA_CLOSED``."""
+TABLE_FORMAT = "ohlcv-sessions"
 
-    weekmask = "1111110"
+
+def rules() -> str:
+    """What a table's sessions depend on besides the dates: the exchange-calendars release and
+    this module's corrections. A table built under other rules is not used."""
+    facts = [
+        metadata.version("exchange-calendars"),
+        FIRST_DAY,
+        LAST_SATURDAY_SESSION.isoformat(),
+        *sorted(day.isoformat() for day in EXTRA_CLOSED),
+        "traded",
+        *sorted(day.isoformat() for day in TRADED),
+    ]
+    return hashlib.sha1(" ".join(facts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class SessionTable:
+    """XKRX sessions and their closes from ``FIRST_DAY`` to ``last``: all this package asks of
+    the calendar, as two sorted arrays.
+
+    :param days: the sessions, ``datetime64[D]``
+    :param closes: each session's close, ``datetime64[s]`` in UTC
+    :param rules: see ``rules()``
+    """
+
+    days: np.ndarray
+    closes: np.ndarray
+    rules: str
+
+    @classmethod
+    def from_calendar(cls, calendar: KrxCalendar) -> SessionTable:
+        days = calendar.sessions.values.astype("datetime64[D]")
+        closes = calendar.closes.dt.tz_convert("UTC").dt.tz_localize(None).values.astype("datetime64[s]")
+        return cls(days, closes, rules())
 
     @property
-    def special_weekmasks(self) -> list:
-        return []
+    def last(self) -> dt.date:
+        """The last session the table knows: it answers for any day up to this one."""
+        return self.days[-1].astype(dt.date)
 
-    @property
-    def adhoc_holidays(self) -> list[pd.Timestamp]:
-        traded = {pd.Timestamp(day) for day in TRADED}
-        listed = [day for day in super().adhoc_holidays if pd.Timestamp(day) not in traded]
-        saturdays = pd.date_range(LAST_SATURDAY_SESSION + dt.timedelta(days=7), self._end_bound, freq="W-SAT")
-        return [*listed, *saturdays, *(pd.Timestamp(day) for day in sorted(EXTRA_CLOSED))]
+    def encode(self) -> bytes:
+        """MessagePack: ``days`` as ``<i4`` days since 1970-01-01, ``closes`` as ``<i8`` seconds."""
+        return msgpack.packb(
+            {
+                "format": TABLE_FORMAT,
+                "version": 1,
+                "rules": self.rules,
+                "days": self.days.astype("<i4").tobytes(),
+                "closes": self.closes.astype("<i8").tobytes(),
+            }
+        )
 
-    def __init__(self, start: str, end: pd.Timestamp) -> None:
-        self._end_bound = end  # adhoc_holidays is read while the base class builds
-        super().__init__(start=start, end=end)
+    @classmethod
+    def decode(cls, blob: bytes) -> SessionTable | None:
+        """The table in ``blob``, or None when it is not one or was built under other rules."""
+        try:
+            doc = msgpack.unpackb(blob)
+            if doc.get("format") != TABLE_FORMAT or doc.get("version") != 1 or doc.get("rules") != rules():
+                return None
+            days = np.frombuffer(doc["days"], "<i4").astype("datetime64[D]")
+            closes = np.frombuffer(doc["closes"], "<i8").astype("datetime64[s]")
+        except (ValueError, TypeError, KeyError, AttributeError, msgpack.UnpackException):
+            return None
+        if not len(days) or len(days) != len(closes) or np.any(np.diff(days.astype("i8")) <= 0):
+            return None
+        return cls(days, closes, doc["rules"])
+
+    def sessions(self, start: dt.date, end: dt.date) -> np.ndarray:
+        lo = np.searchsorted(self.days, np.datetime64(start, "D"), side="left")
+        hi = np.searchsorted(self.days, np.datetime64(end, "D"), side="right")
+        return self.days[lo:hi]
+
+    def last_closed_by(self, moment: np.datetime64) -> int:
+        """The position of the last session closed at or before ``moment`` (-1: none)."""
+        return int(np.searchsorted(self.closes, moment, side="right")) - 1
 
 
 _built: list[KrxCalendar] = []
+_table: list[SessionTable] = []
+_published: list[Callable[[], bytes | None]] = []
 _building = threading.Lock()
 
 
 def xkrx(through: dt.date | None = None) -> KrxCalendar:
-    """The calendar from 1990 to at least ``through`` (default: today) plus ``AHEAD``.
+    """The exchange-calendars calendar from 1990 to at least ``through`` (default: today) plus
+    ``AHEAD``.
 
-    Built once per process (about 1 s) and built again when asked beyond its end, so a
+    Built once per process (seconds) and built again when asked beyond its end, so a
     scheduler, worker or notebook that runs for years never falls off it.
     """
+    from ohlcv.xkrx import KrxCalendar
+
     needed = pd.Timestamp(through or dt.date.today())
     with _building:
         if not _built or _built[0].last_session < needed:
             _built[:] = [KrxCalendar(FIRST_DAY, needed.normalize() + pd.Timedelta(AHEAD))]
         return _built[0]
+
+
+def load_from(fetch: Callable[[], bytes | None]) -> None:
+    """Look for a published table with ``fetch`` (e.g. a Redis GET of ``ohlcv:sessions``) before
+    building the calendar. The last one given is used."""
+    _published[:] = [fetch]
+
+
+def table(through: dt.date | None = None) -> SessionTable:
+    """The session table that answers for every day up to ``through`` (default: today).
+
+    The one in hand if it reaches that far, else a published one that does, else one built
+    from the calendar (seconds) — so a long-running process never runs past the table's end.
+    """
+    needed = through or dt.date.today()
+    if _table and _table[0].last >= needed:
+        return _table[0]
+    found = _published_table(needed)
+    if found is None:
+        found = SessionTable.from_calendar(xkrx(needed))
+    _table[:] = [found]
+    return found
+
+
+def _published_table(needed: dt.date) -> SessionTable | None:
+    if not _published:
+        return None
+    try:
+        blob = _published[0]()
+    except Exception as exc:  # the published table is a shortcut; building is always possible
+        log.debug("no published session table (%s): building the calendar", exc)
+        return None
+    found = SessionTable.decode(blob) if blob else None
+    return found if found is not None and found.last >= needed else None
 
 
 def _utc(moment: dt.datetime | pd.Timestamp) -> pd.Timestamp:
@@ -112,24 +228,17 @@ def last_complete_session(moment: dt.datetime | pd.Timestamp) -> dt.date:
     """The last XKRX session that is final at ``moment``: its close plus ``FINAL_AFTER_CLOSE``
     is at or before ``moment``."""
     at = _utc(moment) - FINAL_AFTER_CLOSE
-    calendar = xkrx(at.date() + dt.timedelta(days=1))
-    if at < calendar.first_minute:
+    sessions_ = table(at.date() + dt.timedelta(days=1))
+    position = sessions_.last_closed_by(np.datetime64(at.tz_localize(None).to_datetime64(), "s"))
+    if position < 0:
         raise InvalidDate(f"{moment!r} is before the first XKRX session this package knows")
-    session = calendar.minute_to_session(at, direction="previous")
-    if at < calendar.session_close(session):
-        # ``at`` is inside a session that is still trading: the previous one is complete.
-        session = calendar.previous_session(session)
-    return session.date()
+    return sessions_.days[position].astype(dt.date)
 
 
 def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """XKRX sessions from ``start`` to ``end``, both included, as a tz-naive index."""
-    calendar = xkrx(end)
-    first = max(pd.Timestamp(start), calendar.first_session)
-    last = min(pd.Timestamp(end), calendar.last_session)
-    if first > last:
-        return pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date")
-    return pd.DatetimeIndex(calendar.sessions_in_range(first, last).values.astype("datetime64[ns]"), name="Date")
+    days = table(end).sessions(start, end)
+    return pd.DatetimeIndex(days.astype("datetime64[ns]"), name="Date")
 
 
 def weekday_sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
@@ -141,12 +250,22 @@ def weekday_sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
 
 def previous_session(day: dt.date) -> dt.date:
     """The XKRX session before ``day``."""
-    earlier = sessions(day - dt.timedelta(days=40), day - dt.timedelta(days=1))
-    if earlier.empty:
+    days = table(day).days
+    position = int(np.searchsorted(days, np.datetime64(day, "D"), side="left")) - 1
+    if position < 0:
         raise InvalidDate(f"no XKRX session this package knows before {day}")
-    return earlier[-1].date()
+    return days[position].astype(dt.date)
+
+
+def next_session(day: dt.date) -> dt.date:
+    """The XKRX session after ``day``."""
+    sessions_ = table(day + dt.timedelta(days=AHEAD.days // 2))
+    position = int(np.searchsorted(sessions_.days, np.datetime64(day, "D"), side="right"))
+    return sessions_.days[position].astype(dt.date)
 
 
 def is_session(day: dt.date) -> bool:
     """Whether ``day`` is an XKRX trading session."""
-    return bool(xkrx(day).is_session(pd.Timestamp(day)))
+    days = table(day).days
+    position = int(np.searchsorted(days, np.datetime64(day, "D")))
+    return bool(position < len(days) and days[position] == np.datetime64(day, "D"))

@@ -40,3 +40,21 @@ class NoData(OhlcvError):
 
 class ConfigurationError(OhlcvError, ValueError):
     """A setting (source spec, Redis URL, connection) that cannot be used as given."""
+
+
+class SourceMismatch(ConfigurationError):
+    """A reader's vendor is not the one the cached series came from: it may not write to it."""
+
+
+class HistoryDisagrees(OhlcvError):
+    """The vendor's history differs from the cached one (a split, a correction). Only the
+    indexer replaces a cached history; a reader leaves it as it is.
+
+    :param first_difference: the first session on which they differ
+    :param ratio: vendor Close / cached Close on that session
+    """
+
+    def __init__(self, message: str, first_difference, ratio: float | None) -> None:
+        super().__init__(message)
+        self.first_difference = first_difference
+        self.ratio = ratio

@@ -171,6 +171,21 @@ class KeySpace:
         code's OHLCV for one session), asked once per session and serving as the listing."""
         return f"{self.prefix}ohlcv:snapshot:{source}"
 
+    @property
+    def sessions(self) -> str:
+        """String: the XKRX session table the indexer built (``ohlcv.calendar.SessionTable``),
+        so a reader answers calendar questions without building the calendar."""
+        return f"{self.prefix}ohlcv:sessions"
+
+    def checked(self, code: str) -> str:
+        """String with an expiry: the session through which a reader found nothing newer at the
+        vendor, so other readers do not ask again for a while."""
+        return f"{self.prefix}ohlcv:checked:{validate_ticker(code)}"
+
+    def fill_lock(self, code: str) -> str:
+        """Lock (redis-py): held by the one reader fetching ``code`` on a miss."""
+        return f"{self.prefix}ohlcv:fill:{validate_ticker(code)}"
+
     def periods(self, code: str) -> str:
         """Set: the period keys written for ``code``, so a repair deletes them without SCAN."""
         return f"{self.prefix}ohlcv:periods:{validate_ticker(code)}"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ohlcv import indexer
+from ohlcv import calendar, indexer
 from ohlcv.errors import OhlcvError
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
@@ -58,6 +58,7 @@ def run_once(
     started = store.begin_run(token=run_id)
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
+    store.publish_sessions(calendar.table(as_of))
     began = dt.datetime.now(dt.UTC)
     try:
         plan = indexer.prepare(

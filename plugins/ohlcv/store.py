@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -24,7 +25,8 @@ import pandas as pd
 import redis
 
 from ohlcv import codec
-from ohlcv.errors import BadOhlcvData, ConfigurationError, OhlcvError
+from ohlcv.calendar import SessionTable
+from ohlcv.errors import BadOhlcvData, ConfigurationError, HistoryDisagrees, OhlcvError, SourceMismatch
 from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
 from ohlcv.merge import Merge, merge
 from ohlcv.snapshot import Extension, Snapshot
@@ -48,6 +50,22 @@ EXTEND_BATCH = 250
 # Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
 # The same token takes the lock again (a retried start_run). The flag never expires, so old
 # readers doing int(GET) always find 0 or 1; a 1 without a lock is a run that died.
+# KEYS: series, period, registry. ARGV: sha1 of the series bytes the period was sliced from,
+# the period's OHLCV_STR, ttl (ms). Stores the period only if the series is still those bytes,
+# so a slice of a history repaired meanwhile is never kept. The registry forgets periods that
+# have expired and lives as long as its longest-lived period, so it never outgrows them.
+_KEEP_PERIOD = """
+local current = redis.call('GET', KEYS[1])
+if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[3], member) end
+end
+redis.call('SADD', KEYS[3], KEYS[2])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return 1
+"""
+
 _BEGIN_RUN = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
@@ -175,7 +193,7 @@ class Meta:
     last_update_count: int | None
 
 
-def _readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
+def readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
     """The cached series, or None and what the value is when it cannot be read as OHLCV_STR
     (the old job's pandas JSON, or anything else)."""
     if blob is None:
@@ -187,16 +205,45 @@ def _readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
         return None, f"{kind} ({exc})"
 
 
-def client_from_url(url: str | None = None) -> redis.Redis:
+def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: str) -> None:
+    """What a writer without ``repair`` may not touch: a value it cannot read, or a series
+    another vendor wrote."""
+    if unreadable:
+        raise HistoryDisagrees(
+            f"{code}: the cached value is {unreadable}; the indexer replaces it (or `python -m ohlcv migrate`)",
+            None, None,
+        )  # fmt: skip
+    recorded = codec.source_of(blob) if blob is not None else ""
+    if recorded and recorded != source:
+        raise SourceMismatch(
+            f"{code} is cached from the vendor {recorded!r}, and this reader's vendor is {source!r}: "
+            f"it writes nothing (set OHLCV_SOURCE={recorded} to read this cache)"
+        )
+
+
+def client_from_url(url: str | None = None, *, cache_size: int = 0) -> redis.Redis:
     """A Redis client for ``url`` (``redis://`` or ``rediss://``, password and db in the URL).
 
     Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
+
+    :param cache_size: keep up to this many answers in the process (server-assisted
+        client-side caching over RESP3: Redis 6 or newer tells the client when a key it
+        holds changes, so a repeated read makes no round trip); 0 turns it off
     """
     url = url or os.environ.get("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL
+    options: dict = {"socket_connect_timeout": 10, "socket_timeout": 60}
+    if cache_size > 0:
+        from redis.cache import CacheConfig
+
+        options |= {"protocol": 3, "cache_config": CacheConfig(max_size=cache_size)}
     try:
-        return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
+        return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise ConfigurationError(f"cannot use Redis URL: {exc}") from None
+
+
+def _ms(duration: dt.timedelta) -> int:
+    return int(duration.total_seconds() * 1000)
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -215,13 +262,18 @@ class OhlcvStore:
         self._publish = client.register_script(_PUBLISH)
         self._release_run = client.register_script(_RELEASE_RUN)
         self._clear_dead_flag = client.register_script(_CLEAR_DEAD_FLAG)
+        self._keep_period = client.register_script(_KEEP_PERIOD)
 
-    def write_series(self, code: str, fresh: pd.DataFrame, source: str) -> WriteOutcome:
+    def write_series(self, code: str, fresh: pd.DataFrame, source: str, *, repair: bool = True) -> WriteOutcome:
         """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
 
         The series, its ``ticker:lastUpdateAt`` entry and, on a repair, the deletion of its
         period keys happen in one MULTI/EXEC. The transaction watches the series key; if
         another writer changes it first, the answer is merged again with what it wrote.
+
+        :param repair: whether the answer may replace a cached history it disagrees with.
+            Without, ``HistoryDisagrees`` is raised instead, and a cached series from another
+            vendor raises ``SourceMismatch`` (a reader adds and appends, never replaces).
         """
         code = validate_ticker(code)
         if fresh.empty:
@@ -233,8 +285,19 @@ class OhlcvStore:
                     # the registry too: a reader registering a period key meanwhile forces a retry
                     pipe.watch(series_key, registry)
                     blob = pipe.get(series_key)
-                    cached, unreadable = _readable(blob)
+                    cached, unreadable = readable(blob)
+                    if not repair:
+                        refuse_to_replace(code, blob, unreadable, source)
                     result = merge(cached, fresh)
+                    if not repair and result.status == Status.REPAIRED:
+                        pipe.unwatch()
+                        ratio = f" (vendor/cached close {result.ratio:.6g})" if result.ratio else ""
+                        raise HistoryDisagrees(
+                            f"{code}: the vendor's history differs from the cache from {result.first_difference} on"
+                            f"{ratio}",
+                            result.first_difference,
+                            result.ratio,
+                        )
                     if unreadable:  # nothing to merge with: the vendor's history replaces it
                         result = Merge(fresh, Status.REPAIRED, len(fresh))
                     last = result.frame.index[-1].date()
@@ -270,6 +333,27 @@ class OhlcvStore:
             pipe.sadd(self.keys.periods(code), key)
             pipe.execute()
         return key
+
+    def keep_period(
+        self,
+        code: str,
+        first: dt.date,
+        last: dt.date,
+        series: bytes,
+        window: pd.DataFrame,
+        ttl: dt.timedelta,
+        *,
+        client: redis.client.Pipeline | None = None,
+    ) -> bool:
+        """Store ``window``, a slice of the series bytes ``series``, as the period key of
+        ``first``..``last`` with a TTL, and register it so a repair deletes it.
+
+        Nothing is stored when the series is no longer those bytes (a repair came between).
+        With ``client`` (a pipeline) the write is queued there and True is returned.
+        """
+        keys = [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
+        args = [hashlib.sha1(series).hexdigest(), codec.encode(window, codec.source_of(series)), _ms(ttl)]
+        return bool(self._keep_period(keys=keys, args=args, client=client))
 
     def read_series(self, code: str) -> pd.DataFrame | None:
         """The cached history of ``code``, or None when it is not cached."""
@@ -338,6 +422,14 @@ class OhlcvStore:
     def release_run(self, token: str) -> bool:
         """Release the run lock and reset ``getOHLCV_isUpdating`` if ``token`` still holds it."""
         return bool(self._release_run(keys=[self.keys.run_lock, self.keys.is_updating], args=[token]))
+
+    def publish_sessions(self, table: SessionTable) -> None:
+        """Keep ``table`` in ``ohlcv:sessions`` for readers (see ``ohlcv.calendar``)."""
+        self.client.set(self.keys.sessions, table.encode())
+
+    def published_sessions(self) -> bytes | None:
+        """The session table the indexer published, as stored (None: none yet)."""
+        return self.client.get(self.keys.sessions)
 
     def meta(self) -> Meta:
         """The ``getOHLCV_*`` meta keys. A ``1`` left by a run that died (its lock has expired)

@@ -1,6 +1,7 @@
 """OhlcvCache against the session's real redis-server."""
 
 import datetime as dt
+import hashlib
 import multiprocessing
 import time
 
@@ -183,11 +184,11 @@ def test_a_slice_of_a_history_repaired_meanwhile_is_not_kept(cache, redis_client
     window = codec.decode(old).loc["2026-01-02":"2026-06-30"]
     split = SyntheticSource(5, splits={"000100": (dt.date(2026, 11, 16), 50)})
     OhlcvStore(redis_client, KeySpace()).write_series("000100", split.history("000100", None, PUBLISHED), "synthetic")
-    keys = cache._period_keys("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
-    assert cache._write_period(keys=keys, args=cache._period_args(old, window)) == 0
+    half = (dt.date(2026, 1, 2), dt.date(2026, 6, 30))
+    assert cache.store.keep_period("000100", *half, old, window, dt.timedelta(days=1)) is False
     assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30") == 0
     fresh = redis_client.get("ticker:000100")
-    assert cache._write_period(keys=keys, args=cache._period_args(fresh, window)) == 1
+    assert cache.store.keep_period("000100", *half, fresh, window, dt.timedelta(days=1)) is True
 
 
 def test_a_period_key_registered_while_a_repair_is_being_written_is_deleted_with_the_others(
@@ -198,14 +199,14 @@ def test_a_period_key_registered_while_a_repair_is_being_written_is_deleted_with
 
     old = redis_client.get("ticker:000100")
     window = codec.decode(old).loc["2026-01-02":"2026-06-30"]
-    keys = cache._period_keys("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
-    args = cache._period_args(old, window)
+    keys = ["ticker:000100", "ticker:000100:2026-01-02:2026-06-30", "ohlcv:periods:000100"]
     real_encode = store_module.codec.encode
+    args = [hashlib.sha1(old).hexdigest(), real_encode(window, "synthetic"), 86_400_000]
     landed = []
 
     def encode_while_a_reader_writes_back(frame, source=""):
         if not landed:
-            landed.append(cache._write_period(keys=keys, args=args))
+            landed.append(cache.store._keep_period(keys=keys, args=args))
         return real_encode(frame, source)
 
     monkeypatch.setattr(store_module.codec, "encode", encode_while_a_reader_writes_back)

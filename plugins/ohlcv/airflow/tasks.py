@@ -92,7 +92,7 @@ def _require_run(run: dict[str, Any] | None) -> dict[str, Any]:
 
 def start_run(**context: Any) -> dict[str, str]:
     """Take the run lock, set ``getOHLCV_isUpdating`` to 1 and fix the run's ``as_of`` session."""
-    from ohlcv.calendar import last_complete_session
+    from ohlcv.calendar import last_complete_session, table
     from ohlcv.sources import from_spec
 
     source = _source_spec()
@@ -104,6 +104,7 @@ def start_run(**context: Any) -> dict[str, str]:
     started = store.begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
+    store.publish_sessions(table(as_of))
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
     return {
         "as_of": as_of.isoformat(),
