@@ -50,7 +50,7 @@ LATENCY = 0.3
 DOWN = 5
 ARTIFACTS = Path(os.environ.get("OHLCV_TEST_ARTIFACTS", ROOT / "artifacts"))
 #: How quickly the scheduler notices a dead worker's tasks. Production keeps Airflow's defaults
-#: (300 s without a heartbeat, 600 s queued); the README gives the recovery times they mean.
+#: (300 s without a heartbeat, 600 s queued); docs/production.md gives the recovery times they mean.
 FAST_RECOVERY = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
