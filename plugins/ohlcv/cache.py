@@ -320,7 +320,6 @@ class OhlcvCache:
         return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
 
 
-
 def _client_cache_size() -> int:
     text = os.environ.get("OHLCV_CLIENT_CACHE", str(CLIENT_CACHE)).strip().lower()
     if text in {"off", "false", "no"}:
