@@ -15,9 +15,9 @@ indexer publishes a new session still ends every ticker on the same one. ``lates
 reads the newest data instead.
 
 A reader never rewrites history: on a miss it may add a ticker the cache does not hold or
-append sessions the vendor agrees with (``ohlcv.fill``); repairs are the indexer's. Readers
-made by ``from_url`` keep the answers they read in the process (client-side caching that
-Redis invalidates), so a repeated read makes no round trip.
+append sessions the vendor agrees with (``ohlcv.fill``); repairs are the indexer's. A reader
+keeps the values it read in the process until Redis says they changed (``ohlcv.tracking``),
+so a repeated read makes no round trip.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ohlcv import calendar, codec, frames
 from ohlcv.errors import ConfigurationError, HistoryDisagrees, InvalidDate, NoData, SourceUnavailable
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.store import OhlcvStore, client_from_url
+from ohlcv.tracking import TrackedReads
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
@@ -44,8 +45,8 @@ if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first m
 log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
-#: answers kept in the process by a reader made with ``from_url`` (``OHLCV_CLIENT_CACHE``; 0: off)
-CLIENT_CACHE = 1000
+#: megabytes of values a reader keeps in the process (``OHLCV_CLIENT_CACHE``; 0: off)
+CLIENT_CACHE_MB = 256
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 #: after a miss found nothing newer at the vendor, readers do not ask again for this long
 CHECKED_TTL = dt.timedelta(hours=1)
@@ -59,6 +60,8 @@ class OhlcvCache:
     :param period_ttl: how long a period key written back by a read lives
     :param fill_timeout: how long a miss waits for another process fetching the same ticker
     :param cut_ttl: how long the published session that consistent reads are cut at is kept
+    :param client_cache: megabytes of values kept in the process until Redis says they
+        changed (default ``OHLCV_CLIENT_CACHE``, else 256; 0 turns it off)
     :param read_only: make no write and no vendor call: serve what is cached (for a read-only
         Redis user, or a report that must not touch production); a code not cached raises
         ``NoData``. A writing reader whose user turns out to lack write permission behaves the
@@ -75,6 +78,7 @@ class OhlcvCache:
         fill_timeout: dt.timedelta = FILL_TIMEOUT,
         cut_ttl: dt.timedelta = CUT_TTL,
         read_only: bool = False,
+        client_cache: int | None = None,
     ) -> None:
         self.store = OhlcvStore(client, keys)
         self.client = client
@@ -85,21 +89,21 @@ class OhlcvCache:
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
         self.read_only = read_only
+        megabytes = _client_cache_mb() if client_cache is None else client_cache
+        self.tracked = TrackedReads(client, megabytes * 2**20) if megabytes > 0 else None
         # the indexer's session table answers calendar questions in a millisecond
         calendar.load_from(self.store.published_sessions)
 
     @classmethod
-    def from_url(
-        cls, url: str | None = None, source: Source | None = None, *, client_cache: int | None = None, **options
-    ) -> OhlcvCache:
-        """A cache on ``url`` (default ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``).
+    def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
+        """A cache on ``url`` (default ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``)."""
+        return cls(client_from_url(url), source, **options)
 
-        :param client_cache: how many answers to keep in the process (default
-            ``OHLCV_CLIENT_CACHE``, else 1000; 0 turns it off). Redis 6 or newer tells the
-            client when a key it holds changes, so a kept answer is never stale.
-        """
-        size = _client_cache_size() if client_cache is None else client_cache
-        return cls(client_from_url(url, cache_size=size), source, **options)
+    def _get(self, key: str) -> bytes | None:
+        return self.tracked.get(key) if self.tracked is not None else self.client.get(key)
+
+    def _mget(self, keys: list[str]) -> list[bytes | None]:
+        return self.tracked.mget(keys) if self.tracked is not None else self.client.mget(keys)
 
     @property
     def source(self) -> Source:
@@ -159,7 +163,7 @@ class OhlcvCache:
         if first is not None and first > last:
             return frames.empty()
         if first is not None:
-            blob = self.client.get(self.keys.period(code, first, last))
+            blob = self._get(self.keys.period(code, first, last))
             if blob is not None:
                 return codec.decode(blob)
         blob, frame = self._full(code, last)
@@ -190,7 +194,7 @@ class OhlcvCache:
     def _full(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
         """The cached history of ``code`` covering ``last`` (its bytes and frame), filled from the
         vendor if needed."""
-        blob = self.client.get(self.keys.series(code))
+        blob = self._get(self.keys.series(code))
         if blob is not None:
             frame = codec.decode(blob)
             if frame.index[-1].date() >= last or self.read_only or self._settled(code, last):
@@ -295,11 +299,11 @@ class OhlcvCache:
         first, last = self._window(start, end, latest)
         arrays: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         if first is not None and first <= last and codes:
-            blobs = self.client.mget([self.keys.period(code, first, last) for code in codes])
+            blobs = self._mget([self.keys.period(code, first, last) for code in codes])
             arrays = {code: codec.decode_arrays(blob) for code, blob in zip(codes, blobs, strict=True) if blob}
         missing = [code for code in codes if code not in arrays]
         if missing and (first is None or first <= last):
-            blobs = self.client.mget([self.keys.series(code) for code in missing])
+            blobs = self._mget([self.keys.series(code) for code in missing])
             with self.client.pipeline(transaction=False) as writes:
                 for code, blob in zip(missing, blobs, strict=True):
                     if blob is None:
@@ -320,8 +324,8 @@ class OhlcvCache:
         return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
 
 
-def _client_cache_size() -> int:
-    text = os.environ.get("OHLCV_CLIENT_CACHE", str(CLIENT_CACHE)).strip().lower()
+def _client_cache_mb() -> int:
+    text = os.environ.get("OHLCV_CLIENT_CACHE", str(CLIENT_CACHE_MB)).strip().lower()
     if text in {"off", "false", "no"}:
         return 0
     try:
@@ -329,5 +333,5 @@ def _client_cache_size() -> int:
     except ValueError:
         size = -1
     if size < 0:
-        raise ConfigurationError(f"OHLCV_CLIENT_CACHE={text!r}: give a number of answers to keep, or 0 (off)")
+        raise ConfigurationError(f"OHLCV_CLIENT_CACHE={text!r}: give the megabytes to keep in the process, or 0 (off)")
     return size

@@ -221,23 +221,14 @@ def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: st
         )
 
 
-def client_from_url(url: str | None = None, *, cache_size: int = 0) -> redis.Redis:
+def client_from_url(url: str | None = None) -> redis.Redis:
     """A Redis client for ``url`` (``redis://`` or ``rediss://``, password and db in the URL).
 
     Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
-
-    :param cache_size: keep up to this many answers in the process (server-assisted
-        client-side caching over RESP3: Redis 6 or newer tells the client when a key it
-        holds changes, so a repeated read makes no round trip); 0 turns it off
     """
     url = url or os.environ.get("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL
-    options: dict = {"socket_connect_timeout": 10, "socket_timeout": 60}
-    if cache_size > 0:
-        from redis.cache import CacheConfig
-
-        options |= {"protocol": 3, "cache_config": CacheConfig(max_size=cache_size)}
     try:
-        return redis.Redis.from_url(url, **options)
+        return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:
         raise ConfigurationError(f"cannot use Redis URL: {exc}") from None
 
