@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["OhlcvCache"]
+__all__ = ["OhlcvCache", "getOHLCV"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from ohlcv.cache import OhlcvCache
 
         return OhlcvCache
+    if name == "getOHLCV":
+        from ohlcv.compat import getOHLCV
+
+        return getOHLCV
     raise AttributeError(f"module 'ohlcv' has no attribute {name!r}")

@@ -1,7 +1,9 @@
-"""``python -m ohlcv``: run the indexer without Airflow, and look at and warm the cache.
+"""``python -m ohlcv``: run the indexer without Airflow, look at and warm the cache, and migrate
+what the Jenkins job left in Redis.
 
 Exit codes: 0 success, 1 the requested data is not available (not cached with
-``--cached-only``, the vendor has none, or ``index`` left tickers failing), 2 bad input or
+``--cached-only``, the vendor has none, ``index`` left tickers failing, or ``migrate`` found
+values it could not migrate), 2 bad input or
 configuration, 3 Redis could not be reached, 4 the vendor could not be reached, 5 another
 indexer run holds the run lock, 6 Redis refused the credentials, 7 the Redis user may not do
 what was asked (``--read-only`` reads with a read-only user).
@@ -163,6 +165,25 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _migrate(store: OhlcvStore, args: argparse.Namespace) -> int:
+    """The old job's values as OHLCV_STR, without vendor calls (see ``ohlcv.migrate``)."""
+    from ohlcv.migrate import Migrator
+
+    tickers = [validate_ticker(code) for part in args.tickers for code in part.split(",") if code]
+    migrator = Migrator(store, source=args.source, dry_run=args.dry_run)
+    if args.dry_run:
+        print("dry run: nothing is written")
+        if store.client.exists(store.keys.run_lock):
+            print(f"note: an indexer run holds {store.keys.run_lock}; values may change before you migrate")
+    report = migrator.run(tickers)
+    for result in report.results:
+        print(result.line())
+    print(report.totals())
+    if not report.changed:
+        print("nothing to migrate: every value is already OHLCV_STR under its new name")
+    return EXIT_MISSING if report.failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ohlcv", description="Inspect the OHLCV cache in Redis.")
     parser.add_argument("--redis-url", help="Redis URL (default: $OHLCV_REDIS_URL, then redis://127.0.0.1:6379/0)")
@@ -203,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument(
         "--period", nargs="+", required=True, metavar="START:END", help="periods such as 2024-01-02:2024-12-30"
     )
+    migrate = commands.add_parser(
+        "migrate", help="convert the Jenkins job's pandas JSON values into OHLCV_STR in place, without vendor calls"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="report what would be done; write nothing")
+    migrate.add_argument("--tickers", nargs="+", default=[], help="only these codes (default: every one found)")
+    migrate.add_argument(
+        "--source", default="fdr", help="source label written into converted values (default: fdr, the old job's)"
+    )
     return parser
 
 
@@ -213,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
     try:
         store = OhlcvStore(client_from_url(args.redis_url))
-        commands = {"status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index}
+        commands = {
+            "status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index, "migrate": _migrate,
+        }  # fmt: skip
         return commands[args.command](store, args)
     except RunLocked as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,9 @@ The layout is the original indexer's, so existing readers keep working:
 - ``ticker:{code}:{start}:{end}`` (string) one period of one ticker, OHLCV_STR
 - ``getOHLCV_isUpdating``, ``getOHLCV_lastUpdateAt``, ``getOHLCV_lastUpdateCount`` (strings)
 
+Some deployments of the old job used ``ticker_{code}`` and the hash ``ticker_lastUpdateAt``
+instead; ``python -m ohlcv migrate`` moves them to the names above (``ohlcv.migrate``).
+
 ``OHLCV_KEY_PREFIX`` (default empty) is put in front of every key so two environments can
 share one Redis.
 """
@@ -195,8 +198,24 @@ class KeySpace:
         pandas JSON, or damage), kept for 30 days after the vendor's history replaced it."""
         return f"{self.prefix}ohlcv:unreadable:{validate_ticker(code)}"
 
+    def superseded(self, code: str) -> str:
+        """String: the old job's value that ``python -m ohlcv migrate`` did not keep because the
+        ticker's other name held a later history; kept for 30 days."""
+        return f"{self.prefix}ohlcv:superseded:{validate_ticker(code)}"
+
     def series(self, code: str) -> str:
         return f"{self.prefix}ticker:{validate_ticker(code)}"
+
+    def legacy_series(self, code: str) -> str:
+        """String: the old job's whole history of ``code`` under the underscore name some of its
+        deployments used (pandas JSON); ``python -m ohlcv migrate`` moves it to ``series``."""
+        return f"{self.prefix}ticker_{validate_ticker(code)}"
+
+    @property
+    def legacy_last_update_hash(self) -> str:
+        """Hash: code -> date, the old job's ``ticker_lastUpdateAt`` (the date of the run that wrote
+        the ticker, not its last session); ``python -m ohlcv migrate`` moves it to ``last_update_hash``."""
+        return f"{self.prefix}ticker_lastUpdateAt"
 
     def period(self, code: str, start: DateLike, end: DateLike) -> str:
         first, last = validate_period(start, end)

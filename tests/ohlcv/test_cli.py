@@ -4,7 +4,7 @@ import io
 import pandas as pd
 import pytest
 
-from ohlcv import cli
+from ohlcv import cli, codec
 from ohlcv.sources import SyntheticSource
 
 AS_OF = dt.date(2026, 11, 20)
@@ -79,7 +79,7 @@ def test_get_fills_a_miss_from_the_vendor_and_warm_creates_period_keys(filled, r
 
 
 def test_help_is_there_for_every_command(capsys):
-    for command in ("status", "get", "warm"):
+    for command in ("status", "get", "warm", "migrate"):
         with pytest.raises(SystemExit) as done:
             cli.main([command, "--help"])
         assert done.value.code == 0
@@ -173,3 +173,57 @@ def test_refused_credentials_are_not_an_unreachable_server(filled, redis_server,
 def test_a_period_without_an_end_says_so(filled, capsys):
     assert cli.main(["--redis-url", filled, "warm", "--tickers", "000100", "--period", "2024-01-02"]) == cli.EXIT_USAGE
     assert "--period '2024-01-02' needs a start and an end: START:END" in capsys.readouterr().err
+
+
+# the old job's pandas JSON dates rows in epoch milliseconds, a format pandas now deprecates
+@pytest.mark.filterwarnings("ignore:'epoch' date format is deprecated")
+def test_migrate_reports_each_ticker_then_totals_and_a_second_run_says_there_is_nothing_left(
+    redis_server, redis_client, capsys
+):
+    legacy = SyntheticSource(3).history("000100", None, AS_OF).to_json(date_format="epoch")
+    redis_client.set("ticker_000100", legacy)
+    redis_client.hset("ticker_lastUpdateAt", "000100", "2026-11-20")
+    url = ["--redis-url", redis_server.url]
+
+    assert cli.main([*url, "migrate", "--dry-run"]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "dry run: nothing is written"
+    assert out[1].startswith("000100  renamed: ticker_000100 (pandas JSON, 3301 rows through 2026-11-20) -> ")
+    assert redis_client.exists("ticker:000100") == 0
+
+    assert cli.main([*url, "migrate", "--source", "jenkins"]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("000100  renamed: ")
+    assert out[1].startswith("totals: converted 0, renamed 1, conflict 0, already current 0")
+    assert codec.decode_header(redis_client.get("ticker:000100"))["source"] == "jenkins"
+
+    assert cli.main([*url, "migrate"]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("000100  already current: ticker:000100 (OHLCV_STR, 3301 rows through 2026-11-20)")
+    assert out[-1] == "nothing to migrate: every value is already OHLCV_STR under its new name"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["migrate", "--tickers", "00:*"], cli.EXIT_USAGE),
+        (["migrate", "--source", "Bad Label"], cli.EXIT_USAGE),
+        (["migrate"], cli.EXIT_MISSING),  # a value that cannot be migrated
+    ],
+)
+def test_migrate_exit_codes(redis_server, redis_client, args, code, capsys):
+    redis_client.set("ticker:000100", b"damaged")
+    assert cli.main(["--redis-url", redis_server.url, *args]) == code
+    assert redis_client.get("ticker:000100") == b"damaged"
+    if code == cli.EXIT_MISSING:
+        assert "000100  invalid: ticker:000100: neither OHLCV_STR nor pandas JSON" in capsys.readouterr().out
+
+
+def test_migrate_waits_for_no_indexer_run(redis_server, store, capsys):
+    store.begin_run("scheduled__2026-11-24")
+    assert cli.main(["--redis-url", redis_server.url, "migrate"]) == cli.EXIT_LOCKED
+    assert "another indexer run holds ohlcv:lock:run" in capsys.readouterr().err
+
+
+def test_migrate_with_a_read_only_user_is_a_permission_error(filled, reader_url, capsys):
+    assert cli.main(["--redis-url", reader_url, "migrate"]) == cli.EXIT_PERMISSION
