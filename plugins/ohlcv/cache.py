@@ -34,7 +34,7 @@ import pandas as pd
 import redis
 
 from ohlcv import calendar, codec, frames
-from ohlcv.errors import ConfigurationError, HistoryDisagrees, InvalidDate, NoData, SourceUnavailable
+from ohlcv.errors import BadOhlcvData, ConfigurationError, HistoryDisagrees, InvalidDate, NoData, SourceUnavailable
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.store import OhlcvStore, client_from_url
 from ohlcv.tracking import TrackedReads
@@ -196,7 +196,7 @@ class OhlcvCache:
         vendor if needed."""
         blob = self._get(self.keys.series(code))
         if blob is not None:
-            frame = codec.decode(blob)
+            frame = _decode(code, blob)
             if frame.index[-1].date() >= last or self.read_only or self._settled(code, last):
                 return blob, frame
         if self.read_only:
@@ -226,7 +226,7 @@ class OhlcvCache:
         try:
             blob = self.client.get(self.keys.series(code))  # a reader ahead of us may have filled it
             if blob is not None:
-                frame = codec.decode(blob)
+                frame = _decode(code, blob)
                 if frame.index[-1].date() >= last or self._settled(code, last):
                     return blob, frame
             self._raise_if_known_empty(code, last)
@@ -308,7 +308,7 @@ class OhlcvCache:
                 for code, blob in zip(missing, blobs, strict=True):
                     if blob is None:
                         continue
-                    dates, columns = codec.decode_arrays(blob)
+                    dates, columns = _decode_arrays(code, blob)
                     covered = dates[-1] >= np.datetime64(last)
                     if covered or self.read_only or self._settled(code, last):
                         arrays[code] = frames.window(dates, columns, first, last)
@@ -322,6 +322,21 @@ class OhlcvCache:
         if as_frame:
             return frames.long_frame(codes, arrays)
         return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
+
+
+def _decode_arrays(code: str, blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A cached history as arrays; a value that is not OHLCV_STR says what to do about it."""
+    try:
+        return codec.decode_arrays(blob)
+    except BadOhlcvData as exc:
+        raise BadOhlcvData(
+            f"{code}: the cached value is not OHLCV_STR ({exc}); the indexer's next run replaces it, "
+            "and `python -m ohlcv migrate` converts the old job's values"
+        ) from None
+
+
+def _decode(code: str, blob: bytes) -> pd.DataFrame:
+    return codec.frame_from_arrays(*_decode_arrays(code, blob))
 
 
 def _client_cache_mb() -> int:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ohlcv import calendar
 from ohlcv.calendar import is_session, last_complete_session, previous_session, sessions
 from ohlcv.errors import InvalidDate
 
@@ -107,3 +108,81 @@ def test_every_day_krx_s_own_index_histories_hold_is_a_session():
 )
 def test_what_the_calendar_adds_to_exchange_calendars(day, session):
     assert is_session(day) is session
+
+
+# -- the session table --------------------------------------------------------------------------
+
+
+def test_the_session_table_answers_as_exchange_calendars_does():
+    """Every session since 1990 and its close, including late opens and the exam-day close."""
+    built = calendar.xkrx(dt.date(2027, 6, 30))
+    table = calendar.SessionTable.from_calendar(built)
+    assert len(table.days) == len(built.sessions)
+    moments = pd.date_range("1990-01-05", "2027-06-30", freq="7h13min", tz="UTC")
+    for moment in moments[::7]:
+        at = moment - calendar.FINAL_AFTER_CLOSE
+        session = built.minute_to_session(at, direction="previous")
+        if at < built.session_close(session):
+            session = built.previous_session(session)
+        assert last_complete_session(moment) == session.date(), moment
+    closes = built.closes.dt.tz_convert("Asia/Seoul").dt.time.astype(str)
+    assert {"15:00:00", "15:30:00", "16:30:00"} <= set(closes)  # the table holds every kind of close
+
+
+def test_the_session_table_travels_through_bytes_and_refuses_other_rules(monkeypatch):
+    table = calendar.table(dt.date(2026, 12, 31))
+    again = calendar.SessionTable.decode(table.encode())
+    assert (again.days == table.days).all()
+    assert (again.closes == table.closes).all()
+    assert calendar.SessionTable.decode(b"not a table") is None
+    monkeypatch.setattr(calendar, "rules", lambda: "other-rules")
+    assert calendar.SessionTable.decode(table.encode()) is None
+
+
+def test_a_published_table_is_used_without_building_the_calendar(monkeypatch):
+    blob = calendar.table(dt.date(2026, 12, 31)).encode()
+    monkeypatch.setattr(calendar, "_table", [])
+    monkeypatch.setattr(calendar, "_published", [])
+    monkeypatch.setattr(calendar, "xkrx", lambda through=None: pytest.fail("built the calendar"))
+    calendar.load_from(lambda: blob)
+    assert last_complete_session(utc("2026-11-24 09:15")) == dt.date(2026, 11, 24)
+    assert previous_session(dt.date(2026, 9, 28)) == dt.date(2026, 9, 23)
+
+
+def test_a_table_that_ends_too_early_is_not_used_and_the_calendar_is_built(monkeypatch):
+    short = calendar.SessionTable.from_calendar(calendar.xkrx(dt.date(2026, 1, 1)))
+    short = calendar.SessionTable(short.days[:-300], short.closes[:-300], short.rules)
+    monkeypatch.setattr(calendar, "_table", [short])
+    monkeypatch.setattr(calendar, "_published", [lambda: short.encode()])
+    far = short.last + dt.timedelta(days=30)
+    assert calendar.is_session(far) == bool(calendar.xkrx(far).is_session(pd.Timestamp(far)))
+    assert calendar.table().last >= far  # the process now holds a table reaching past the question
+
+
+READER = """
+import sys, time
+started = time.perf_counter()
+from ohlcv import OhlcvCache
+cache = OhlcvCache.from_url(sys.argv[1])
+assert len(cache.get("000100")) > 1000
+assert len(cache.get("000100", latest=True)) > 1000
+print("exchange_calendars" in sys.modules, "pandera" in sys.modules, "FinanceDataReader" in sys.modules)
+"""
+
+
+def test_a_new_reader_process_builds_no_calendar_and_loads_no_vendor(redis_server, store):
+    """With the indexer's table published, a hit (and a read of the newest data) needs neither."""
+    import subprocess
+    import sys
+
+    from ohlcv.sources import SyntheticSource
+
+    newest = last_complete_session(pd.Timestamp.now(tz="UTC"))
+    store.write_series("000100", SyntheticSource(3).history("000100", None, newest), "synthetic")
+    store.publish(newest, 1)
+    store.publish_sessions(calendar.table())
+    done = subprocess.run(
+        [sys.executable, "-c", READER, f"redis://127.0.0.1:{redis_server.port}/0"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "False", "False"]
