@@ -12,6 +12,8 @@ import datetime as dt
 import http.server
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -67,16 +69,61 @@ def seven_thousand_eight_hundred_rows() -> pd.DataFrame:
     return SyntheticSource(1)._series("000100", days)
 
 
+BASELINE = "import pandas, redis; redis.Redis.from_url(URL).get('ticker:000100')"
+READER = "from ohlcv import OhlcvCache; OhlcvCache.from_url(URL).get('000100')"
+TIMED = "import time; started = time.perf_counter(); {code}; print(time.perf_counter() - started)"
+
+
+def in_new_processes(code: str, url: str, repeat: int = 7) -> list[float]:
+    """Seconds from the first import to the answer, each in a new interpreter."""
+    script = TIMED.format(code=code.replace("URL", repr(url)))
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        for _ in range(repeat)
+    ]
+    return [float(run.stdout.split()[-1]) for run in runs]
+
+
+def cli_wall(url: str, repeat: int = 7) -> list[float]:
+    """Wall time of `python -m ohlcv get 000100`, interpreter start included."""
+    env = {**os.environ, "OHLCV_REDIS_URL": url}
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ohlcv", "get", "000100"], env=env, capture_output=True, check=True)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def new_process(server, store: OhlcvStore) -> None:
+    print("\n0. a new process: import, then the first hit of one 7,800-row history")
+    store.write_series("000100", seven_thousand_eight_hundred_rows(), "synthetic")
+    store.publish(AS_OF, 1)
+    store.publish_sessions(calendar.table())  # what every indexer run leaves for readers
+    url = server.url
+    baseline = statistics.median(in_new_processes(BASELINE, url))
+    reader = statistics.median(in_new_processes(READER, url))
+    cli = statistics.median(cli_wall(url))
+    print(f"  import pandas, redis + one GET of the key               {baseline:6.3f} s")
+    print(f"  from ohlcv import OhlcvCache + first get (full history) {reader:6.3f} s")
+    print(f"  python -m ohlcv get 000100 (wall, interpreter included) {cli:6.3f} s")
+    print(f"  => new process, first hit: {reader:.3f} s   goal <= 1.0 s   {'met' if reader <= 1.0 else 'MISSED'}")
+    verdict("first hit / (import pandas, redis + GET)", reader / baseline, "<= 1.5x", reader / baseline <= 1.5)
+    print(f"  => python -m ohlcv get: {cli:.3f} s   goal <= 1.5 s   {'met' if cli <= 1.5 else 'MISSED'}")
+
+
 def single_series(client, store: OhlcvStore) -> None:
     print("\n1. one 7,800-row series: full-history hit, 1-year period hit, ArcticDB on LMDB")
     frame = seven_thousand_eight_hundred_rows()
     store.write_series("000100", frame, "synthetic")
     store.publish(AS_OF, 1)
-    cache = OhlcvCache(client, SyntheticSource(1))
+    cache = OhlcvCache(client, SyntheticSource(1))  # keeps what it read until Redis says it changed
+    untracked = OhlcvCache(client, SyntheticSource(1), client_cache=0)
     cache.get("000100", *YEAR)  # writes the period key back
     raw = line("raw GET of the same bytes", timed(lambda: client.get("ticker:000100"), 1000))
     full = line("OhlcvCache.get(code): full history", timed(lambda: cache.get("000100"), 1000))
     year = line("OhlcvCache.get(code, 1 year): period hit", timed(lambda: cache.get("000100", *YEAR), 1000))
+    line("  the same, client tracking off (every read a GET)", timed(lambda: untracked.get("000100"), 1000))
 
     import arcticdb
 
@@ -89,7 +136,7 @@ def single_series(client, store: OhlcvStore) -> None:
             "ArcticDB read: 1 year (date_range)",
             timed(lambda: library.read("000100", date_range=window).data, 300),
         )
-    verdict("full-history hit / raw GET", full / raw, "<= 1.3x", full / raw <= 1.3)
+    verdict("full-history hit / raw GET", full / raw, "<= 1.0x", full / raw <= 1.0)
     verdict("ArcticDB full / cache full", arctic_full / full, ">= 2x", arctic_full / full >= 2)
     verdict("ArcticDB 1 year / cache 1 year", arctic_year / year, ">= 3x", arctic_year / year >= 3)
 
@@ -196,7 +243,7 @@ def many(client, store: OhlcvStore) -> None:
     per_row = usage / sample_rows
     print(
         f"  => Redis bytes per row (MEMORY USAGE, {len(sample)} whole histories): {per_row:.1f}   "
-        f"goal <= 60   {'met' if per_row <= 60 else 'MISSED'}"
+        f"goal <= 35   {'met' if per_row <= 35 else 'MISSED'}"
     )
 
 
@@ -204,6 +251,8 @@ def main() -> None:
     with ThrowawayRedis() as server:
         client = server.client()
         store = OhlcvStore(client, KeySpace())
+        new_process(server, store)
+        server.flush()
         single_series(client, store)
         server.flush()
         store.publish(AS_OF, 0)
