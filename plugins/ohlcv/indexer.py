@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
@@ -12,7 +12,7 @@ from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, Sourc
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot, extender
 from ohlcv.sources.base import MARKETS, Source
-from ohlcv.status import SERVED, WITHOUT_DATA, Status
+from ohlcv.status import Status, is_current
 from ohlcv.store import OhlcvStore
 from ohlcv.validation import validate, validate_snapshot
 
@@ -80,30 +80,6 @@ class SnapshotResult:
         return list(self.handed_on)
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """Counts for one pass over the planned tickers."""
-
-    as_of: str
-    universe: int
-    planned: int
-    written: int
-    appended: int
-    repaired: int
-    unchanged: int
-    no_data: int
-    current: int
-    failed: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    #: the failed tickers worth asking again in this run (not bad data, not blocked)
-    retry: list[str] = field(default_factory=list)
-    #: a ticker whose history the vendor served in this pass, asked again to see whether it is back
-    canary: str | None = None
-
-    def to_xcom(self) -> dict:
-        return asdict(self)
-
-
 def fetch_snapshot(store: OhlcvStore, source: Source, as_of: dt.date) -> Snapshot:
     """The vendor's market snapshot for ``as_of`` (or its latest), kept in Redis for the rest of
     the run and the session's later runs."""
@@ -144,7 +120,7 @@ def universe(
 def plan(store: OhlcvStore, codes: list[str], as_of: dt.date, *, full_refresh: bool = False) -> Plan:
     """Split the universe into tickers to bring forward and tickers already current, in one round trip."""
     last, inactive = store.state_of(codes)
-    current = [code for code in codes if last[code] is not None and last[code] >= as_of]
+    current = [code for code in codes if is_current(last[code], as_of)]
     recently_inactive = [
         code
         for code, record in inactive.items()
@@ -278,7 +254,7 @@ def index_ticker(
     """
     code = validate_ticker(code)
     cached = store.state_of([code])[0][code]
-    if cached is not None and cached >= as_of and not full_refresh:
+    if is_current(cached, as_of) and not full_refresh:
         log.info("%s current: cached through %s, run is as of %s; no vendor call", code, cached, as_of)
         return TickerResult(code, Status.CURRENT, last_date=cached.isoformat())
     try:
@@ -342,118 +318,3 @@ def record_failure(store: OhlcvStore, code: str, as_of: dt.date, exc: BaseExcept
     reason = f"bad data: {exc}" if isinstance(exc, BadOhlcvData) else f"{type(exc).__name__}: {exc}"
     store.record_failure(code, as_of, reason, run_id, retry=retry)
     return retry
-
-
-def summarize(
-    store: OhlcvStore,
-    universe_codes: list[str],
-    planned: list[str],
-    results: Mapping[str, str],
-    as_of: dt.date,
-    run_id: str,
-) -> RunSummary:
-    """Count what the snapshot step and the mapped tasks did (``results``: code → status, as
-    ``store.run_results`` gives them); a planned ticker without a result failed.
-
-    Only failure records this run wrote give reasons and decide retries: an older record
-    says nothing about this run.
-    """
-    statuses = [Status(value) for value in results.values()]
-    missing = [code for code in planned if code not in results]
-    # a ticker found without data is skipped by its task (no result) and recorded inactive
-    _, inactive = store.state_of(missing)
-    skipped = [code for code in missing if inactive.get(code, {}).get("checked") == as_of.isoformat()]
-    failed = [code for code in missing if code not in skipped]
-    records = store.failures(failed, run_id=run_id)
-    reasons = {code: records[code]["reason"] for code in failed[:50] if code in records}
-    retry = [code for code in failed if records.get(code, {}).get("retry", True)]
-    current = count_current(store, universe_codes, as_of)
-    return RunSummary(
-        as_of=as_of.isoformat(),
-        universe=len(universe_codes),
-        planned=len(planned),
-        written=statuses.count(Status.WRITTEN),
-        appended=statuses.count(Status.APPENDED),
-        repaired=statuses.count(Status.REPAIRED),
-        unchanged=statuses.count(Status.UNCHANGED),
-        no_data=sum(statuses.count(status) for status in WITHOUT_DATA) + len(skipped),
-        current=current,
-        failed=failed,
-        reasons=reasons,
-        retry=retry,
-        canary=_canary(store, planned, results, universe_codes, as_of),
-    )
-
-
-def _canary(
-    store: OhlcvStore, planned: list[str], results: Mapping[str, str], universe_codes: list[str], as_of: dt.date
-) -> str | None:
-    """A ticker to ask the vendor for to see whether it answers again: one whose history it
-    served in this pass, else one cached through ``as_of``; never a ticker that lags."""
-    served = [code for code in planned if results.get(code) in SERVED]
-    if served:
-        return served[0]
-    last = store.last_updates(universe_codes)
-    current = [code for code in universe_codes if last[code] is not None and last[code] >= as_of]
-    return current[0] if current else (universe_codes[0] if universe_codes else None)
-
-
-def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_universe: list[str]) -> list[str]:
-    """The tickers the published cut speaks for: the market's listing (from the saved snapshot)
-    and the run's own universe, so a run over a few named tickers cannot publish a cut the
-    rest of the market has not reached."""
-    saved = store.saved_snapshot(source_name)
-    listed = saved.codes(market) if saved is not None else []
-    return list(dict.fromkeys([*listed, *run_universe]))
-
-
-def record_run(
-    store: OhlcvStore,
-    run_id: str,
-    as_of: dt.date,
-    summary: Mapping | None,
-    still_failing: list[str],
-    current: int,
-    started: dt.datetime | None,
-) -> dict[str, str | int | float]:
-    """Append one finished run's counts to ``ohlcv:runs`` and return them.
-
-    :param summary: the first pass's ``RunSummary.to_xcom()`` plus ``handed_on`` (None: the
-        run stopped before it was summarized)
-    :param still_failing: the tickers still not current after the retries
-    """
-    duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
-    counters = store.run_metrics(run_id)
-    meta = store.meta()
-    summary = summary or {}
-    record = {
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "state": "failed" if still_failing or not summary else "success",
-        "planned": summary.get("planned", 0),
-        "appended": summary.get("appended", 0),
-        "handed_on": summary.get("handed_on", 0),
-        "written": summary.get("written", 0),
-        "repaired": summary.get("repaired", 0),
-        "unchanged": summary.get("unchanged", 0),
-        "skipped_no_data": summary.get("no_data", 0),
-        "failed_first_pass": len(summary.get("failed", [])),
-        "failed": len(still_failing),
-        "retries": int(counters.get("retries", 0)),
-        "vendor_calls": int(counters.get("vendor_calls", 0)),
-        "snapshot_calls": int(counters.get("snapshot_calls", 0)),
-        "history_calls": int(counters.get("history_calls", 0)),
-        "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
-        "rows_written": int(counters.get("rows_written", 0)),
-        "current": current,
-        "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
-        "published_count": meta.last_update_count or 0,
-        "duration_seconds": round(duration, 1),
-    }
-    store.record_run(record)
-    return record
-
-
-def count_current(store: OhlcvStore, codes: list[str], as_of: dt.date) -> int:
-    """How many of ``codes`` are cached through ``as_of`` or later (one round trip)."""
-    return sum(1 for day in store.last_updates(codes).values() if day is not None and day >= as_of)

@@ -175,21 +175,6 @@ def test_vendor_errors_propagate_for_airflow_to_retry(store):
     assert store.read_series("000100") is None
 
 
-def test_summarize_counts_and_names_the_tickers_without_a_result(store):
-    source = CountingSource()
-    indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
-    results = {code: indexer.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")}
-    store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down", "run-1")
-    universe = ["000100", "000200", "000300", "999990", "KS11"]
-    # 000300's task failed: it recorded no result. KS11 was current and not planned.
-    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF, "run-1")
-    assert (summary.universe, summary.planned, summary.written, summary.unchanged, summary.no_data) == (5, 4, 1, 0, 1)
-    assert summary.failed == ["000300"]
-    assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
-    assert summary.current == 2
-    assert summary.canary == "000100"  # served in this pass, unlike the failed one
-
-
 def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
     indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
 
@@ -200,13 +185,6 @@ def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
     with pytest.raises(SourceUnavailable, match="cache holds it through 2026-11-13"):
         indexer.index_ticker(store, Empty(3), "000100", AS_OF)
     assert indexer.plan(store, ["000100"], AS_OF).to_index == ["000100"]  # not silenced for a week
-
-
-def test_bad_data_and_blocked_failures_are_not_retried_in_the_run(store):
-    store.record_failure("000100", AS_OF, "bad data: High < Low", "run-1", retry=False)
-    store.record_failure("000200", AS_OF, "SourceUnavailable: timeout", "run-1")
-    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], {}, AS_OF, "run-1")
-    assert (summary.failed, summary.retry) == (["000100", "000200"], ["000200"])
 
 
 class Truncated(SyntheticSource):
@@ -243,20 +221,3 @@ def test_an_index_is_never_called_delisted_even_on_its_first_fill(store, redis_c
 def test_a_stock_whose_whole_answer_ends_long_ago_is_inactive_when_the_cache_holds_nothing_newer(store):
     result = indexer.index_ticker(store, Truncated(dt.date(2026, 10, 30)), "000100", AS_OF)
     assert result.status == Status.INACTIVE
-
-
-def test_a_failure_recorded_by_another_run_decides_nothing_in_this_one(store):
-    store.record_failure("000100", AS_OF - dt.timedelta(days=7), "bad data: High < Low", "last-week", retry=False)
-    summary = indexer.summarize(store, ["000100"], ["000100"], {}, AS_OF, "this-run")
-    assert (summary.failed, summary.retry, summary.reasons) == (["000100"], ["000100"], {})
-
-
-def test_the_canary_is_a_ticker_the_vendor_served_never_one_that_lags(store):
-    source = SyntheticSource(3)
-    indexer.index_ticker(store, source, "000100", AS_OF)  # current
-    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))  # lagging: the vendor had nothing newer
-    universe = ["000200", "000100", "000300"]
-    lagging = {"000200": Status.UNCHANGED}
-    assert indexer.summarize(store, universe, ["000200", "000300"], lagging, AS_OF, "r").canary == "000100"
-    served = {"000200": Status.UNCHANGED, "000300": Status.WRITTEN}
-    assert indexer.summarize(store, universe, ["000200", "000300"], served, AS_OF, "r").canary == "000300"

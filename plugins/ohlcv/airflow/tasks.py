@@ -226,14 +226,14 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     The results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not as
     thousands of XComs one api-server request each.
     """
-    from ohlcv import indexer
+    from ohlcv import summary as tally
 
     run = _require_run(run)
     store = _store()
     _hold_lock(store, run)
     universe, planned = (plan or {}).get("universe", []), (plan or {}).get("to_index", [])
     results = store.run_results(context["run_id"])
-    summary = indexer.summarize(store, list(universe), list(planned), results, _as_of(run), context["run_id"])
+    summary = tally.summarize(store, list(universe), list(planned), results, _as_of(run), context["run_id"])
     log.info(
         "as of %s: %d in universe, %d planned, %d appended from the snapshot, %d handed on, %d written, "
         "%d repaired, %d unchanged, %d without data, %d failed, %d current",
@@ -297,15 +297,15 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     when the cut advanced; otherwise this task is skipped and no event is sent."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from ohlcv import indexer
     from ohlcv.airflow.assets import CACHE
+    from ohlcv.summary import watermark_codes
 
     run = _require_run(run)
     if not plan:
         raise AirflowSkipException("the run stopped before its universe was planned; the cut stays")
     store = _store()
     _hold_lock(store, run)
-    codes = indexer.watermark_codes(store, _source_name(run), context["params"]["universe"], plan["universe"])
+    codes = watermark_codes(store, _source_name(run), context["params"]["universe"], plan["universe"])
     mark = store.publish_watermark(codes)
     published = {
         "cut": mark.cut.isoformat() if mark.cut else None,
@@ -332,8 +332,8 @@ def finish_run(
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv import indexer
     from ohlcv.airflow.notify import RUN_FAILED, NotifierFailed, notify
+    from ohlcv.summary import standing
 
     run = _require_run(run)
     store = _store()
@@ -346,14 +346,8 @@ def finish_run(
             problem = "the run stopped before its universe was planned; see list_universe"
         else:
             candidates = summary["failed"] if summary else plan["to_index"]
-            last, inactive = store.state_of(list(candidates))
-            still_failing = [
-                code
-                for code in candidates
-                if not (last[code] is not None and last[code] >= as_of)
-                and inactive.get(code, {}).get("checked") != as_of.isoformat()
-            ]
-            current = indexer.count_current(store, list(universe), as_of)
+            state = standing(store, list(universe), list(candidates), store.run_results(run_id), as_of)
+            still_failing, current = state.still_failing, len(state.current)
     finally:
         released = store.release_run(run["lock_token"])
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
@@ -382,10 +376,10 @@ def finish_run(
 
 def _record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
     """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
-    from ohlcv import indexer
+    from ohlcv.summary import record_run
 
     started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
-    record = indexer.record_run(store, run_id, as_of, summary, still_failing, current, started)
+    record = record_run(store, run_id, as_of, summary, still_failing, current, started)
     for name, value in record.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             _metric("gauge", f"run.{name}", value)
