@@ -6,7 +6,7 @@ import pytest
 from ohlcv import codec, indexer
 from ohlcv.errors import BadOhlcvData, InvalidTicker, NoData, SourceUnavailable
 from ohlcv.sources import SyntheticSource
-from ohlcv.sources.synthetic import BAD_KINDS
+from ohlcv.sources.testing import BAD_KINDS, FaultySource
 from ohlcv.status import Status
 
 AS_OF = dt.date(2026, 11, 20)
@@ -134,7 +134,7 @@ def test_a_split_repairs_the_series_and_deletes_its_period_keys(store, redis_cli
 def test_each_kind_of_bad_frame_is_rejected_and_the_cache_is_left_alone(store, redis_client, kind):
     indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
     before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
-    broken = SyntheticSource(3, bad={"000100": kind})
+    broken = FaultySource(SyntheticSource(3), bad={"000100": kind})
     with pytest.raises(BadOhlcvData) as raised:
         indexer.index_ticker(store, broken, "000100", AS_OF)
     assert len(str(raised.value)) > 5
