@@ -222,29 +222,29 @@ def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, red
 def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server, redis_client, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.airflow import tasks
+    from ohlcv.airflow import runtime
 
     store = OhlcvStore(redis_client, KeySpace())
     store.begin_run("run-a", ttl=dt.timedelta(milliseconds=50))
     import time
 
     time.sleep(0.1)
-    tasks._hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
+    runtime.hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
     assert redis_client.get("ohlcv:lock:run") == b"run-a"
     store.release_run("run-a")
     store.begin_run("run-b")
     with pytest.raises(AirflowFailException, match="lost its lock"):
-        tasks._hold_lock(store, {"lock_token": "run-a"})
+        runtime.hold_lock(store, {"lock_token": "run-a"})
 
 
 def test_a_run_keeps_the_vendor_start_run_chose(redis_client, monkeypatch):
     """The mapped tasks use the vendor fixed in start_run's result, whatever the configuration
     says meanwhile: a run never mixes vendors, and tasks do not look the Variable up."""
-    from ohlcv.airflow import tasks
+    from ohlcv.airflow import runtime
 
     store = OhlcvStore(redis_client, KeySpace())
     monkeypatch.setenv("OHLCV_SOURCE", "csv:/nonexistent")
-    source = tasks._source(store, {"source": "synthetic:2"}, "run-a")
+    source = runtime.run_source(store, {"source": "synthetic:2"}, "run-a")
     assert source.name == "synthetic"
     assert source.snapshot(dt.date(2026, 11, 20)).codes() == SyntheticSource(2).list_universe("KRX")
 
