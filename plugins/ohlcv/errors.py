@@ -40,3 +40,7 @@ class NoData(OhlcvError):
 
 class ConfigurationError(OhlcvError, ValueError):
     """A setting (source spec, Redis URL, connection) that cannot be used as given."""
+
+
+class InvalidKeyPrefix(ConfigurationError):
+    """An ``OHLCV_KEY_PREFIX`` that would inject unsafe characters into every key."""
