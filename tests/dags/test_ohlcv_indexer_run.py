@@ -13,6 +13,7 @@ from ohlcv import codec
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
+from tests.support import until
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LONDON = "Europe/London"
@@ -225,10 +226,9 @@ def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server
     from ohlcv.airflow import runtime
 
     store = OhlcvStore(redis_client, KeySpace())
-    store.begin_run("run-a", ttl=dt.timedelta(milliseconds=50))
-    import time
-
-    time.sleep(0.1)
+    store.begin_run("run-a")
+    redis_client.pexpire(store.keys.run_lock, 1)  # its time runs out now
+    assert until(lambda: not redis_client.exists(store.keys.run_lock))
     runtime.hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
     assert redis_client.get("ohlcv:lock:run") == b"run-a"
     store.release_run("run-a")
