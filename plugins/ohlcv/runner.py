@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ohlcv import indexer
+from ohlcv import appending, indexer, planning
 from ohlcv.errors import OhlcvError
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
@@ -61,16 +61,16 @@ def run_once(
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     began = dt.datetime.now(dt.UTC)
     try:
-        plan = indexer.prepare(
+        plan = planning.prepare(
             store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark,
             full_refresh=full_refresh, snapshot=snapshot,
         )  # fmt: skip
         saved = store.saved_snapshot(guarded.name) if plan.one_behind else None
-        result = indexer.apply_snapshot(store, saved, plan, run_id, use=snapshot)
+        result = appending.apply_snapshot(store, saved, plan, run_id, use=snapshot)
         log.info(
             "as of %s: %d appended from the snapshot, %d handed on", as_of, len(result.appended), len(result.to_fetch)
         )
-        indexer.log_handed_on(result)
+        appending.log_handed_on(result)
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh)
         first = summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)

@@ -52,13 +52,13 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     Asks the vendor for the market snapshot at most once per session (it is also the
     listing), and only when a listing is needed or a ticker is one session behind.
     """
-    from ohlcv import indexer
+    from ohlcv import planning
 
     params = context["params"]
     store = runtime.open_store()
     source = runtime.run_source(store, run, context["run_id"])
     as_of = runtime.as_of(run)
-    plan = indexer.prepare(
+    plan = planning.prepare(
         store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
         full_refresh=bool(params["full_refresh"]), snapshot=bool(params["snapshot"]),
     )  # fmt: skip
@@ -75,20 +75,21 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     """Append the market snapshot's row to every ticker it continues (one batch of writes, no
     history fetched); return the tickers ``index_ticker`` fetches the history of, each with
     its reason in this task's log."""
-    from ohlcv import indexer
+    from ohlcv import appending
+    from ohlcv.planning import Plan
 
     store = runtime.open_store()
     runtime.hold_lock(store, run)
-    planned = indexer.Plan(**plan)
+    planned = Plan(**plan)
     snapshot = store.saved_snapshot(runtime.source_name(run)) if planned.one_behind else None
-    result = indexer.apply_snapshot(
+    result = appending.apply_snapshot(
         store, snapshot, planned, context["run_id"], use=bool(context["params"]["snapshot"])
     )
     log.info(
         "as of %s: %d tickers appended from the %s snapshot, %d handed on to index_ticker",
         planned.as_of, len(result.appended), result.session or "(unused)", len(result.handed_on),
     )  # fmt: skip
-    indexer.log_handed_on(result)
+    appending.log_handed_on(result)
     return result.to_fetch
 
 
