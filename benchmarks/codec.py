@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 
+import msgpack
 import redis
 
 from ohlcv import calendar, codec
@@ -52,7 +53,7 @@ def run(client: redis.Redis) -> None:
     client.set("bench:ohlcv:tiny", b"12345678")
     print(f"rows                         {len(frame)}")
     print(f"OHLCV_STR bytes              {len(blob)}  ({len(blob) / len(frame):.1f} bytes/row)")
-    print(f"dtypes                       {' '.join(codec.decode_header(blob)['dtypes'])}")
+    print(f"dtypes                       {' '.join(msgpack.unpackb(blob, raw=False)['dtypes'])}")
     usage = client.memory_usage(KEY)
     print(f"Redis MEMORY USAGE           {usage}  ({usage / len(frame):.1f} bytes/row)")
     tiny = describe("GET 8 bytes", timed(lambda: client.get("bench:ohlcv:tiny")))

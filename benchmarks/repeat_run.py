@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ohlcv import indexer
+from ohlcv import planning
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
 from ohlcv.sources.synthetic import SyntheticSource
@@ -48,7 +48,7 @@ def main() -> None:
         samples = []
         for _ in range(20):
             began = time.perf_counter()
-            plan = indexer.plan(store, codes, AS_OF)
+            plan = planning.plan(store, codes, AS_OF)
             samples.append((time.perf_counter() - began) * 1000)
         print(
             f"plan step ({len(codes)} tickers, to index {len(plan.to_index)}): "

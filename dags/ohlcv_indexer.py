@@ -98,7 +98,8 @@ def ohlcv_indexer():
         timeout=WAIT_TIMEOUT,
         execution_timeout=None,
     )(run, summary)
-    retried = task(tasks.retry_ticker, **PER_TICKER).partial(run=run).expand(ticker=to_retry)
+    # the same callable as index_ticker, mapped again over the tickers worth retrying
+    retried = task(tasks.index_ticker, task_id="retry_ticker", **PER_TICKER).partial(run=run).expand(ticker=to_retry)
     published = task(tasks.publish_cut, trigger_rule="all_done", outlets=[CACHE], multiple_outputs=False)(run, plan)
     retried >> published
     published >> task(tasks.finish_run, trigger_rule="all_done", multiple_outputs=False)(run, plan, summary)

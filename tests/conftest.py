@@ -51,6 +51,14 @@ def redis_client(redis_server):
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_failure_switches():
+    """Each test's ``synthetic:...?down=N`` vendor counts its calls from zero."""
+    from ohlcv.sources import testing
+
+    testing.forget_shared()
+
+
 @pytest.fixture
 def store(redis_client) -> OhlcvStore:
     return OhlcvStore(redis_client, KeySpace())

@@ -243,12 +243,6 @@ def _frame_from_views(dates: np.ndarray, views: list[np.ndarray]) -> pd.DataFram
     return pd.DataFrame._from_mgr(manager, axes=manager.axes)
 
 
-def decode_header(blob: bytes) -> dict:
-    """Every field of an OHLCV_STR value except the column bytes."""
-    doc = _unpack(blob)
-    return {key: value for key, value in doc.items() if key != "data"}
-
-
 def last_date(blob: bytes) -> dt.date:
     """The last session of an OHLCV_STR value, without building a frame."""
     days, _ = _columns(blob)

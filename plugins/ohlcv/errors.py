@@ -42,6 +42,10 @@ class ConfigurationError(OhlcvError, ValueError):
     """A setting (source spec, Redis URL, connection) that cannot be used as given."""
 
 
+class InvalidKeyPrefix(ConfigurationError):
+    """An ``OHLCV_KEY_PREFIX`` that would inject unsafe characters into every key."""
+
+
 class SourceMismatch(ConfigurationError):
     """A reader's vendor is not the one the cached series came from: it may not write to it."""
 

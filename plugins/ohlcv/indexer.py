@@ -1,20 +1,19 @@
-"""The batch indexer's steps as plain functions; the DAG's tasks only call these."""
+"""Indexing one ticker: fetch its history, validate, merge or repair, write; and record why
+it failed when it did. The run's other steps are ``planning``, ``appending`` and ``summary``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
 from ohlcv.keys import is_index, validate_ticker
-from ohlcv.snapshot import Snapshot, extender
-from ohlcv.sources.base import MARKETS, Source
-from ohlcv.status import SERVED, WITHOUT_DATA, Status
+from ohlcv.sources.base import Source
+from ohlcv.status import Status, is_current
 from ohlcv.store import OhlcvStore
-from ohlcv.validation import validate, validate_snapshot
+from ohlcv.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +21,6 @@ log = logging.getLogger(__name__)
 INACTIVE_RECHECK = dt.timedelta(days=7)
 #: a vendor answer ending more than this many sessions before ``as_of`` marks the ticker inactive
 INACTIVE_LAG_SESSIONS = 5
-#: handed-on tickers named one per log line; the rest are counted
-LOGGED_PER_REASON = 50
 
 
 @dataclass(frozen=True)
@@ -36,232 +33,6 @@ class TickerResult:
     new_rows: int = 0
     last_date: str | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Which tickers of the universe a run must bring forward.
-
-    :param to_index: tickers not yet cached through ``as_of`` (all of them on a full refresh)
-    :param current: how many tickers are already cached through ``as_of``
-    :param inactive: tickers skipped because they were recently found without data
-    :param one_behind: the stock tickers of ``to_index`` cached through exactly the session
-        before ``as_of``: the ones the market snapshot may extend
-    :param last: the last cached session of each ticker of ``to_index`` (None: not cached)
-    """
-
-    as_of: str
-    universe: list[str]
-    to_index: list[str]
-    current: int
-    inactive: list[str] = field(default_factory=list)
-    one_behind: list[str] = field(default_factory=list)
-    last: dict[str, str | None] = field(default_factory=dict)
-
-    def to_xcom(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class SnapshotResult:
-    """What the market snapshot did for a run's tickers.
-
-    :param session: the session of the snapshot that was applied (None: none was)
-    :param appended: tickers moved forward by their snapshot row
-    :param handed_on: every other ticker of the plan's ``to_index``, with why its history is fetched
-    """
-
-    session: str | None
-    appended: list[str]
-    handed_on: dict[str, str]
-
-    @property
-    def to_fetch(self) -> list[str]:
-        return list(self.handed_on)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """Counts for one pass over the planned tickers."""
-
-    as_of: str
-    universe: int
-    planned: int
-    written: int
-    appended: int
-    repaired: int
-    unchanged: int
-    no_data: int
-    current: int
-    failed: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    #: the failed tickers worth asking again in this run (not bad data, not blocked)
-    retry: list[str] = field(default_factory=list)
-    #: a ticker whose history the vendor served in this pass, asked again to see whether it is back
-    canary: str | None = None
-
-    def to_xcom(self) -> dict:
-        return asdict(self)
-
-
-def fetch_snapshot(store: OhlcvStore, source: Source, as_of: dt.date) -> Snapshot:
-    """The vendor's market snapshot for ``as_of`` (or its latest), kept in Redis for the rest of
-    the run and the session's later runs."""
-    snapshot = source.snapshot(as_of)
-    store.save_snapshot(snapshot, asked=as_of)
-    log.info("%s snapshot of %s: %d codes (asked for %s)", source.name, snapshot.session, len(snapshot.frame), as_of)
-    return snapshot
-
-
-def universe(
-    store: OhlcvStore, source: Source, market: str, tickers: Iterable[str], benchmark: Iterable[str], as_of: dt.date
-) -> list[str]:
-    """The codes one run indexes: ``tickers`` if given, else ``market``'s listing, plus ``benchmark``.
-
-    The listing is the market snapshot's codes; the snapshot is asked from the vendor at most
-    once per session and kept in Redis. Every code is validated here, so a bad one stops the
-    run before any task is mapped.
-    """
-    if market not in MARKETS:
-        raise ValueError(f"unknown universe {market!r}; expected one of {list(MARKETS)}")
-    chosen = [validate_ticker(code) for code in tickers]
-    extra = [validate_ticker(code) for code in benchmark]
-    if not chosen:
-        saved = store.saved_snapshot(source.name)
-        if saved is None or store.snapshot_asked(source.name) < as_of:
-            try:
-                saved = fetch_snapshot(store, source, as_of)
-            except BadOhlcvData as exc:
-                if saved is None:
-                    raise
-                log.warning(
-                    "the vendor's snapshot is unreadable (%s); listing from the %s snapshot", exc, saved.session
-                )
-        chosen = saved.codes(market)
-    return list(dict.fromkeys([*chosen, *extra]))
-
-
-def plan(store: OhlcvStore, codes: list[str], as_of: dt.date, *, full_refresh: bool = False) -> Plan:
-    """Split the universe into tickers to bring forward and tickers already current, in one round trip."""
-    last, inactive = store.state_of(codes)
-    current = [code for code in codes if last[code] is not None and last[code] >= as_of]
-    recently_inactive = [
-        code
-        for code, record in inactive.items()
-        if code not in current and as_of - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK
-    ]
-    if full_refresh:
-        to_index, one_behind = list(codes), []
-    else:
-        skip = set(current) | set(recently_inactive)
-        to_index = [code for code in codes if code not in skip]
-        previous = calendar.previous_session(as_of)
-        one_behind = [code for code in to_index if last[code] == previous and not is_index(code)]
-    return Plan(
-        as_of.isoformat(), list(codes), to_index, len(current), [] if full_refresh else recently_inactive,
-        one_behind, {code: last[code].isoformat() if last[code] else None for code in to_index},
-    )  # fmt: skip
-
-
-def prepare(
-    store: OhlcvStore,
-    source: Source,
-    as_of: dt.date,
-    *,
-    market: str = "KRX",
-    tickers: Iterable[str] = (),
-    benchmark: Iterable[str] = ("KS11",),
-    full_refresh: bool = False,
-    snapshot: bool = True,
-) -> Plan:
-    """The universe and the plan of one run; the market snapshot is asked for too when a
-    ticker is one session behind and no run has asked for this session's yet."""
-    codes = universe(store, source, market, tickers, benchmark, as_of)
-    planned = plan(store, codes, as_of, full_refresh=full_refresh)
-    if planned.one_behind and snapshot and store.snapshot_asked(source.name) < as_of:
-        try:
-            fetch_snapshot(store, source, as_of)
-        except BadOhlcvData as exc:  # an unreadable table costs the history calls, not the run
-            log.warning("the vendor's market snapshot cannot be used: %s", exc)
-    return planned
-
-
-def _why_fetched(plan: Plan, code: str) -> str:
-    """Why a ticker the snapshot cannot be asked about needs its history."""
-    last = plan.last.get(code)
-    if last is None:
-        return "not cached yet (a new listing, or the first fill): history fetched"
-    if is_index(code):
-        return "an index symbol (not in the market snapshot): history fetched"
-    return f"cached through {last}, more than one session behind: history fetched"
-
-
-def apply_snapshot(
-    store: OhlcvStore, snapshot: Snapshot | None, plan: Plan, run_id: str, *, use: bool = True
-) -> SnapshotResult:
-    """Append the snapshot's row to every ticker of the plan it continues; hand on the rest.
-
-    A row is appended when the ticker is cached through exactly the session before the
-    snapshot's, the snapshot is of the run's ``as_of``, and its base price equals the cached
-    last Close (see ``ohlcv.snapshot``). Rows are validated as one table first: a bad row
-    hands on only its ticker, with the reason; a snapshot of the wrong session is not used
-    at all. Writes go in batches, each one transaction with the tickers' ``lastUpdateAt``
-    entries and results (``OhlcvStore.extend_many``).
-    """
-    as_of = dt.date.fromisoformat(plan.as_of)
-    candidates = set(plan.one_behind)
-    handed_on = {code: _why_fetched(plan, code) for code in plan.to_index if code not in candidates}
-    if not candidates:
-        return SnapshotResult(None, [], handed_on)
-    unusable = _unusable(snapshot, as_of, use)
-    if unusable:
-        return SnapshotResult(None, [], {**handed_on, **dict.fromkeys(plan.one_behind, unusable)})
-    good, bad = validate_snapshot(snapshot.frame)
-    eligible = []
-    for code in plan.one_behind:
-        if code in bad:
-            handed_on[code] = f"bad snapshot row: {bad[code]}: history fetched"
-        elif code not in good.index:
-            handed_on[code] = f"not in the snapshot of {snapshot.session}: history fetched"
-        else:
-            eligible.append(code)
-    extend = extender(good, snapshot.session, calendar.previous_session(snapshot.session), snapshot.source)
-    appended = []
-    for outcome in store.extend_many(eligible, extend, run_id=run_id, status=Status.APPENDED):
-        if outcome.blob is None:
-            handed_on[outcome.code] = outcome.reason
-        else:
-            appended.append(outcome.code)
-    return SnapshotResult(
-        snapshot.session.isoformat(), appended, {code: handed_on[code] for code in plan.to_index if code in handed_on}
-    )
-
-
-def _unusable(snapshot: Snapshot | None, as_of: dt.date, use: bool) -> str:
-    """Why no row of ``snapshot`` may be appended in a run as of ``as_of`` ("" when they may)."""
-    if not use:
-        return "the snapshot is turned off for this run: history fetched"
-    if snapshot is None:
-        return "no market snapshot could be read: history fetched"
-    if not calendar.is_session(snapshot.session):
-        return f"the snapshot says it is of {snapshot.session}, not an XKRX session: history fetched"
-    if snapshot.session != as_of:
-        return f"the vendor's latest snapshot is of {snapshot.session}, not {as_of}: history fetched"
-    return ""
-
-
-def log_handed_on(result: SnapshotResult) -> None:
-    """One line per handed-on ticker with its reason; the common reasons as one line each."""
-    by_reason: dict[str, list[str]] = {}
-    for code, reason in result.handed_on.items():
-        by_reason.setdefault(reason, []).append(code)
-    for reason, codes in by_reason.items():
-        if len(codes) == 1:
-            log.info("%s: %s", codes[0], reason)
-            continue
-        shown = ", ".join(codes[:LOGGED_PER_REASON])
-        more = f" and {len(codes) - LOGGED_PER_REASON} more" if len(codes) > LOGGED_PER_REASON else ""
-        log.info("%d tickers %s: %s%s", len(codes), reason.removesuffix(": history fetched"), shown, more)
 
 
 def index_ticker(
@@ -278,7 +49,7 @@ def index_ticker(
     """
     code = validate_ticker(code)
     cached = store.state_of([code])[0][code]
-    if cached is not None and cached >= as_of and not full_refresh:
+    if is_current(cached, as_of) and not full_refresh:
         log.info("%s current: cached through %s, run is as of %s; no vendor call", code, cached, as_of)
         return TickerResult(code, Status.CURRENT, last_date=cached.isoformat())
     try:
@@ -342,118 +113,3 @@ def record_failure(store: OhlcvStore, code: str, as_of: dt.date, exc: BaseExcept
     reason = f"bad data: {exc}" if isinstance(exc, BadOhlcvData) else f"{type(exc).__name__}: {exc}"
     store.record_failure(code, as_of, reason, run_id, retry=retry)
     return retry
-
-
-def summarize(
-    store: OhlcvStore,
-    universe_codes: list[str],
-    planned: list[str],
-    results: Mapping[str, str],
-    as_of: dt.date,
-    run_id: str,
-) -> RunSummary:
-    """Count what the snapshot step and the mapped tasks did (``results``: code → status, as
-    ``store.run_results`` gives them); a planned ticker without a result failed.
-
-    Only failure records this run wrote give reasons and decide retries: an older record
-    says nothing about this run.
-    """
-    statuses = [Status(value) for value in results.values()]
-    missing = [code for code in planned if code not in results]
-    # a ticker found without data is skipped by its task (no result) and recorded inactive
-    _, inactive = store.state_of(missing)
-    skipped = [code for code in missing if inactive.get(code, {}).get("checked") == as_of.isoformat()]
-    failed = [code for code in missing if code not in skipped]
-    records = store.failures(failed, run_id=run_id)
-    reasons = {code: records[code]["reason"] for code in failed[:50] if code in records}
-    retry = [code for code in failed if records.get(code, {}).get("retry", True)]
-    current = count_current(store, universe_codes, as_of)
-    return RunSummary(
-        as_of=as_of.isoformat(),
-        universe=len(universe_codes),
-        planned=len(planned),
-        written=statuses.count(Status.WRITTEN),
-        appended=statuses.count(Status.APPENDED),
-        repaired=statuses.count(Status.REPAIRED),
-        unchanged=statuses.count(Status.UNCHANGED),
-        no_data=sum(statuses.count(status) for status in WITHOUT_DATA) + len(skipped),
-        current=current,
-        failed=failed,
-        reasons=reasons,
-        retry=retry,
-        canary=_canary(store, planned, results, universe_codes, as_of),
-    )
-
-
-def _canary(
-    store: OhlcvStore, planned: list[str], results: Mapping[str, str], universe_codes: list[str], as_of: dt.date
-) -> str | None:
-    """A ticker to ask the vendor for to see whether it answers again: one whose history it
-    served in this pass, else one cached through ``as_of``; never a ticker that lags."""
-    served = [code for code in planned if results.get(code) in SERVED]
-    if served:
-        return served[0]
-    last = store.last_updates(universe_codes)
-    current = [code for code in universe_codes if last[code] is not None and last[code] >= as_of]
-    return current[0] if current else (universe_codes[0] if universe_codes else None)
-
-
-def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_universe: list[str]) -> list[str]:
-    """The tickers the published cut speaks for: the market's listing (from the saved snapshot)
-    and the run's own universe, so a run over a few named tickers cannot publish a cut the
-    rest of the market has not reached."""
-    saved = store.saved_snapshot(source_name)
-    listed = saved.codes(market) if saved is not None else []
-    return list(dict.fromkeys([*listed, *run_universe]))
-
-
-def record_run(
-    store: OhlcvStore,
-    run_id: str,
-    as_of: dt.date,
-    summary: Mapping | None,
-    still_failing: list[str],
-    current: int,
-    started: dt.datetime | None,
-) -> dict[str, str | int | float]:
-    """Append one finished run's counts to ``ohlcv:runs`` and return them.
-
-    :param summary: the first pass's ``RunSummary.to_xcom()`` plus ``handed_on`` (None: the
-        run stopped before it was summarized)
-    :param still_failing: the tickers still not current after the retries
-    """
-    duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
-    counters = store.run_metrics(run_id)
-    meta = store.meta()
-    summary = summary or {}
-    record = {
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "state": "failed" if still_failing or not summary else "success",
-        "planned": summary.get("planned", 0),
-        "appended": summary.get("appended", 0),
-        "handed_on": summary.get("handed_on", 0),
-        "written": summary.get("written", 0),
-        "repaired": summary.get("repaired", 0),
-        "unchanged": summary.get("unchanged", 0),
-        "skipped_no_data": summary.get("no_data", 0),
-        "failed_first_pass": len(summary.get("failed", [])),
-        "failed": len(still_failing),
-        "retries": int(counters.get("retries", 0)),
-        "vendor_calls": int(counters.get("vendor_calls", 0)),
-        "snapshot_calls": int(counters.get("snapshot_calls", 0)),
-        "history_calls": int(counters.get("history_calls", 0)),
-        "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
-        "rows_written": int(counters.get("rows_written", 0)),
-        "current": current,
-        "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
-        "published_count": meta.last_update_count or 0,
-        "duration_seconds": round(duration, 1),
-    }
-    store.record_run(record)
-    return record
-
-
-def count_current(store: OhlcvStore, codes: list[str], as_of: dt.date) -> int:
-    """How many of ``codes`` are cached through ``as_of`` or later (one round trip)."""
-    return sum(1 for day in store.last_updates(codes).values() if day is not None and day >= as_of)

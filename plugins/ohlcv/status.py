@@ -3,6 +3,7 @@ results hash (``ohlcv:run:{run_id}:results``), the run record and the CLI."""
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
 
@@ -29,3 +30,8 @@ class Status(StrEnum):
 SERVED: frozenset[Status] = frozenset({Status.WRITTEN, Status.REPAIRED})
 #: outcomes that leave nothing to index until the ticker is asked again
 WITHOUT_DATA: frozenset[Status] = frozenset({Status.NO_DATA, Status.INACTIVE})
+
+
+def is_current(last: dt.date | None, as_of: dt.date) -> bool:
+    """Whether a ticker cached through ``last`` (None: not cached) needs nothing for a run as of ``as_of``."""
+    return last is not None and last >= as_of

@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pendulum
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+LONDON = "Europe/London"
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +65,45 @@ def test_mapped_tasks_are_labelled_with_the_ticker(dagbag):
         )
 
 
-def test_schedule_replaces_the_jenkins_trigger(dagbag):
+def fire_times(dag, first_day: str, count: int) -> list[str]:
+    """The first ``count`` scheduled run times from ``first_day`` on, in London time."""
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    restriction = TimeRestriction(earliest=pendulum.parse(first_day, tz=LONDON), latest=None, catchup=True)
+    times, last = [], None
+    for _ in range(count):
+        info = dag.timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+        times.append(info.run_after.in_timezone(LONDON).strftime("%a %H:%M"))
+        last = DataInterval.exact(info.run_after)
+    return times
+
+
+@pytest.mark.parametrize("first_day", ["2026-11-20", "2026-07-03"])  # GMT and BST
+def test_runs_start_hourly_at_23_past_from_8_to_12_london_time_like_the_jenkins_job(dagbag, first_day):
     dag = dagbag.dags["ohlcv_indexer"]
-    assert dag.timetable.summary == "23 8-12 * * *"
-    assert str(dag.timetable._timezone) in ("Europe/London", "Timezone('Europe/London')")
-    assert dag.max_active_runs == 1
+    assert fire_times(dag, first_day, 6) == [
+        "Fri 08:23",
+        "Fri 09:23",
+        "Fri 10:23",
+        "Fri 11:23",
+        "Fri 12:23",
+        "Sat 08:23",
+    ]
+    assert dag.max_active_runs == 1  # a run never overlaps the next one's lock
     assert dag.catchup is False
 
 
-def test_params_and_their_defaults(dagbag):
-    params = dagbag.dags["ohlcv_indexer"].params
-    assert params["tickers"] == []
-    assert params["universe"] == "KRX"
-    assert params["benchmark"] == ["KS11"]
-    assert params["full_refresh"] is False
-    assert params["snapshot"] is True
+def test_a_run_without_conf_plans_the_krx_listing_plus_the_kospi_index(
+    dagbag, airflow_db, redis_server, redis_client, monkeypatch
+):
+    from ohlcv.airflow import tasks
+
+    monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
+    params = dagbag.dags["ohlcv_indexer"].params.validate()
+    run = {"as_of": "2026-11-20", "lock_token": "run-a", "source": "synthetic:3"}
+    plan = tasks.list_universe(run, params=params, run_id="run-a")
+    assert plan["universe"] == ["000100", "000200", "000300", "KS11"]
+    assert plan["to_index"] == plan["universe"]  # nothing cached yet
 
 
 def test_parsing_the_dag_file_imports_no_data_libraries_and_needs_no_redis():

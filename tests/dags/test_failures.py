@@ -11,6 +11,7 @@ from airflow.dag_processing.dagbag import DagBag
 from ohlcv.cache import OhlcvCache
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
+from ohlcv.sources.testing import FaultySource, share
 from ohlcv.store import OhlcvStore
 from tests.dags import probe
 
@@ -29,8 +30,6 @@ def run_dag(airflow_db, redis_server, redis_client, monkeypatch):
     monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
     monkeypatch.setenv("OHLCV_SOURCE_POKE_SECONDS", "1")
     probe.CALLS.clear()
-    SyntheticSource.calls.clear()
-    SyntheticSource.call_log.clear()
 
     def run(source: str, retries: int | None = None, moment: dt.datetime = TRIGGER, conf: dict | None = None):
         monkeypatch.setenv("OHLCV_SOURCE", source)
@@ -48,8 +47,9 @@ def mapped_codes(dag_run) -> list[str]:
     return sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker")
 
 
-def history_calls(code: str | None = None) -> int:
-    return sum(n for (kind, c), n in SyntheticSource.calls.items() if kind == "history" and code in (None, c))
+def vendor_calls(redis_client, dag_run, kind: str = "vendor") -> int:
+    """The run's vendor calls (``history``, ``snapshot`` or all), as its tasks counted them in Redis."""
+    return int(OhlcvStore(redis_client, KeySpace()).run_metrics(dag_run.run_id).get(f"{kind}_calls", 0))
 
 
 def last_run(redis_client) -> dict[str, str]:
@@ -65,8 +65,7 @@ def test_transient_failures_are_retried_and_the_run_ends_green(run_dag, redis_cl
 
     emitted = {}
     monkeypatch.setattr(Stats, "gauge", lambda name, value, *args, **kwargs: emitted.__setitem__(name, value))
-    source = SyntheticSource(10, transient=0.3)
-    flaky = [code for code in [*source.list_universe("KRX"), "KS11"] if source._seed_share(code) < 0.3]
+    flaky = [code for code in [*SyntheticSource(10).list_universe("KRX"), "KS11"] if share(code) < 0.3]
     dag_run = run_dag("synthetic:10?transient=0.3")
     assert dag_run.state == "success"
     assert len(current(redis_client)) == 11
@@ -84,7 +83,7 @@ def test_a_vendor_that_is_down_for_a_while_is_waited_for_then_every_failed_ticke
     assert dag_run.state == "success"
     assert len(current(redis_client)) == 6
     # 6 first attempts fail, the sensor's canary fails twice and succeeds once, then 6 retries
-    assert history_calls() == 6 + 3 + 6
+    assert vendor_calls(redis_client, dag_run, "history") == 6 + 3 + 6
     record = last_run(redis_client)
     assert (record["failed_first_pass"], record["failed"]) == ("6", "0")
 
@@ -92,12 +91,13 @@ def test_a_vendor_that_is_down_for_a_while_is_waited_for_then_every_failed_ticke
 def test_a_block_answer_opens_the_breaker_stops_all_vendor_calls_and_turns_the_run_red(run_dag, redis_client):
     dag_run = run_dag("synthetic:5?block=000300")
     assert dag_run.state == "failed"
-    assert history_calls("000300") == 1  # not retried
-    assert SyntheticSource.call_log[-1] == ("history", "000300")  # and nothing was asked after it
-    blocked_at = len(SyntheticSource.call_log)
+    blocked_at = vendor_calls(redis_client, dag_run)  # the listing, the tickers before 000300, and 000300
     failed = {
-        ti.map_index for ti in dag_run.get_task_instances() if ti.task_id == "index_ticker" and ti.state == "failed"
+        ti.rendered_map_index
+        for ti in dag_run.get_task_instances()
+        if ti.task_id == "index_ticker" and ti.state == "failed"
     }
+    assert "000300" in failed
     assert len(failed) == 6 - (blocked_at - 2)  # the blocked one and all after it, without a call
     assert redis_client.get("ohlcv:breaker").startswith(b"synthetic vendor: HTTP 429")
     assert redis_client.pttl("ohlcv:breaker") > 11 * 3_600_000
@@ -152,10 +152,10 @@ def test_a_red_run_never_publishes_a_cut_a_failing_ticker_has_not_reached(run_da
     assert redis_client.hget("ticker:lastUpdateAt", "000200") == b"2026-11-19"
     assert redis_client.mget("getOHLCV_lastUpdateAt", "getOHLCV_lastUpdateCount") == [b"2026-11-19", b"5"]
     # so a consistent read of the lagging ticker is still a hit while the vendor is down
-    down = SyntheticSource(4, down=10_000)
+    down = FaultySource(SyntheticSource(4), down=10_000)
     frame = OhlcvCache(redis_client, down).get("000200", "2026-11-02")
     assert frame.index[-1] == pd.Timestamp("2026-11-19")
-    assert sum(count for (kind, _), count in down.calls.items() if kind == "history") == history_calls()
+    assert down.calls.total() == 0
     record = last_run(redis_client)
     assert (record["published"], record["state"]) == ("2026-11-19", "failed")
     assert float(record["duration_seconds"]) > 0

@@ -13,6 +13,7 @@ from ohlcv import codec
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
+from tests.support import until
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LONDON = "Europe/London"
@@ -55,8 +56,9 @@ def mapped(dag_run, task_id: str) -> int:
     return sum(1 for ti in dag_run.get_task_instances() if ti.task_id == task_id and ti.map_index >= 0)
 
 
-def vendor_calls() -> int:
-    return sum(SyntheticSource.calls.values())
+def vendor_calls(client, dag_run, kind: str = "vendor") -> int:
+    """The run's vendor calls (``history``, ``snapshot`` or all), as its tasks counted them in Redis."""
+    return int(OhlcvStore(client, KeySpace()).run_metrics(dag_run.run_id).get(f"{kind}_calls", 0))
 
 
 def snapshot(client) -> dict[bytes, bytes]:
@@ -129,15 +131,13 @@ def test_a_ticker_that_keeps_failing_turns_the_run_red_and_frees_the_lock(run_da
 
 
 def test_a_repeat_run_makes_no_vendor_call_and_maps_no_ticker(run_dag, redis_client):
-    SyntheticSource.calls.clear()
     first = run_dag("synthetic:6", at("2026-11-20 09:23"))
     assert mapped(first, "index_ticker") == 7
-    assert vendor_calls() == 8  # the counter sees the tasks' calls: one listing, seven histories
+    assert vendor_calls(redis_client, first) == 8  # one listing, seven histories
     before = snapshot(redis_client)
-    SyntheticSource.calls.clear()
     again = run_dag("synthetic:6", at("2026-11-20 10:23"))
     assert again.state == "success"
-    assert vendor_calls() == 0
+    assert vendor_calls(redis_client, again) == 0
     assert mapped(again, "index_ticker") == 0
     assert snapshot(redis_client) == before
     assert xcom(again, "summarize")["current"] == 7
@@ -146,10 +146,9 @@ def test_a_repeat_run_makes_no_vendor_call_and_maps_no_ticker(run_dag, redis_cli
 def test_runs_on_a_krx_holiday_or_a_saturday_make_no_vendor_call(run_dag, redis_client):
     assert run_dag("synthetic:4", at("2026-09-23 10:23")).state == "success"  # the eve of Chuseok (BST)
     for moment in ("2026-09-24 08:23", "2026-09-25 11:23", "2026-09-26 12:23"):  # Chuseok, then Saturday
-        SyntheticSource.calls.clear()
         dag_run = run_dag("synthetic:4", at(moment))
         assert dag_run.state == "success"
-        assert vendor_calls() == 0, moment
+        assert vendor_calls(redis_client, dag_run) == 0, moment
         assert mapped(dag_run, "index_ticker") == 0
     assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-09-23"
 
@@ -178,20 +177,19 @@ def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag,
 def test_a_backfill_for_an_older_date_leaves_every_key_byte_identical(run_dag, redis_client):
     assert run_dag("synthetic:4", at("2026-11-20 09:23")).state == "success"
     before = snapshot(redis_client)
-    SyntheticSource.calls.clear()
     backfill = run_dag("synthetic:4", at("2026-11-13 09:23"))
     assert backfill.state == "success"
-    assert vendor_calls() == 0
+    assert vendor_calls(redis_client, backfill) == 0
     assert snapshot(redis_client) == before
 
 
 def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run_dag, redis_client):
     assert run_dag("synthetic:3", at("2026-11-13 09:23")).state == "success"
     before = redis_client.get("ticker:000200")
-    SyntheticSource.calls.clear()
     dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 09:23"), retries=0)
     assert dag_run.state == "failed"
-    assert SyntheticSource.calls["history", "000200"] == 1  # bad data is not fetched again in the run
+    # one history call per ticker (three and KS11): bad data is not fetched again in the run
+    assert vendor_calls(redis_client, dag_run, "history") == 4
     assert redis_client.get("ticker:000200") == before
     assert xcom(dag_run, "summarize")["reasons"]["000200"].startswith("bad data: High < max(Open, Close)")
     assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-20"
@@ -225,29 +223,28 @@ def test_tasks_after_a_failed_start_fail_at_once_without_retries(airflow_db, red
 def test_a_lost_run_lock_is_taken_again_unless_another_run_holds_it(redis_server, redis_client, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.airflow import tasks
+    from ohlcv.airflow import runtime
 
     store = OhlcvStore(redis_client, KeySpace())
-    store.begin_run("run-a", ttl=dt.timedelta(milliseconds=50))
-    import time
-
-    time.sleep(0.1)
-    tasks._hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
+    store.begin_run("run-a")
+    redis_client.pexpire(store.keys.run_lock, 1)  # its time runs out now
+    assert until(lambda: not redis_client.exists(store.keys.run_lock))
+    runtime.hold_lock(store, {"lock_token": "run-a"})  # expired: taken again
     assert redis_client.get("ohlcv:lock:run") == b"run-a"
     store.release_run("run-a")
     store.begin_run("run-b")
     with pytest.raises(AirflowFailException, match="lost its lock"):
-        tasks._hold_lock(store, {"lock_token": "run-a"})
+        runtime.hold_lock(store, {"lock_token": "run-a"})
 
 
 def test_a_run_keeps_the_vendor_start_run_chose(redis_client, monkeypatch):
     """The mapped tasks use the vendor fixed in start_run's result, whatever the configuration
     says meanwhile: a run never mixes vendors, and tasks do not look the Variable up."""
-    from ohlcv.airflow import tasks
+    from ohlcv.airflow import runtime
 
     store = OhlcvStore(redis_client, KeySpace())
     monkeypatch.setenv("OHLCV_SOURCE", "csv:/nonexistent")
-    source = tasks._source(store, {"source": "synthetic:2"}, "run-a")
+    source = runtime.run_source(store, {"source": "synthetic:2"}, "run-a")
     assert source.name == "synthetic"
     assert source.snapshot(dt.date(2026, 11, 20)).codes() == SyntheticSource(2).list_universe("KRX")
 
@@ -314,7 +311,6 @@ def test_full_refresh_fetches_every_history_even_on_a_normal_day(run_dag, redis_
 def test_an_outage_of_the_snapshot_call_is_retried_and_marks_no_ticker_inactive(run_dag, redis_client, monkeypatch):
     monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
     assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
-    SyntheticSource.calls.clear()  # the switch counts this process's calls
     dag_run = run_dag("synthetic:5?snapshot_down=1", at("2026-11-20 10:23"))
     assert dag_run.state == "success"
     tries = {ti.task_id: ti.try_number for ti in dag_run.get_task_instances() if ti.map_index < 0}

@@ -3,78 +3,14 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ohlcv import codec, indexer
-from ohlcv.errors import BadOhlcvData, InvalidTicker, NoData, SourceUnavailable
+from ohlcv import codec, indexer, planning
+from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
 from ohlcv.sources import SyntheticSource
-from ohlcv.sources.synthetic import BAD_KINDS
+from ohlcv.sources.testing import BAD_KINDS, FaultySource
 from ohlcv.status import Status
+from tests.support import CountingSource
 
 AS_OF = dt.date(2026, 11, 20)
-
-
-class CountingSource(SyntheticSource):
-    """The synthetic source, counting its own calls and failing on demand."""
-
-    def __init__(self, tickers=5, failing=(), **switches):
-        super().__init__(tickers, **switches)
-        self.asked = []
-        self.failing = set(failing)
-
-    def snapshot(self, session):
-        self.asked.append(("snapshot", session))
-        return super().snapshot(session)
-
-    def history(self, code, start, end):
-        self.asked.append(code)
-        if code in self.failing:
-            raise SourceUnavailable(f"{code}: vendor down")
-        return super().history(code, start, end)
-
-
-def test_universe_is_the_listing_plus_benchmark(store):
-    codes = indexer.universe(store, SyntheticSource(3), "KRX", [], ["KS11"], AS_OF)
-    assert codes == ["000100", "000200", "000300", "KS11"]
-
-
-def test_the_listing_is_asked_once_per_session(store):
-    source = CountingSource(3)
-    indexer.universe(store, source, "KRX", [], [], AS_OF)
-    indexer.universe(store, source, "KRX", [], [], AS_OF)
-    indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 13))  # a backfill uses the newer listing
-    assert source.asked == [("snapshot", AS_OF)]
-    indexer.universe(store, source, "KRX", [], [], dt.date(2026, 11, 23))
-    assert source.asked == [("snapshot", AS_OF), ("snapshot", dt.date(2026, 11, 23))]
-
-
-def test_explicit_tickers_replace_the_listing_and_are_deduplicated(store):
-    source = CountingSource(3)
-    assert indexer.universe(store, source, "KRX", ["005930", "ks11"], ["KS11"], AS_OF) == ["005930", "KS11"]
-    assert source.asked == []
-
-
-def test_a_bad_code_stops_the_plan(store):
-    with pytest.raises(InvalidTicker):
-        indexer.universe(store, SyntheticSource(3), "KRX", ["005930", "1:*"], [], AS_OF)
-    with pytest.raises(ValueError, match="unknown universe"):
-        indexer.universe(store, SyntheticSource(3), "NYSE", [], [], AS_OF)
-
-
-def test_plan_maps_only_tickers_that_are_not_current(store):
-    source = SyntheticSource(3)
-    indexer.index_ticker(store, source, "000100", AS_OF)
-    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))
-    plan = indexer.plan(store, ["000100", "000200", "000300"], AS_OF)
-    assert (plan.to_index, plan.current) == (["000200", "000300"], 1)
-    assert indexer.plan(store, ["000100", "000200", "000300"], AS_OF, full_refresh=True).to_index == [
-        "000100", "000200", "000300",
-    ]  # fmt: skip
-
-
-def test_tickers_without_data_are_skipped_for_a_week_then_asked_again(store):
-    source = CountingSource(3)
-    assert indexer.index_ticker(store, source, "999990", AS_OF).status == Status.NO_DATA
-    assert indexer.plan(store, ["999990"], AS_OF).to_index == []
-    assert indexer.plan(store, ["999990"], AS_OF + indexer.INACTIVE_RECHECK).to_index == ["999990"]
 
 
 def test_index_ticker_writes_then_skips_the_vendor_when_current(store):
@@ -134,7 +70,7 @@ def test_a_split_repairs_the_series_and_deletes_its_period_keys(store, redis_cli
 def test_each_kind_of_bad_frame_is_rejected_and_the_cache_is_left_alone(store, redis_client, kind):
     indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
     before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
-    broken = SyntheticSource(3, bad={"000100": kind})
+    broken = FaultySource(SyntheticSource(3), bad={"000100": kind})
     with pytest.raises(BadOhlcvData) as raised:
         indexer.index_ticker(store, broken, "000100", AS_OF)
     assert len(str(raised.value)) > 5
@@ -159,7 +95,7 @@ def test_a_ticker_far_behind_as_of_is_recorded_inactive(store):
     result = indexer.index_ticker(store, Delisted(3), "000100", AS_OF)
     assert result.status == Status.INACTIVE
     assert "delisted or halted" in result.reason
-    assert indexer.plan(store, ["000100"], AS_OF).to_index == []
+    assert planning.plan(store, ["000100"], AS_OF).to_index == []
 
 
 def test_no_data_is_a_result_not_an_error(store):
@@ -175,21 +111,6 @@ def test_vendor_errors_propagate_for_airflow_to_retry(store):
     assert store.read_series("000100") is None
 
 
-def test_summarize_counts_and_names_the_tickers_without_a_result(store):
-    source = CountingSource()
-    indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
-    results = {code: indexer.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")}
-    store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down", "run-1")
-    universe = ["000100", "000200", "000300", "999990", "KS11"]
-    # 000300's task failed: it recorded no result. KS11 was current and not planned.
-    summary = indexer.summarize(store, universe, ["000100", "000200", "000300", "999990"], results, AS_OF, "run-1")
-    assert (summary.universe, summary.planned, summary.written, summary.unchanged, summary.no_data) == (5, 4, 1, 0, 1)
-    assert summary.failed == ["000300"]
-    assert summary.reasons == {"000300": "SourceUnavailable: vendor down"}
-    assert summary.current == 2
-    assert summary.canary == "000100"  # served in this pass, unlike the failed one
-
-
 def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
     indexer.index_ticker(store, SyntheticSource(3), "000100", dt.date(2026, 11, 13))
 
@@ -199,14 +120,7 @@ def test_no_data_for_a_ticker_with_history_is_an_outage_not_a_delisting(store):
 
     with pytest.raises(SourceUnavailable, match="cache holds it through 2026-11-13"):
         indexer.index_ticker(store, Empty(3), "000100", AS_OF)
-    assert indexer.plan(store, ["000100"], AS_OF).to_index == ["000100"]  # not silenced for a week
-
-
-def test_bad_data_and_blocked_failures_are_not_retried_in_the_run(store):
-    store.record_failure("000100", AS_OF, "bad data: High < Low", "run-1", retry=False)
-    store.record_failure("000200", AS_OF, "SourceUnavailable: timeout", "run-1")
-    summary = indexer.summarize(store, ["000100", "000200"], ["000100", "000200"], {}, AS_OF, "run-1")
-    assert (summary.failed, summary.retry) == (["000100", "000200"], ["000200"])
+    assert planning.plan(store, ["000100"], AS_OF).to_index == ["000100"]  # not silenced for a week
 
 
 class Truncated(SyntheticSource):
@@ -229,7 +143,7 @@ def test_an_answer_ending_before_the_cache_is_a_truncated_download_not_a_delisti
         indexer.index_ticker(store, Truncated(dt.date(2026, 10, 30)), "KS11", AS_OF + dt.timedelta(days=3))
     assert redis_client.get("ticker:KS11") == before
     assert redis_client.hlen("ohlcv:inactive") == 0
-    assert indexer.plan(store, ["KS11"], dt.date(2026, 11, 23)).to_index == ["KS11"]  # asked again next run
+    assert planning.plan(store, ["KS11"], dt.date(2026, 11, 23)).to_index == ["KS11"]  # asked again next run
 
 
 def test_an_index_is_never_called_delisted_even_on_its_first_fill(store, redis_client):
@@ -243,20 +157,3 @@ def test_an_index_is_never_called_delisted_even_on_its_first_fill(store, redis_c
 def test_a_stock_whose_whole_answer_ends_long_ago_is_inactive_when_the_cache_holds_nothing_newer(store):
     result = indexer.index_ticker(store, Truncated(dt.date(2026, 10, 30)), "000100", AS_OF)
     assert result.status == Status.INACTIVE
-
-
-def test_a_failure_recorded_by_another_run_decides_nothing_in_this_one(store):
-    store.record_failure("000100", AS_OF - dt.timedelta(days=7), "bad data: High < Low", "last-week", retry=False)
-    summary = indexer.summarize(store, ["000100"], ["000100"], {}, AS_OF, "this-run")
-    assert (summary.failed, summary.retry, summary.reasons) == (["000100"], ["000100"], {})
-
-
-def test_the_canary_is_a_ticker_the_vendor_served_never_one_that_lags(store):
-    source = SyntheticSource(3)
-    indexer.index_ticker(store, source, "000100", AS_OF)  # current
-    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))  # lagging: the vendor had nothing newer
-    universe = ["000200", "000100", "000300"]
-    lagging = {"000200": Status.UNCHANGED}
-    assert indexer.summarize(store, universe, ["000200", "000300"], lagging, AS_OF, "r").canary == "000100"
-    served = {"000200": Status.UNCHANGED, "000300": Status.WRITTEN}
-    assert indexer.summarize(store, universe, ["000200", "000300"], served, AS_OF, "r").canary == "000300"

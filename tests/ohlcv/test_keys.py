@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ohlcv.errors import InvalidDate, InvalidTicker
+from ohlcv.errors import InvalidDate, InvalidKeyPrefix, InvalidTicker
 from ohlcv.keys import KeySpace, to_date, validate_period, validate_ticker
 
 
@@ -82,7 +82,7 @@ def test_prefix_goes_in_front_of_every_key():
 
 @pytest.mark.parametrize("prefix", ["a b:", "x*", "p\n", "::"])
 def test_prefix_with_unsafe_characters_is_rejected(prefix):
-    with pytest.raises(InvalidTicker, match="invalid key prefix"):
+    with pytest.raises(InvalidKeyPrefix, match="invalid key prefix"):
         KeySpace(prefix)
 
 

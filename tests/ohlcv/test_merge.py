@@ -47,7 +47,9 @@ def test_a_vendor_correction_of_one_old_row_is_a_repair():
     cached = history()
     fresh = cached.copy()
     fresh.loc["2020-03-03", "Close"] = fresh.loc["2020-03-03", "Close"] * 1.01
-    assert first_difference(cached, fresh)[0] == dt.date(2020, 3, 3)
+    result = merge(cached, fresh)
+    assert (result.status, result.first_difference) == (Status.REPAIRED, dt.date(2020, 3, 3))
+    pd.testing.assert_frame_equal(result.frame, fresh)  # the vendor's corrected history replaces the cache
 
 
 def test_differences_within_tolerance_are_ignored():

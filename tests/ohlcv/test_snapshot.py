@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ohlcv import codec, indexer, snapshot
+from ohlcv import appending, codec, planning, snapshot
 from ohlcv.errors import BadOhlcvData
 from ohlcv.keys import KeySpace
 from ohlcv.snapshot import Snapshot
@@ -56,8 +56,8 @@ def one_row_cache(store: OhlcvStore, table: Snapshot) -> None:
         pipe.execute()
 
 
-def plan_for(store: OhlcvStore, codes: list[str], as_of: dt.date) -> indexer.Plan:
-    return indexer.plan(store, codes, as_of)
+def plan_for(store: OhlcvStore, codes: list[str], as_of: dt.date) -> planning.Plan:
+    return planning.plan(store, codes, as_of)
 
 
 def test_every_row_of_a_real_krx_table_passes_halted_codes_included():
@@ -77,7 +77,7 @@ def test_a_real_day_appends_every_code_but_the_four_corporate_actions(store, red
     planned = plan_for(store, codes, second.session)
     assert planned.one_behind == codes
 
-    result = indexer.apply_snapshot(store, second, planned, "run-1")
+    result = appending.apply_snapshot(store, second, planned, "run-1")
 
     assert set(result.handed_on) == CORPORATE_ACTIONS
     assert result.handed_on["170900"] == ("base price 45,350 != cached close 47,550 (ratio 0.95): history refetched")
@@ -125,7 +125,7 @@ def test_a_column_of_strings_sends_every_code_to_its_history_and_writes_nothing(
     second = krx("2026-03-10")
     broken = second.frame.assign(Close=second.frame["Close"].map("{:,}".format))  # "187,900"
     before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
-    result = indexer.apply_snapshot(
+    result = appending.apply_snapshot(
         store, Snapshot(second.session, "fdr", broken), plan_for(store, table.codes(), second.session), "run-1"
     )
     assert result.appended == []
@@ -146,7 +146,7 @@ def test_a_snapshot_of_another_session_is_not_used_at_all(store, redis_client, s
     one_row_cache(store, table)
     before = redis_client.dump("ticker:005930")
     stale = Snapshot(session, "fdr", krx("2026-03-10").frame)
-    result = indexer.apply_snapshot(store, stale, plan_for(store, table.codes(), dt.date(2026, 3, 10)), "run-1")
+    result = appending.apply_snapshot(store, stale, plan_for(store, table.codes(), dt.date(2026, 3, 10)), "run-1")
     assert result.appended == []
     assert result.handed_on["005930"] == f"{reason}: history fetched"
     assert redis_client.dump("ticker:005930") == before
@@ -162,7 +162,7 @@ def test_tickers_the_snapshot_cannot_continue_are_handed_on_with_why(store):
         ))), "fdr",
     )  # fmt: skip
     codes = ["005930", "000660", "000100", "KS11"]
-    result = indexer.apply_snapshot(store, krx("2026-03-10"), plan_for(store, codes, dt.date(2026, 3, 10)), "r")
+    result = appending.apply_snapshot(store, krx("2026-03-10"), plan_for(store, codes, dt.date(2026, 3, 10)), "r")
     assert result.appended == ["005930"]
     assert result.handed_on == {
         "000660": "cached through 2026-03-06, more than one session behind: history fetched",
@@ -217,6 +217,6 @@ def test_a_cached_value_that_cannot_be_read_is_handed_on_and_the_batch_goes_on(s
     one_row_cache(store, Snapshot(table.session, "fdr", table.frame.loc[["005930", "000660"]]))
     redis_client.set("ticker:000660", b'{"Open":{"1741478400000":201000}}')  # the old job's pandas JSON
     planned = plan_for(store, ["005930", "000660"], dt.date(2026, 3, 10))
-    result = indexer.apply_snapshot(store, krx("2026-03-10"), planned, "run-1")
+    result = appending.apply_snapshot(store, krx("2026-03-10"), planned, "run-1")
     assert result.appended == ["005930"]
     assert result.handed_on["000660"].startswith("the cached value cannot be read (not an OHLCV_STR value")

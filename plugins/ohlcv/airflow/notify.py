@@ -16,6 +16,7 @@ notifier, then raises ``NotifierFailed`` naming each one that failed and why.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import logging
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 RUN_FAILED = "run_failed"
 CACHE_STALE = "cache_stale"
 VARIABLE = "ohlcv_notifiers"
+#: sessions without a published run after which the cache counts as stale (Variable ohlcv_stale_sessions)
+STALE_SESSIONS = 3
 
 
 class NotifierFailed(ConfigurationError):
@@ -91,3 +94,29 @@ def notify(event: str, message: str, context: dict[str, Any], **details: Any) ->
             failures.append(f"{type(notifier).__name__}: {type(exc).__name__}: {exc}")
     if failures:
         raise NotifierFailed(f"{event} could not be sent: " + "; ".join(failures))
+
+
+def warn_if_stale(store, as_of: dt.date, context: dict[str, Any]) -> str:
+    """Tell people when the published cut is more than ``ohlcv_stale_sessions`` behind; return
+    why notifying failed ("" when it did not), for ``finish_run`` to end the run red with."""
+    from airflow.sdk import Variable
+
+    from ohlcv import calendar
+
+    published = store.meta().last_update_at
+    if published is None or published >= as_of:
+        return ""
+    behind = len(calendar.sessions(published, as_of)) - 1
+    allowed = int(Variable.get("ohlcv_stale_sessions", default=STALE_SESSIONS))
+    if behind <= allowed:
+        return ""
+    try:
+        notify(
+            CACHE_STALE,
+            f"the cache is {behind} sessions behind: the published cut is {published}, this run is as of {as_of}",
+            context, published=published.isoformat(), as_of=as_of.isoformat(), sessions_behind=behind,
+        )  # fmt: skip
+    except NotifierFailed as exc:
+        log.error("%s; the run goes on and ends red", exc)
+        return str(exc)
+    return ""

@@ -27,18 +27,22 @@ from airflow.sdk import Asset, Param, dag, task
 
 import ohlcv.airflow.hook
 import ohlcv.airflow.notify
+import ohlcv.airflow.runtime
 import ohlcv.airflow.tasks
+import ohlcv.appending
 import ohlcv.cache
 import ohlcv.indexer
+import ohlcv.planning
 import ohlcv.sources.csvdir
 import ohlcv.sources.fdr
 import ohlcv.sources.guard
 import ohlcv.sources.synthetic
+import ohlcv.summary
 from ohlcv import calendar, validation
 
-# Built once (about 2 s). It reaches a year past the fork server's start: restart the
-# scheduler at least once a year.
-calendar.xkrx()
+# Built once (about 2 s). It reaches a year past the fork server's start; a task asked
+# beyond it builds it again.
+calendar.table()
 # what dags/ohlcv_indexer.py uses (airflow.sdk loads these on first access)
 _ = (Asset, Param, dag, task.sensor, task.python)
 ohlcv.sources.fdr._fdr()  # FinanceDataReader and its Naver reader

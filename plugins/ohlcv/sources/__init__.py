@@ -4,14 +4,16 @@
 
 - ``fdr`` (default): FinanceDataReader, the production vendor;
 - ``synthetic`` or ``synthetic:N``: the deterministic offline source with N tickers (default 50),
-  optionally with switches, ``synthetic:N?split=CODE:DATE:RATIO&halt=...&bad=...``
-  (see ``ohlcv.sources.synthetic``);
+  optionally with market events, ``synthetic:N?split=CODE:DATE:RATIO&halt=...`` (see
+  ``ohlcv.sources.synthetic``), and for tests with failures, ``...&fail=CODE&down=5`` (see
+  ``ohlcv.sources.testing``);
 - ``csv:<dir>``: a directory of CSV files.
 """
 
 from __future__ import annotations
 
 import os
+from urllib.parse import parse_qs
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.sources.base import MARKETS, Source
@@ -39,7 +41,24 @@ def from_spec(spec: str) -> Source:
         size = kind.partition(":")[2]
         if kind in ("synthetic", f"synthetic:{size}") and (size.isdigit() or not size):
             tickers = int(size) if size else DEFAULT_TICKERS
-            return SyntheticSource.from_options(tickers, query) if query else SyntheticSource(tickers)
+            return _synthetic(spec.strip(), tickers, query) if query else SyntheticSource(tickers)
     if kind == "csv" and argument:
         return CsvDirSource(argument)
     raise ConfigurationError(f"unknown source {spec!r}: expected 'fdr', 'synthetic', 'synthetic:N' or 'csv:<dir>'")
+
+
+def _synthetic(spec: str, tickers: int, query: str) -> Source:
+    """The synthetic vendor with a spec's switches: market events, and the test-only failures."""
+    from ohlcv.sources import testing
+
+    options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
+    known = SyntheticSource.SWITCHES | testing.SWITCHES
+    unknown = set(options) - known
+    if unknown:
+        raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected {sorted(known)}")
+    events = {key: values for key, values in options.items() if key in SyntheticSource.SWITCHES}
+    vendor = SyntheticSource.from_options(tickers, events)
+    faults = {key: values for key, values in options.items() if key in testing.SWITCHES}
+    if not faults:
+        return vendor
+    return testing.shared(spec, lambda: testing.from_options(vendor, faults))

@@ -5,30 +5,18 @@ appends rows (the series is a prefix-stable random walk seeded by the code). Pri
 on the KRX tick-size grid, sessions are XKRX sessions, and every value written from this
 source says ``synthetic`` in its ``source`` field.
 
-Switches make it misbehave the way real vendors do (all keyed by ticker code):
+Switches give it the market events a real vendor serves (all keyed by ticker code):
 
 - ``splits={code: (date, ratio)}``: from ``date`` on, the vendor serves the whole history
   split-adjusted (prices / ratio on the tick grid, volumes x ratio), as Naver does;
 - ``halts={code: [(first, last), ...]}``: trading-halt rows in Naver's shape (Volume 0,
   Open = High = Low = 0, the previous close carried);
-- ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``;
 - ``delisted={code: date}``: the history ends on ``date``, and later snapshots do not list the code;
 - ``listed={code: date}``: a new listing: the code trades from ``date`` on (no data before);
-- ``snapshot_lag=N``: a snapshot asked for a session describes the session N sessions earlier
-  (a vendor that has not yet published the day's table);
-- ``snapshot_down=N``: the first N snapshot calls fail with ``SourceUnavailable``;
-- ``transient=0.3``: that share of tickers (chosen by code) fails with ``SourceUnavailable``
-  on its first call in this process, then answers;
-- ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
-- ``fail={code, ...}``: these tickers always fail with ``SourceUnavailable``;
-- ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``);
-- ``latency=0.5``: every history call takes that many seconds more (Naver's answer time), so
-  that a run lasts long enough for a test to break something in the middle of it.
-
 In a spec string: ``synthetic:8?split=000100:2026-11-16:50&halt=000300:2026-11-09:2026-11-11
-&bad=000200:nan&transient=0.3&down=5&fail=000400&block=000500&delisted=000600:2026-10-30
-&listed=000700:2026-11-18&snapshot_lag=1&latency=0.5`` (several values separated by commas). The
-failure switches count calls per process.
+&delisted=000600:2026-10-30&listed=000700:2026-11-18`` (several values separated by commas).
+The vendor failures tests need (outages, blocks, broken answers) are not here: they are the
+test-only switches of ``ohlcv.sources.testing``, which the same spec string can add.
 
 The snapshot of a session is every listed code's last row of its history through that
 session, with ``Changes`` taken against the close before it (the base price), so a split
@@ -40,16 +28,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
-from collections import Counter
-from typing import ClassVar
-from urllib.parse import parse_qs
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ohlcv import calendar, snapshot
-from ohlcv.errors import ConfigurationError, NoData, SourceBlocked, SourceUnavailable
+from ohlcv.errors import ConfigurationError, NoData
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
@@ -64,20 +49,6 @@ TICKS: tuple[tuple[float, int], ...] = (
     (200_000, 100),
     (500_000, 500),
     (float("inf"), 1_000),
-)
-BAD_KINDS: tuple[str, ...] = (
-    "empty",
-    "html",
-    "nan",
-    "negative",
-    "duplicate",
-    "unsorted",
-    "missing_column",
-    "wrong_dtype",
-    "after_as_of",
-    "high_below_low",
-    "non_session",
-    "string_numbers",
 )
 FIRST_LISTING = dt.date(1995, 1, 3)
 LAST_LISTING = dt.date(2020, 12, 30)
@@ -105,7 +76,8 @@ def synthetic_code(number: int) -> str:
     return f"{number + 1:04d}" + ("Z0" if number % 10 == 9 else "00")
 
 
-def _seed(code: str) -> int:
+def code_seed(code: str) -> int:
+    """A stable number for ``code``: its prices, market and listing date all derive from it."""
     return int.from_bytes(hashlib.sha256(f"ohlcv-synthetic:{code}".encode()).digest()[:8], "little")
 
 
@@ -113,10 +85,8 @@ class SyntheticSource:
     """A deterministic offline vendor with ``tickers`` stocks plus the index symbols."""
 
     name = "synthetic"
-    #: vendor calls made by every instance in this process: ("history", code) or ("listing", market)
-    calls: ClassVar[Counter] = Counter()
-    #: the same calls in the order they were made
-    call_log: ClassVar[list[tuple[str, str]]] = []
+    #: the spec switches this vendor reads (see the module docstring)
+    SWITCHES: frozenset[str] = frozenset({"split", "halt", "delisted", "listed"})
 
     def __init__(
         self,
@@ -124,47 +94,20 @@ class SyntheticSource:
         *,
         splits: dict[str, tuple[dt.date, float]] | None = None,
         halts: dict[str, list[tuple[dt.date, dt.date]]] | None = None,
-        bad: dict[str, str] | None = None,
         delisted: dict[str, dt.date] | None = None,
         listed: dict[str, dt.date] | None = None,
-        snapshot_lag: int = 0,
-        snapshot_down: int = 0,
-        transient: float = 0.0,
-        down: int = 0,
-        fail: set[str] | frozenset[str] = frozenset(),
-        block: set[str] | frozenset[str] = frozenset(),
-        latency: float = 0.0,
     ) -> None:
         if tickers < 1:
             raise ConfigurationError("the synthetic universe needs at least one ticker")
         self.codes = [synthetic_code(number) for number in range(tickers)]
         self.splits = splits or {}
         self.halts = halts or {}
-        self.bad = bad or {}
         self.delisted = delisted or {}
         self.listed = listed or {}
-        self.snapshot_lag = snapshot_lag
-        self.snapshot_down = snapshot_down
-        self.transient = transient
-        self.down = down
-        self.fail = frozenset(fail)
-        self.block = frozenset(block)
-        self.latency = latency
-        unknown = set(self.bad.values()) - set(BAD_KINDS)
-        if unknown:
-            raise ConfigurationError(f"unknown bad payload kinds {sorted(unknown)}; expected {list(BAD_KINDS)}")
 
     @classmethod
-    def from_options(cls, tickers: int, query: str) -> SyntheticSource:
-        """Build from a spec's query string (see the module docstring)."""
-        options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
-        known = {
-            "split", "halt", "bad", "delisted", "listed", "snapshot_lag", "snapshot_down", "transient", "down", "fail",
-            "block", "latency",
-        }  # fmt: skip
-        unknown = set(options) - known
-        if unknown:
-            raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected {sorted(known)}")
+    def from_options(cls, tickers: int, options: Mapping[str, list[str]]) -> SyntheticSource:
+        """Build from a spec's parsed query string (see the module docstring)."""
         try:
             splits = {
                 code: (dt.date.fromisoformat(day), float(ratio))
@@ -173,7 +116,6 @@ class SyntheticSource:
             halts: dict[str, list[tuple[dt.date, dt.date]]] = {}
             for code, first, last in (item.split(":") for item in options.get("halt", [])):
                 halts.setdefault(code, []).append((dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
-            bad = dict(item.split(":") for item in options.get("bad", []))
             delisted = {
                 code: dt.date.fromisoformat(day)
                 for code, day in (item.split(":") for item in options.get("delisted", []))
@@ -182,28 +124,17 @@ class SyntheticSource:
                 code: dt.date.fromisoformat(day)
                 for code, day in (item.split(":") for item in options.get("listed", []))
             }
-            snapshot_lag = int(options.get("snapshot_lag", ["0"])[0])
-            snapshot_down = int(options.get("snapshot_down", ["0"])[0])
-            transient = float(options.get("transient", ["0"])[0])
-            down = int(options.get("down", ["0"])[0])
-            latency = float(options.get("latency", ["0"])[0])
         except ValueError as exc:
-            raise ConfigurationError(f"cannot read synthetic switches {query!r}: {exc}") from None
-        return cls(
-            tickers, splits=splits, halts=halts, bad=bad, delisted=delisted, listed=listed,
-            snapshot_lag=snapshot_lag, snapshot_down=snapshot_down, transient=transient, down=down,
-            fail=set(options.get("fail", [])), block=set(options.get("block", [])), latency=latency,
-        )  # fmt: skip
+            raise ConfigurationError(f"cannot read synthetic switches {dict(options)}: {exc}") from None
+        return cls(tickers, splits=splits, halts=halts, delisted=delisted, listed=listed)
 
     @staticmethod
     def market_of(code: str) -> str:
         """The synthetic market of a code: six in ten on KOSDAQ, three on KOSPI, one on KONEX."""
-        slot = _seed(code) % 10
+        slot = code_seed(code) % 10
         return "KOSDAQ" if slot < 6 else "KOSPI" if slot < 9 else "KONEX"
 
     def list_universe(self, market: str) -> list[str]:
-        self.calls["listing", market] += 1
-        self.call_log.append(("listing", market))
         if market not in MARKETS:
             raise ConfigurationError(f"unknown market {market!r}; expected one of {list(MARKETS)}")
         return sorted(code for code in self.codes if market == "KRX" or self.market_of(code) == market)
@@ -215,17 +146,13 @@ class SyntheticSource:
         if is_index(code):
             return dt.date.fromisoformat(calendar.FIRST_DAY)
         span = (LAST_LISTING - FIRST_LISTING).days
-        return FIRST_LISTING + dt.timedelta(days=_seed(code) % span)
+        return FIRST_LISTING + dt.timedelta(days=code_seed(code) % span)
 
     def snapshot(self, session: dt.date) -> Snapshot:
-        self.calls["snapshot", "KRX"] += 1
-        self.call_log.append(("snapshot", "KRX"))
-        if self.calls["snapshot", "KRX"] <= self.snapshot_down:
-            raise SourceUnavailable("synthetic vendor: HTTP 503 Service Unavailable for the daily table")
         recent = calendar.sessions(session - dt.timedelta(days=30), session)
-        if len(recent) <= self.snapshot_lag:
+        if recent.empty:
             raise NoData(f"the synthetic vendor has no table up to {session}")
-        day = recent[-1 - self.snapshot_lag].date()
+        day = recent[-1].date()
         codes = [code for code in self.codes if self.listing_date(code) <= day and self.delisted.get(code, day) >= day]
         every = calendar.sessions(FIRST_LISTING, day)
         rows: dict[str, list] = {name: [] for name in snapshot.COLUMNS}
@@ -246,17 +173,10 @@ class SyntheticSource:
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
-        self.calls["history", code] += 1
-        self.call_log.append(("history", code))
-        if self.latency:
-            time.sleep(self.latency)
-        self._misbehave(code)
         if not is_index(code) and code not in self.codes:
             raise NoData(f"{code} is not in the synthetic universe of {len(self.codes)} tickers")
         frame = self._history(code, end)
         frame = frame.loc[pd.Timestamp(start) if start else None :]
-        if code in self.bad:
-            return _broken(frame, self.bad[code], end)
         if frame.empty:
             raise NoData(f"synthetic {code} has no sessions from {start} to {end}")
         return frame
@@ -275,28 +195,12 @@ class SyntheticSource:
             frame = _split_adjusted(frame, self.splits[code][1])
         return frame
 
-    @staticmethod
-    def _seed_share(code: str) -> float:
-        """Where ``code`` falls in [0, 1): the ``transient`` switch fails codes below its share."""
-        return (_seed(code) % 1000) / 1000
-
-    def _misbehave(self, code: str) -> None:
-        """Fail the way the failure switches say, counting this process's calls."""
-        if code in self.block:
-            raise SourceBlocked(f"synthetic vendor: HTTP 429 Too Many Requests for {code}")
-        if self.down and sum(count for (kind, _), count in self.calls.items() if kind == "history") <= self.down:
-            raise SourceUnavailable(f"synthetic vendor: HTTP 503 Service Unavailable for {code}")
-        if code in self.fail:
-            raise SourceUnavailable(f"synthetic vendor: connection reset for {code}, every time")
-        if self.transient and self.calls["history", code] == 1 and self._seed_share(code) < self.transient:
-            raise SourceUnavailable(f"synthetic vendor: read timed out for {code} (first attempt)")
-
     def _series(self, code: str, days: pd.DatetimeIndex) -> pd.DataFrame:
         return canonical(pd.DataFrame(self._arrays(code, len(days)), index=days))
 
     def _arrays(self, code: str, sessions: int) -> dict[str, np.ndarray]:
         """Open, High, Low, Close, Volume of the first ``sessions`` sessions since the listing."""
-        rng = np.random.default_rng(_seed(code))
+        rng = np.random.default_rng(code_seed(code))
         start_price = float(np.exp(rng.uniform(np.log(1_500), np.log(600_000))))
         volatility = rng.uniform(0.012, 0.035)
         drift = 0.0002
@@ -345,51 +249,3 @@ def _split_adjusted(frame: pd.DataFrame, ratio: float) -> pd.DataFrame:
         adjusted[column] = np.where(values > 0, to_tick(np.maximum(values / ratio, 1)), 0)
     adjusted["Volume"] = (adjusted["Volume"] * ratio).round().astype("int64")
     return canonical(adjusted)
-
-
-def _broken(frame: pd.DataFrame, kind: str, end: dt.date) -> pd.DataFrame:
-    """``frame`` damaged in one of the ways vendors have been seen to answer."""
-    frame = frame.copy()
-    last = frame.index[-1]
-    if kind == "empty":
-        return frame.iloc[0:0]
-    if kind == "html":
-        return pd.DataFrame({"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1>": ["</body></html>"]})
-    if kind == "nan":
-        frame["Close"] = frame["Close"].astype("float64")
-        frame.loc[last, "Close"] = np.nan
-    elif kind == "negative":
-        frame.loc[last, "Low"] = -frame.loc[last, "Low"]
-    elif kind == "duplicate":
-        frame = pd.concat([frame, frame.iloc[[-1]]])
-    elif kind == "unsorted":
-        frame = frame.iloc[[*range(len(frame) - 2), len(frame) - 1, len(frame) - 2]]
-    elif kind == "missing_column":
-        frame = frame.drop(columns="Volume")
-    elif kind == "wrong_dtype":
-        frame["Volume"] = frame["Volume"] > 0
-    elif kind == "after_as_of":
-        following = calendar.xkrx().next_session(pd.Timestamp(end))
-        extra = frame.iloc[[-1]].copy()
-        extra.index = pd.DatetimeIndex([following.tz_localize(None) if following.tzinfo else following], name="Date")
-        frame = pd.concat([frame, extra])
-    elif kind == "high_below_low":
-        frame.loc[last, "High"] = frame.loc[last, "Low"] - 1
-    elif kind == "non_session":
-        frame = _move_to_a_closed_day(frame)
-    elif kind == "string_numbers":
-        for column in ("Open", "High", "Low", "Close"):
-            frame[column] = [f"{value:,}" for value in frame[column]]
-    return frame
-
-
-def _move_to_a_closed_day(frame: pd.DataFrame) -> pd.DataFrame:
-    """Date the latest row that follows a weekend or holiday on that closed day instead."""
-    dates = list(frame.index)
-    for position in range(len(dates) - 1, 0, -1):
-        gap = pd.date_range(dates[position - 1] + pd.Timedelta(days=1), dates[position] - pd.Timedelta(days=1))
-        if len(gap):
-            dates[position] = gap[-1]
-            frame.index = pd.DatetimeIndex(dates, name="Date")
-            return frame
-    raise ConfigurationError("the window has no closed day to move a row onto")

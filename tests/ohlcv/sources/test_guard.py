@@ -7,31 +7,33 @@ import pytest
 from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked, SourceUnavailable
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.guard import GuardedSource, rate_for
+from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
+from tests.support import until
 
 END = dt.date(2026, 11, 20)
 
 
 def test_a_block_answer_opens_the_breaker_and_no_call_passes_while_it_is_open(store, redis_client):
-    source = SyntheticSource(3, block={"000200"})
+    source = FaultySource(SyntheticSource(3), block={"000200"})
     guarded = GuardedSource(source, store, breaker_ttl=dt.timedelta(hours=12))
     guarded.history("000100", None, END)
     with pytest.raises(SourceBlocked):
         guarded.history("000200", None, END)
     assert store.breaker().startswith("synthetic vendor: HTTP 429")
     assert store.breaker_ttl() > dt.timedelta(hours=11)
-    SyntheticSource.calls.clear()
+    source.calls.clear()
     with pytest.raises(BreakerOpen, match="breaker open"):
         guarded.history("000300", None, END)
     with pytest.raises(BreakerOpen):
         guarded.snapshot(END)
-    assert sum(SyntheticSource.calls.values()) == 0
+    assert source.calls.total() == 0
 
 
-def test_the_breaker_closes_by_itself(store):
-    store.open_breaker("blocked", dt.timedelta(milliseconds=100))
-    time.sleep(0.2)
-    assert store.breaker() is None
+def test_the_breaker_closes_by_itself(store, redis_client):
+    store.open_breaker("blocked", dt.timedelta(hours=12))
+    redis_client.pexpire(store.keys.breaker, 1)  # its time runs out now
+    assert until(lambda: store.breaker() is None)
     GuardedSource(SyntheticSource(3), store).history("000100", None, END)
 
 
@@ -62,7 +64,7 @@ def test_each_vendor_has_its_own_rate_which_the_environment_overrides(monkeypatc
 
 
 def test_calls_and_their_time_are_counted_for_the_run_even_when_they_fail(store):
-    guarded = GuardedSource(SyntheticSource(3, fail={"000200"}), store, run_id="run-1")
+    guarded = GuardedSource(FaultySource(SyntheticSource(3), fail={"000200"}), store, run_id="run-1")
     guarded.history("000100", None, END)
     with pytest.raises(SourceUnavailable):
         guarded.history("000200", None, END)

@@ -1,5 +1,4 @@
 import datetime as dt
-import time
 
 import numpy as np
 import pandas as pd
@@ -122,16 +121,3 @@ def test_the_snapshot_is_the_last_row_of_every_listed_history_with_the_change_ag
     assert table.frame.loc["000100", "Close"] - table.frame.loc["000100", "Changes"] == split.iloc[-2]  # re-based
     assert table.frame.loc["000200", "Volume"] == 0
     assert "000300" not in source.snapshot(dt.date(2026, 11, 19)).frame.index  # listed on the 20th
-
-
-def test_a_lagging_vendor_describes_an_earlier_session():
-    assert SyntheticSource(3, snapshot_lag=1).snapshot(dt.date(2026, 11, 23)).session == dt.date(2026, 11, 20)
-    assert from_spec("synthetic:3?snapshot_lag=2").snapshot(dt.date(2026, 11, 23)).session == dt.date(2026, 11, 19)
-
-
-def test_latency_makes_every_history_call_take_that_long():
-    source = from_spec("synthetic:3?latency=0.2")
-    code = source.list_universe("KRX")[0]
-    began = time.perf_counter()
-    source.history(code, None, dt.date(2026, 11, 20))
-    assert time.perf_counter() - began >= 0.2

@@ -1,0 +1,97 @@
+"""What every task of an ``ohlcv_indexer`` run takes from Airflow: the Redis store, the run's
+vendor, the run lock, the run's ``as_of`` and Airflow's metrics.
+
+Heavy imports stay inside the functions so that parsing the DAG file costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def source_spec() -> str:
+    """The configured vendor: the Variable ``ohlcv_source``, else ``OHLCV_SOURCE``."""
+    from airflow.sdk import Variable
+
+    from ohlcv.sources import spec_from_env
+
+    return Variable.get("ohlcv_source", default=None) or spec_from_env()
+
+
+def run_source(store, run: dict[str, Any], run_id: str):
+    """The run's vendor behind the breaker, the shared rate limit and the run's counters.
+
+    ``start_run`` fixes the vendor for the whole run, so a run never mixes vendors and its
+    thousands of mapped tasks do not each look the Variable up.
+    """
+    from ohlcv.sources import from_spec
+    from ohlcv.sources.guard import GuardedSource
+
+    return GuardedSource(from_spec(run.get("source") or source_spec()), store, run_id=run_id)
+
+
+def source_name(run: dict[str, Any]) -> str:
+    from ohlcv.sources import from_spec
+
+    return from_spec(run.get("source") or source_spec()).name
+
+
+def open_store():
+    from ohlcv.airflow.hook import OhlcvRedisHook
+
+    return OhlcvRedisHook().get_store()
+
+
+def as_of(run: dict[str, Any]) -> dt.date:
+    return dt.date.fromisoformat(run["as_of"])
+
+
+def metric(kind: str, name: str, value: float) -> None:
+    """Emit through Airflow's metrics (StatsD/OpenTelemetry when enabled); never fail a task."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+
+        getattr(Stats, kind)(f"ohlcv.{name}", value)
+    except Exception:
+        log.debug("metric ohlcv.%s not emitted", name, exc_info=True)
+
+
+def hold_lock(store, run: dict[str, Any]) -> None:
+    """Keep the run lock alive; take it again if it expired meanwhile, fail if another run has it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ohlcv.store import RunLocked
+
+    if store.extend_run(run["lock_token"]):
+        return
+    log.warning("the run lock had expired; taking it again")
+    try:
+        store.begin_run(token=run["lock_token"])
+    except RunLocked as exc:
+        raise AirflowFailException(f"this run lost its lock to another run: {exc}") from exc
+
+
+def require_run(run: dict[str, Any] | None) -> dict[str, Any]:
+    """``start_run``'s result; without it (it failed, e.g. another run holds the lock) there is
+    nothing to summarize or release, and retrying cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not run:
+        raise AirflowFailException("start_run did not finish (see its log: another run may hold the lock)")
+    return run
+
+
+def record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
+    """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
+    from ohlcv.summary import record_run
+
+    started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
+    record = record_run(store, run_id, as_of, summary, still_failing, current, started)
+    for name, value in record.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            metric("gauge", f"run.{name}", value)
+    return record
