@@ -9,7 +9,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 
-from ohlcv import codec
+from ohlcv import calendar, codec
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
@@ -81,9 +81,11 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "getOHLCV_lastUpdateCount",
         "ohlcv:snapshot:synthetic",  # the market snapshot (also the listing), asked once per session
         "ohlcv:runs",  # the run log
+        "ohlcv:sessions",  # the XKRX session table readers load instead of building the calendar
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:results",  # what each ticker's task did, expiring
     }
+    assert calendar.SessionTable.decode(redis_client.get("ohlcv:sessions")).last > dt.date(2027, 11, 20)
     assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:results") == {
         code.encode(): b"written" for code in codes
     }

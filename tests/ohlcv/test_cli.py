@@ -195,7 +195,7 @@ def test_migrate_reports_each_ticker_then_totals_and_a_second_run_says_there_is_
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("000100  renamed: ")
     assert out[1].startswith("totals: converted 0, renamed 1, conflict 0, already current 0")
-    assert codec.decode_header(redis_client.get("ticker:000100"))["source"] == "jenkins"
+    assert codec.source_of(redis_client.get("ticker:000100")) == "jenkins"
 
     assert cli.main([*url, "migrate"]) == cli.EXIT_OK
     out = capsys.readouterr().out.splitlines()

@@ -66,7 +66,7 @@ def test_pandas_json_under_ticker_code_becomes_ohlcv_str_with_exactly_the_same_n
     assert result.action == Action.CONVERTED
     assert result.line().startswith("000100  converted: ticker:000100 (pandas JSON, 3301 rows through 2026-11-20)")
     blob = redis_client.get("ticker:000100")
-    assert codec.decode_header(blob)["source"] == "fdr"
+    assert codec.source_of(blob) == "fdr"
     frame = codec.decode(blob)
     # prices and volumes are FinanceDataReader's to the last digit, and stay integers
     pd.testing.assert_frame_equal(frame.drop(columns="Change"), raw.drop(columns="Change"), check_index_type=False)
