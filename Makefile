@@ -32,7 +32,7 @@ test: $(STAMP)
 $(BENCH_STAMP): requirements-bench.txt constraints-bench.txt pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BENCH_VENV)/bin/uv pip install --python $(BENCH_VENV)/bin/python -r requirements-bench.txt -c constraints-bench.txt
+	$(BENCH_VENV)/bin/uv pip install --python $(BENCH_VENV)/bin/python --compile-bytecode -r requirements-bench.txt -c constraints-bench.txt
 	$(BENCH_VENV)/bin/uv pip install --python $(BENCH_VENV)/bin/python --no-deps -e .
 	touch $(BENCH_STAMP)
 
