@@ -15,6 +15,7 @@ a connection breaks, every read goes to Redis, after one warning.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 
@@ -43,6 +44,7 @@ class TrackedReads:
         self._listener = None
         self.enabled = True
         self.hits = self.misses = 0
+        self._pid = os.getpid()
 
     # -- the two connections -----------------------------------------------------------------
 
@@ -73,6 +75,11 @@ class TrackedReads:
         self._listener, self._reader = listener, reader
 
     def _ready(self) -> bool:
+        if self._pid != os.getpid():  # a forked child: the parent's connections are not ours to use
+            self._reader = self._listener = None
+            self._values.clear()
+            self._size = 0
+            self._pid = os.getpid()
         if self._reader is not None:
             return True
         if not self.enabled:

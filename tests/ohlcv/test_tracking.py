@@ -119,3 +119,20 @@ def test_a_lost_connection_forgets_everything_and_tracks_again(redis_client):
     assert tracked.get("a") == b"2"
     redis_client.set("a", b"3")
     assert tracked.get("a") == b"3"
+
+
+def test_a_forked_child_opens_its_own_connections(redis_client):
+    import multiprocessing
+
+    redis_client.set("a", b"1")
+    tracked = TrackedReads(redis_client, 2**20)
+    assert tracked.get("a") == b"1"
+    redis_client.set("a", b"2")
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    child = context.Process(target=lambda: sending.send(tracked.get("a")))
+    child.start()
+    assert receiving.recv() == b"2"
+    child.join()
+    assert child.exitcode == 0
+    assert tracked.get("a") == b"2"  # the parent's connections still work
