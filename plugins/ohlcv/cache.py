@@ -4,8 +4,8 @@
 ``ticker:{code}:{start}:{end}``, then a slice of the whole history ``ticker:{code}`` (written
 back as a period key with a TTL), then the vendor. A miss fetches the whole history through the
 newest complete session once, even when many processes miss together (single flight
-behind a Redis lock), validates it, stores it with its ``ticker:lastUpdateAt`` entry
-atomically and returns the slice.
+behind a Redis lock, ``ohlcv.miss``), validates it, stores it with its ``ticker:lastUpdateAt``
+entry atomically and returns the slice.
 
 Reads are consistent by default: an open-ended or future ``end`` is cut at the published
 ``getOHLCV_lastUpdateAt``, so every ticker of one report ends on the same session even
@@ -34,8 +34,9 @@ import pandas as pd
 import redis
 
 from ohlcv import calendar, codec, frames
-from ohlcv.errors import BadOhlcvData, ConfigurationError, HistoryDisagrees, InvalidDate, NoData, SourceUnavailable
+from ohlcv.errors import ConfigurationError, InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
+from ohlcv.miss import CHECKED_TTL, MissPath  # noqa: F401 (CHECKED_TTL: part of this module's API)
 from ohlcv.store import OhlcvStore, client_from_url
 from ohlcv.tracking import TrackedReads
 
@@ -48,12 +49,10 @@ PERIOD_TTL = dt.timedelta(days=7)
 #: megabytes of values a reader keeps in the process (``OHLCV_CLIENT_CACHE``; 0: off)
 CLIENT_CACHE_MB = 256
 FILL_TIMEOUT = dt.timedelta(seconds=120)
-#: after a miss found nothing newer at the vendor, readers do not ask again for this long
-CHECKED_TTL = dt.timedelta(hours=1)
 CUT_TTL = dt.timedelta(minutes=10)
 
 
-class OhlcvCache:
+class OhlcvCache(MissPath):
     """Cache-aside reader of the OHLCV cache.
 
     :param source: the vendor for misses (default: ``OHLCV_SOURCE``, else FinanceDataReader)
@@ -191,94 +190,6 @@ class OhlcvCache:
         later appends would not update."""
         return cached_last >= pd.Timestamp(last)
 
-    def _full(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
-        """The cached history of ``code`` covering ``last`` (its bytes and frame), filled from the
-        vendor if needed."""
-        blob = self._get(self.keys.series(code))
-        if blob is not None:
-            frame = _decode(code, blob)
-            if frame.index[-1].date() >= last or self.read_only or self._settled(code, last):
-                return blob, frame
-        if self.read_only:
-            raise NoData(f"{code} is not cached, and this reader is read-only: no vendor call")
-        return self._fill(code, last)
-
-    def _settled(self, code: str, last: dt.date) -> bool:
-        """Whether asking the vendor again cannot help now: the ticker was found without data
-        (inactive) or a reader found nothing newer within ``CHECKED_TTL``."""
-        _, inactive = self.store.state_of([code])
-        record = inactive.get(code)
-        if record is not None and dt.date.fromisoformat(record["checked"]) >= last:
-            return True
-        checked = self.client.get(self.keys.checked(code))
-        return checked is not None and dt.date.fromisoformat(checked.decode()) >= last
-
-    def _fill(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
-        """Fetch ``code`` from the vendor once, however many processes miss it at the same time."""
-        self._raise_if_known_empty(code, last)
-        lock = self.client.lock(
-            self.keys.fill_lock(code),
-            timeout=self.fill_timeout.total_seconds(),
-            blocking_timeout=self.fill_timeout.total_seconds(),
-        )
-        if not lock.acquire():
-            raise SourceUnavailable(f"{code}: another reader has been fetching it for {self.fill_timeout}")
-        try:
-            blob = self.client.get(self.keys.series(code))  # a reader ahead of us may have filled it
-            if blob is not None:
-                frame = _decode(code, blob)
-                if frame.index[-1].date() >= last or self._settled(code, last):
-                    return blob, frame
-            self._raise_if_known_empty(code, last)
-            from ohlcv.fill import fill
-
-            # One fetch serves every later window: store through the newest complete session.
-            newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
-            try:
-                outcome = fill(self.store, self.source, code, newest)
-            except NoData:
-                self._checked(code, newest)
-                raise
-            except HistoryDisagrees as exc:
-                if blob is None:
-                    raise
-                log.warning(
-                    "%s: %s; returning the cached rows through %s: the indexer's next run replaces the history",
-                    code, exc, frame.index[-1].date(),
-                )  # fmt: skip
-                self._checked(code, newest)
-                return blob, frame
-            if outcome.last_date < newest:  # the vendor has nothing newer (a halt)
-                self._checked(code, newest)
-        finally:
-            try:
-                lock.release()
-            except redis.exceptions.LockError:
-                log.warning("%s: the fill lock expired before the fetch finished", code)
-        blob = self.client.get(self.keys.series(code))
-        if blob is None:
-            raise NoData(f"{code}: nothing cached after fetching it")
-        return blob, codec.decode(blob)
-
-    def _checked(self, code: str, newest: dt.date) -> None:
-        """Let readers stop asking the vendor about ``code`` for ``CHECKED_TTL``."""
-        self.client.set(self.keys.checked(code), newest.isoformat(), px=int(CHECKED_TTL.total_seconds() * 1000))
-
-    def _raise_if_known_empty(self, code: str, last: dt.date) -> None:
-        """A code recently found without any data is not asked for again (``NoData`` at once):
-        for ``INACTIVE_RECHECK`` after the indexer found it so, ``CHECKED_TTL`` after a reader did."""
-        from ohlcv.indexer import INACTIVE_RECHECK
-
-        if self.client.exists(self.keys.series(code)):
-            return
-        _, inactive = self.store.state_of([code])
-        record = inactive.get(code)
-        if record is not None and last - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK:
-            raise NoData(f"{code}: {record['reason']} (checked {record['checked']})")
-        checked = self.client.get(self.keys.checked(code))
-        if checked is not None and dt.date.fromisoformat(checked.decode()) >= last:
-            raise NoData(f"{code}: the vendor had no data for it when a reader asked, within the last {CHECKED_TTL}")
-
     # -- many tickers ----------------------------------------------------------------------
 
     def get_many(
@@ -308,7 +219,7 @@ class OhlcvCache:
                 for code, blob in zip(missing, blobs, strict=True):
                     if blob is None:
                         continue
-                    dates, columns = _decode_arrays(code, blob)
+                    dates, columns = frames.arrays_from_cached(code, blob)
                     covered = dates[-1] >= np.datetime64(last)
                     if covered or self.read_only or self._settled(code, last):
                         arrays[code] = frames.window(dates, columns, first, last)
@@ -322,21 +233,6 @@ class OhlcvCache:
         if as_frame:
             return frames.long_frame(codes, arrays)
         return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
-
-
-def _decode_arrays(code: str, blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A cached history as arrays; a value that is not OHLCV_STR says what to do about it."""
-    try:
-        return codec.decode_arrays(blob)
-    except BadOhlcvData as exc:
-        raise BadOhlcvData(
-            f"{code}: the cached value is not OHLCV_STR ({exc}); the indexer's next run replaces it, "
-            "and `python -m ohlcv migrate` converts the old job's values"
-        ) from None
-
-
-def _decode(code: str, blob: bytes) -> pd.DataFrame:
-    return codec.frame_from_arrays(*_decode_arrays(code, blob))
 
 
 def _client_cache_mb() -> int:

@@ -8,6 +8,23 @@ import numpy as np
 import pandas as pd
 
 from ohlcv import codec
+from ohlcv.errors import BadOhlcvData
+
+
+def arrays_from_cached(code: str, blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A cached history as arrays; a value that is not OHLCV_STR says what to do about it."""
+    try:
+        return codec.decode_arrays(blob)
+    except BadOhlcvData as exc:
+        raise BadOhlcvData(
+            f"{code}: the cached value is not OHLCV_STR ({exc}); the indexer's next run replaces it, "
+            "and `python -m ohlcv migrate` converts the old job's values"
+        ) from None
+
+
+def from_cached(code: str, blob: bytes) -> pd.DataFrame:
+    """A cached history as a frame (see ``arrays_from_cached``)."""
+    return codec.frame_from_arrays(*arrays_from_cached(code, blob))
 
 
 def window(dates: np.ndarray, columns: dict[str, np.ndarray], first: dt.date | None, last: dt.date):

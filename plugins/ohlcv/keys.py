@@ -91,6 +91,14 @@ def validate_period(start: DateLike, end: DateLike) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def code_as_written(text: str) -> str | None:
+    """``text`` if it is a ticker code exactly as this package writes it in keys, else None."""
+    try:
+        return text if validate_ticker(text) == text else None
+    except InvalidTicker:
+        return None
+
+
 def _safe_id(run_id: str) -> str:
     """An Airflow run id inside a key: anything but letters, digits, '_', '.', '+', '-' becomes '_'."""
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:200]
@@ -220,3 +228,22 @@ class KeySpace:
     def period(self, code: str, start: DateLike, end: DateLike) -> str:
         first, last = validate_period(start, end)
         return f"{self.prefix}ticker:{validate_ticker(code)}:{first.isoformat()}:{last.isoformat()}"
+
+    @property
+    def ticker_pattern(self) -> str:
+        """SCAN pattern of every key under ``ticker:`` and ``ticker_``: the series, their period
+        keys, the old job's names and both ``lastUpdateAt`` hashes."""
+        return f"{self.prefix}ticker*"
+
+    def code_in(self, key: str) -> tuple[str | None, bool]:
+        """The code a key matched by ``ticker_pattern`` belongs to (None: not a name ``series``,
+        ``period`` or ``legacy_series`` gives), and whether it is a period key."""
+        name = key[len(self.prefix) :]
+        if name.startswith("ticker:"):
+            parts = name[len("ticker:") :].split(":")
+            if len(parts) == 1:
+                return code_as_written(parts[0]), False
+            return (code_as_written(parts[0]) if len(parts) == 3 else None), True
+        if name.startswith("ticker_"):
+            return code_as_written(name[len("ticker_") :]), False
+        return None, False

@@ -195,7 +195,7 @@ def test_a_period_key_registered_while_a_repair_is_being_written_is_deleted_with
     cache, redis_client, monkeypatch
 ):
     """The reader's write-back lands between the repairing writer's SMEMBERS and its EXEC."""
-    import ohlcv.store as store_module
+    import ohlcv.store.series as store_module
 
     old = redis_client.get("ticker:000100")
     window = codec.decode(old).loc["2026-01-02":"2026-06-30"]

@@ -201,7 +201,7 @@ def test_two_writers_of_one_ticker_never_lose_each_others_rows(redis_server, red
 
 def test_a_concurrent_change_makes_the_writer_merge_again(store, redis_client, monkeypatch):
     """Force a WATCH conflict: another writer appends between our read and our EXEC."""
-    import ohlcv.store as store_module
+    import ohlcv.store.series as store_module
 
     store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 6)), "synthetic")
     other = OhlcvStore(redis_client, KeySpace())

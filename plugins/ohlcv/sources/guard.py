@@ -22,7 +22,6 @@ import time
 
 import limits
 import pandas as pd
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked
@@ -98,10 +97,7 @@ class GuardedSource:
         if self.rate is None:
             return
         if self._limiter is None:
-            storage = RedisStorage(
-                "redis://", connection_pool=self.store.client.connection_pool, key_prefix=self.store.keys.rate_limit
-            )
-            self._limiter = MovingWindowRateLimiter(storage)
+            self._limiter = MovingWindowRateLimiter(self.store.rate_limit_storage())
         while not self._limiter.hit(self.rate, self.name):
             reset = self._limiter.get_window_stats(self.rate, self.name).reset_time
             time.sleep(min(max(reset - time.time(), 0.01), 1.0))

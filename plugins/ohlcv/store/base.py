@@ -1,0 +1,46 @@
+"""What every family of keys shares: the Redis client, the key names, and the URL it comes from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import redis
+
+from ohlcv.errors import ConfigurationError
+from ohlcv.keys import KeySpace
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: the expiry of a run's metrics and results hashes
+RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
+#: entries kept in each stream (``ohlcv:runs``, ``ohlcv:breaker:log``)
+RUNS_KEPT = 200
+
+
+def client_from_url(url: str | None = None) -> redis.Redis:
+    """A Redis client for ``url`` (``redis://`` or ``rediss://``, password and db in the URL).
+
+    Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
+    """
+    url = url or os.environ.get("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot use Redis URL: {exc}") from None
+
+
+def ms(duration: dt.timedelta) -> int:
+    return int(duration.total_seconds() * 1000)
+
+
+def text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class StoreBase:
+    """The client and key names each family's methods use; each family registers its own
+    Lua scripts in ``__init__`` and passes the arguments on (``OhlcvStore`` combines them)."""
+
+    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+        self.client = client
+        self.keys = keys if keys is not None else KeySpace.from_env()

@@ -1,0 +1,291 @@
+"""The runs family: the run lock ``ohlcv:lock:run`` and the ``getOHLCV_*`` meta keys, the
+published cut, the session table ``ohlcv:sessions``, and the bookkeeping of runs and tickers
+(``ohlcv:failures``, ``ohlcv:inactive``, ``ohlcv:run:{run_id}:*``, the stream ``ohlcv:runs``).
+
+The lock and the meta keys change only in Lua scripts, so ``getOHLCV_isUpdating`` never
+disagrees with the lock a reader can see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from ohlcv.calendar import SessionTable
+from ohlcv.errors import OhlcvError
+from ohlcv.keys import KeySpace, validate_ticker
+from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, StoreBase, text
+
+#: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
+RUN_LOCK_TTL = dt.timedelta(minutes=30)
+
+# KEYS: run lock, isUpdating. ARGV: token, ttl (ms).
+# Returns {1, 1 if an earlier run died without cleanup else 0} or {0, lock ttl}.
+# The same token takes the lock again (a retried start_run). The flag never expires, so old
+# readers doing int(GET) always find 0 or 1; a 1 without a lock is a run that died.
+_BEGIN_RUN = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+local died = 0
+if not holder and redis.call('GET', KEYS[2]) == '1' then died = 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1')
+return {1, died}
+"""
+
+# KEYS: run lock, isUpdating. ARGV: token, ttl (ms).
+_EXTEND_RUN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], '1')
+  return 1
+end
+return 0
+"""
+
+# KEYS: run lock, isUpdating. A 1 left by a run whose lock has expired (it died) becomes 0.
+_CLEAR_DEAD_FLAG = """
+if redis.call('GET', KEYS[2]) == '1' and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[2], '0')
+  return 1
+end
+return 0
+"""
+
+# KEYS: lastUpdateAt, lastUpdateCount. ARGV: cut (ISO), count. Returns the cut it replaced.
+_PUBLISH = """
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return previous
+"""
+
+# KEYS: run lock, isUpdating. ARGV: token.
+_RELEASE_RUN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '0')
+  return 1
+end
+return 0
+"""
+
+
+class RunLocked(OhlcvError):
+    """Another indexer run holds the run lock."""
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """A taken run lock.
+
+    :param found_dead_run: an earlier run took the lock and never released it (killed
+        without cleanup; its lock and flag expired)
+    """
+
+    token: str
+    found_dead_run: bool
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The published cut after a run.
+
+    :param cut: the newest session through which every active ticker is cached (None: none is)
+    :param count: how many tickers are cached through ``cut``
+    :param previous: the cut published before
+    """
+
+    cut: dt.date | None
+    count: int
+    previous: dt.date | None
+
+    @property
+    def advanced(self) -> bool:
+        return self.cut is not None and (self.previous is None or self.cut > self.previous)
+
+
+@dataclass(frozen=True)
+class Meta:
+    """The three ``getOHLCV_*`` meta keys as they are now."""
+
+    is_updating: bool
+    last_update_at: dt.date | None
+    last_update_count: int | None
+
+
+class RunStore(StoreBase):
+    """The run lock, the meta keys and the record of runs; ``watermark`` reads the series
+    family's ``state_of`` (both are parts of ``OhlcvStore``)."""
+
+    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+        super().__init__(client, keys)
+        self._extend_run = client.register_script(_EXTEND_RUN)
+        self._begin_run = client.register_script(_BEGIN_RUN)
+        self._publish = client.register_script(_PUBLISH)
+        self._release_run = client.register_script(_RELEASE_RUN)
+        self._clear_dead_flag = client.register_script(_CLEAR_DEAD_FLAG)
+
+    def begin_run(self, token: str | None = None, ttl: dt.timedelta = RUN_LOCK_TTL) -> RunStart:
+        """Take the run lock and set ``getOHLCV_isUpdating`` to 1.
+
+        The lock holds ``token`` (e.g. the Airflow run id; random by default) with an expiry,
+        so a run killed without cleanup cannot hold it for longer than ``ttl``. The same token
+        takes it again. Raises ``RunLocked`` while another token holds it. The flag itself
+        never expires: it is always ``0`` or ``1``; a ``1`` whose lock has expired is cleared
+        by the next run or by ``meta``.
+        """
+        token = token or uuid.uuid4().hex
+        acquired, detail = self._begin_run(
+            keys=[self.keys.run_lock, self.keys.is_updating],
+            args=[token, int(ttl.total_seconds() * 1000)],
+        )
+        if not acquired:
+            raise RunLocked(
+                f"another indexer run holds {self.keys.run_lock} (expires in {max(int(detail), 0) / 1000:.0f} s)"
+            )
+        return RunStart(token=token, found_dead_run=int(detail) == 1)
+
+    def watermark(self, codes: list[str]) -> tuple[dt.date | None, int]:
+        """The newest session through which every active ticker of ``codes`` is cached, and how
+        many of ``codes`` are cached through it (one round trip).
+
+        Active: cached, and not recorded in ``ohlcv:inactive`` (no data, delisted, halted).
+        None while no active ticker is cached.
+        """
+        last, inactive = self.state_of(codes)
+        active = [day for code, day in last.items() if day is not None and code not in inactive]
+        if not active:
+            return None, 0
+        cut = min(active)
+        return cut, sum(1 for day in last.values() if day is not None and day >= cut)
+
+    def publish_watermark(self, codes: list[str]) -> Watermark:
+        """Set ``getOHLCV_lastUpdateAt`` and ``getOHLCV_lastUpdateCount`` to the watermark of
+        ``codes`` (see ``watermark``): never ahead of an active ticker, never behind what all
+        of them hold. Left as they are while no active ticker is cached."""
+        cut, count = self.watermark(codes)
+        if cut is None:
+            return Watermark(None, 0, self.meta().last_update_at)
+        return Watermark(cut, count, self.publish(cut, count))
+
+    def publish(self, cut: dt.date, count: int) -> dt.date | None:
+        """Set both meta keys together; return the cut they held before."""
+        previous = self._publish(
+            keys=[self.keys.last_update_at, self.keys.last_update_count], args=[cut.isoformat(), int(count)]
+        )
+        return dt.date.fromisoformat(text(previous)) if previous else None
+
+    def extend_run(self, token: str, ttl: dt.timedelta = RUN_LOCK_TTL) -> bool:
+        """Push the run lock's expiry (and the flag's) ``ttl`` into the future if ``token`` holds it."""
+        keys = [self.keys.run_lock, self.keys.is_updating]
+        return bool(self._extend_run(keys=keys, args=[token, int(ttl.total_seconds() * 1000)]))
+
+    def release_run(self, token: str) -> bool:
+        """Release the run lock and reset ``getOHLCV_isUpdating`` if ``token`` still holds it."""
+        return bool(self._release_run(keys=[self.keys.run_lock, self.keys.is_updating], args=[token]))
+
+    def publish_sessions(self, table: SessionTable) -> None:
+        """Keep ``table`` in ``ohlcv:sessions`` for readers (see ``ohlcv.calendar``)."""
+        self.client.set(self.keys.sessions, table.encode())
+
+    def published_sessions(self) -> bytes | None:
+        """The session table the indexer published, as stored (None: none yet)."""
+        return self.client.get(self.keys.sessions)
+
+    def meta(self) -> Meta:
+        """The ``getOHLCV_*`` meta keys. A ``1`` left by a run that died (its lock has expired)
+        reads as not updating, and is set back to ``0`` when this client may write."""
+        updating, last, count, lock = self.client.mget(
+            [self.keys.is_updating, self.keys.last_update_at, self.keys.last_update_count, self.keys.run_lock]
+        )
+        is_updating = text(updating) == "1"
+        if is_updating and lock is None:
+            is_updating = False
+            with contextlib.suppress(redis.exceptions.NoPermissionError):  # a read-only user: a writer clears it
+                self._clear_dead_flag(keys=[self.keys.run_lock, self.keys.is_updating])
+        return Meta(
+            is_updating=is_updating,
+            last_update_at=dt.date.fromisoformat(text(last)) if last else None,
+            last_update_count=int(count) if count is not None else None,
+        )
+
+    def mark_inactive(self, code: str, checked: dt.date, reason: str) -> None:
+        """Record that ``code`` had no new data as of ``checked``, and why."""
+        record = {"checked": checked.isoformat(), "reason": reason}
+        self.client.hset(self.keys.inactive, validate_ticker(code), json.dumps(record))
+
+    def record_failure(self, code: str, as_of: dt.date, reason: str, run_id: str = "", *, retry: bool = True) -> None:
+        """Keep the latest failure of ``code`` (cleared by ``record_result``).
+
+        :param retry: whether asking the vendor again later in the run can help (not for bad
+            data or a block answer)
+        """
+        record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id, "retry": retry}
+        self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
+
+    def failures(self, codes: list[str], *, run_id: str | None = None) -> dict[str, dict]:
+        """The recorded failures of ``codes`` that have one (written by ``run_id`` if given)."""
+        codes = [validate_ticker(code) for code in codes]
+        if not codes:
+            return {}
+        values = self.client.hmget(self.keys.failures, codes)
+        records = {code: json.loads(value) for code, value in zip(codes, values, strict=True) if value}
+        return {code: record for code, record in records.items() if run_id is None or record["run_id"] == run_id}
+
+    def count_vendor_call(self, run_id: str, kind: str, seconds: float) -> None:
+        """Count one vendor call of ``kind`` (``history``, ``snapshot``) and its seconds."""
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, "vendor_calls", 1)
+            pipe.hincrby(key, f"{kind}_calls", 1)
+            pipe.hincrbyfloat(key, "vendor_seconds", seconds)
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def count(self, run_id: str, **counters: int) -> None:
+        """Add to the run's counters (``rows_written=...``, ``retries=...``)."""
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            for name, value in counters.items():
+                pipe.hincrby(key, name, int(value))
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def record_result(self, run_id: str, code: str, status: str, rows_written: int = 0) -> None:
+        """Record what one ticker's task did in a run (the last answer per ticker counts), add
+        its rows to the run's counters and clear its failure record: one round trip."""
+        code = validate_ticker(code)
+        results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.keys.failures, code)
+            pipe.hset(results, code, status)
+            pipe.expire(results, RUN_METRICS_TTL)
+            pipe.hincrby(metrics, "rows_written", int(rows_written))
+            pipe.expire(metrics, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def run_results(self, run_id: str) -> dict[str, str]:
+        """Ticker → status of every ticker a run's tasks finished (``record_result``)."""
+        return {text(code): text(status) for code, status in self.client.hgetall(self.keys.run_results(run_id)).items()}
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        values = self.client.hgetall(self.keys.run_metrics(run_id))
+        return {text(name): float(value) for name, value in values.items()}
+
+    def record_run(self, record: dict[str, str | int | float]) -> None:
+        """Append a finished run's counts to ``ohlcv:runs`` (the newest ``RUNS_KEPT`` are kept)."""
+        fields = {name: str(value) for name, value in record.items()}
+        self.client.xadd(self.keys.runs, fields, maxlen=RUNS_KEPT, approximate=False)
+
+    def recent_runs(self, count: int = 5) -> list[dict[str, str]]:
+        """The newest finished runs, newest first."""
+        entries = self.client.xrevrange(self.keys.runs, count=count)
+        return [{text(name): text(value) for name, value in fields.items()} for _, fields in entries]

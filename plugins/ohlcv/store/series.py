@@ -1,0 +1,285 @@
+"""The series family: ``ticker:{code}``, its ``ticker:lastUpdateAt`` entry, its period keys and
+their registry ``ohlcv:periods:{code}``, and ``ohlcv:unreadable:{code}``.
+
+A series write is an optimistic transaction (WATCH on the series key, then MULTI/EXEC): the
+series, its ``lastUpdateAt`` entry and, on a repair, the deletion of its period keys change
+together, and two writers of one ticker (the indexer and a cache-aside miss) never lose each
+other's rows; the later one merges again. No write moves a date backwards, so a late or older
+writer (a backfill) cannot roll the cache back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import redis
+
+from ohlcv import codec
+from ohlcv.errors import BadOhlcvData, HistoryDisagrees, OhlcvError, SourceMismatch
+from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
+from ohlcv.merge import Merge, merge
+from ohlcv.snapshot import Extension
+from ohlcv.status import Status
+from ohlcv.store.base import RUN_METRICS_TTL, StoreBase, ms, text
+
+WRITE_ATTEMPTS = 10
+#: how long a cached value that could not be read is kept, after the vendor's history replaced it
+UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
+#: series written per transaction by ``extend_many``: large enough to save round trips, small
+#: enough that a concurrent writer rarely forces a batch to start again
+EXTEND_BATCH = 250
+
+# KEYS: series, period, registry. ARGV: sha1 of the series bytes the period was sliced from,
+# the period's OHLCV_STR, ttl (ms). Stores the period only if the series is still those bytes,
+# so a slice of a history repaired meanwhile is never kept. The registry forgets periods that
+# have expired and lives as long as its longest-lived period, so it never outgrows them.
+_KEEP_PERIOD = """
+local current = redis.call('GET', KEYS[1])
+if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[3], member) end
+end
+redis.call('SADD', KEYS[3], KEYS[2])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What writing a vendor answer did to one ticker's series.
+
+    :param status: ``written``, ``unchanged`` or ``repaired`` (see ``ohlcv.merge``)
+    :param last_date: the last session cached for the ticker afterwards
+    :param rows: rows cached afterwards
+    :param new_rows: sessions added after the previously cached last session
+    :param periods_deleted: period keys removed because the history was repaired
+    """
+
+    ticker: str
+    status: Status
+    last_date: dt.date
+    rows: int
+    new_rows: int = 0
+    first_difference: dt.date | None = None
+    ratio: float | None = None
+    periods_deleted: int = 0
+    #: why the value cached before could not be read ("" when it could); it was replaced
+    unreadable: str = ""
+
+
+def readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
+    """The cached series, or None and what the value is when it cannot be read as OHLCV_STR
+    (the old job's pandas JSON, or anything else)."""
+    if blob is None:
+        return None, ""
+    try:
+        return codec.decode(blob), ""
+    except BadOhlcvData as exc:
+        kind = "the old job's pandas JSON" if blob.lstrip()[:1] == b"{" else "not OHLCV_STR"
+        return None, f"{kind} ({exc})"
+
+
+def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: str) -> None:
+    """What a writer without ``repair`` may not touch: a value it cannot read, or a series
+    another vendor wrote."""
+    if unreadable:
+        raise HistoryDisagrees(
+            f"{code}: the cached value is {unreadable}; the indexer replaces it (or `python -m ohlcv migrate`)",
+            None, None,
+        )  # fmt: skip
+    recorded = codec.source_of(blob) if blob is not None else ""
+    if recorded and recorded != source:
+        raise SourceMismatch(
+            f"{code} is cached from the vendor {recorded!r}, and this reader's vendor is {source!r}: "
+            f"it writes nothing (set OHLCV_SOURCE={recorded} to read this cache)"
+        )
+
+
+class SeriesStore(StoreBase):
+    """Reads and writes of the cached histories and their period keys."""
+
+    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+        super().__init__(client, keys)
+        self._keep_period = client.register_script(_KEEP_PERIOD)
+
+    def write_series(self, code: str, fresh: pd.DataFrame, source: str, *, repair: bool = True) -> WriteOutcome:
+        """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
+
+        The series, its ``ticker:lastUpdateAt`` entry and, on a repair, the deletion of its
+        period keys happen in one MULTI/EXEC. The transaction watches the series key; if
+        another writer changes it first, the answer is merged again with what it wrote.
+
+        :param repair: whether the answer may replace a cached history it disagrees with.
+            Without, ``HistoryDisagrees`` is raised instead, and a cached series from another
+            vendor raises ``SourceMismatch`` (a reader adds and appends, never replaces).
+        """
+        code = validate_ticker(code)
+        if fresh.empty:
+            raise ValueError(f"refusing to store an empty series for {code}")
+        series_key, registry = self.keys.series(code), self.keys.periods(code)
+        for _ in range(WRITE_ATTEMPTS):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    # the registry too: a reader registering a period key meanwhile forces a retry
+                    pipe.watch(series_key, registry)
+                    blob = pipe.get(series_key)
+                    cached, unreadable = readable(blob)
+                    if not repair:
+                        refuse_to_replace(code, blob, unreadable, source)
+                    result = merge(cached, fresh)
+                    if not repair and result.status == Status.REPAIRED:
+                        pipe.unwatch()
+                        ratio = f" (vendor/cached close {result.ratio:.6g})" if result.ratio else ""
+                        raise HistoryDisagrees(
+                            f"{code}: the vendor's history differs from the cache from {result.first_difference} on"
+                            f"{ratio}",
+                            result.first_difference,
+                            result.ratio,
+                        )
+                    if unreadable:  # nothing to merge with: the vendor's history replaces it
+                        result = Merge(fresh, Status.REPAIRED, len(fresh))
+                    last = result.frame.index[-1].date()
+                    if result.status == Status.UNCHANGED:
+                        pipe.unwatch()
+                        return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
+                    periods = list(pipe.smembers(registry)) if result.status == Status.REPAIRED else []
+                    pipe.multi()
+                    if unreadable:
+                        pipe.set(self.keys.unreadable(code), blob, ex=UNREADABLE_KEPT)
+                    pipe.set(series_key, codec.encode(result.frame, source))
+                    pipe.hset(self.keys.last_update_hash, code, last.isoformat())
+                    pipe.hdel(self.keys.inactive, code)
+                    if result.status == Status.REPAIRED:
+                        pipe.delete(registry, *periods)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            return WriteOutcome(
+                code, result.status, last, len(result.frame), result.new_rows,
+                result.first_difference, result.ratio, len(periods), unreadable,
+            )  # fmt: skip
+        raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}")
+
+    def write_period(
+        self, code: str, start: DateLike, end: DateLike, frame: pd.DataFrame, source: str, ttl: dt.timedelta
+    ) -> str:
+        """Store one period of ``code`` with a TTL and register it so a repair can delete it."""
+        first, last = validate_period(start, end)
+        key = self.keys.period(code, first, last)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(key, codec.encode(frame, source), px=int(ttl.total_seconds() * 1000))
+            pipe.sadd(self.keys.periods(code), key)
+            pipe.execute()
+        return key
+
+    def keep_period(
+        self,
+        code: str,
+        first: dt.date,
+        last: dt.date,
+        series: bytes,
+        window: pd.DataFrame,
+        ttl: dt.timedelta,
+        *,
+        client: redis.client.Pipeline | None = None,
+    ) -> bool:
+        """Store ``window``, a slice of the series bytes ``series``, as the period key of
+        ``first``..``last`` with a TTL, and register it so a repair deletes it.
+
+        Nothing is stored when the series is no longer those bytes (a repair came between).
+        With ``client`` (a pipeline) the write is queued there and True is returned.
+        """
+        keys = [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
+        args = [hashlib.sha1(series).hexdigest(), codec.encode(window, codec.source_of(series)), ms(ttl)]
+        return bool(self._keep_period(keys=keys, args=args, client=client))
+
+    def read_series(self, code: str) -> pd.DataFrame | None:
+        """The cached history of ``code``, or None when it is not cached."""
+        blob = self.client.get(self.keys.series(code))
+        return None if blob is None else codec.decode(blob)
+
+    def last_updates(self, codes: list[str]) -> dict[str, dt.date | None]:
+        """The last cached session of each of ``codes``, in one round trip (see ``state_of``)."""
+        return self.state_of(codes)[0]
+
+    def state_of(self, codes: list[str]) -> tuple[dict[str, dt.date | None], dict[str, dict]]:
+        """The last cached session and inactive record of each of ``codes``, in one round trip.
+
+        A code whose ``lastUpdateAt`` entry exists but whose series key does not (deleted,
+        evicted) counts as not cached.
+        """
+        codes = [validate_ticker(code) for code in codes]
+        if not codes:
+            return {}, {}
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.last_update_hash, codes)
+            pipe.hmget(self.keys.inactive, codes)
+            for code in codes:
+                pipe.exists(self.keys.series(code))
+            updates, inactive, *present = pipe.execute()
+        last = {
+            code: dt.date.fromisoformat(text(day)) if day and exists else None
+            for code, day, exists in zip(codes, updates, present, strict=True)
+        }
+        records = {code: json.loads(record) for code, record in zip(codes, inactive, strict=True) if record}
+        return last, records
+
+    def extend_many(
+        self,
+        codes: list[str],
+        extend: Callable[[str, bytes | None], Extension],
+        *,
+        run_id: str,
+        status: Status,
+        batch: int = EXTEND_BATCH,
+    ) -> list[Extension]:
+        """Replace many series at once, ``batch`` tickers per optimistic transaction.
+
+        Each batch WATCHes its series keys, reads them in one MGET, lets ``extend`` build each
+        new value from the bytes on the server, and writes every accepted value together with
+        its ``ticker:lastUpdateAt`` entry and the run's result in one MULTI/EXEC. A concurrent
+        write to any key of the batch makes the batch start again from the new bytes. Returns
+        one ``Extension`` per code: the accepted ones with their value, the others with why.
+        """
+        codes = [validate_ticker(code) for code in codes]
+        done: list[Extension] = []
+        for start in range(0, len(codes), batch):
+            done += self._extend_batch(codes[start : start + batch], extend, run_id, status)
+        return done
+
+    def _extend_batch(self, codes, extend, run_id: str, status: Status) -> list[Extension]:
+        series = [self.keys.series(code) for code in codes]
+        results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
+        for _ in range(WRITE_ATTEMPTS):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*series)
+                    outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
+                    accepted = [outcome for outcome in outcomes if outcome.blob is not None]
+                    if not accepted:
+                        pipe.unwatch()
+                        return outcomes
+                    pipe.multi()
+                    for outcome in accepted:
+                        pipe.set(self.keys.series(outcome.code), outcome.blob)
+                    names = [outcome.code for outcome in accepted]
+                    days = {outcome.code: codec.last_date(outcome.blob).isoformat() for outcome in accepted}
+                    pipe.hset(self.keys.last_update_hash, mapping=days)
+                    pipe.hdel(self.keys.inactive, *names)
+                    pipe.hdel(self.keys.failures, *names)
+                    pipe.hset(results, mapping=dict.fromkeys(names, str(status)))
+                    pipe.expire(results, RUN_METRICS_TTL)
+                    pipe.hincrby(metrics, "rows_written", len(names))
+                    pipe.expire(metrics, RUN_METRICS_TTL)
+                    pipe.execute()
+                    return outcomes
+                except redis.WatchError:
+                    continue
+        raise OhlcvError(f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series")
