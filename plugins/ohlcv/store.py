@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,12 +28,12 @@ from ohlcv.calendar import SessionTable
 from ohlcv.errors import BadOhlcvData, ConfigurationError, HistoryDisagrees, OhlcvError, SourceMismatch
 from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
 from ohlcv.merge import Merge, merge
+from ohlcv.settings import Settings
 from ohlcv.snapshot import Extension, Snapshot
 from ohlcv.status import Status
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
 RUN_LOCK_TTL = dt.timedelta(minutes=30)
 WRITE_ATTEMPTS = 10
@@ -226,7 +225,7 @@ def client_from_url(url: str | None = None) -> redis.Redis:
 
     Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
     """
-    url = url or os.environ.get("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL
+    url = url or Settings.from_env().redis_url
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:
@@ -246,7 +245,7 @@ class OhlcvStore:
 
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         self.client = client
-        self.keys = keys if keys is not None else KeySpace.from_env()
+        self.keys = keys if keys is not None else Settings.from_env().keys
         self._extend_run = client.register_script(_EXTEND_RUN)
         self._save_snapshot = client.register_script(_SAVE_SNAPSHOT)
         self._begin_run = client.register_script(_BEGIN_RUN)

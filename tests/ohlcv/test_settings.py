@@ -2,6 +2,9 @@
 
 import dataclasses
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import limits
 import pytest
@@ -92,3 +95,17 @@ def test_the_default_environment_is_the_process_environment(monkeypatch):
     assert Settings.from_env().source == "synthetic:3"
     assert KeySpace.from_env() == KeySpace("")
 
+
+def test_importing_the_package_reads_no_environment():
+    """A broken setting is reported when settings are built, not when a module is imported."""
+    code = (
+        "import ohlcv.sources.guard, ohlcv.cache, ohlcv.cli, ohlcv.runner, ohlcv.sources\n"
+        "from ohlcv.settings import Settings\n"
+        "print('imported', flush=True)\n"
+        "Settings.from_env()\n"
+    )
+    env = {**os.environ, "OHLCV_VENDOR_RATE": "fast please", "OHLCV_BREAKER_HOURS": "a day"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "imported\n"
+    assert "ConfigurationError" in done.stderr
+    assert "OHLCV_" in done.stderr
