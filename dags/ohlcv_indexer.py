@@ -22,31 +22,28 @@ with its code) → `summarize` → `wait_for_source` → `retry_ticker` (failed 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.sdk import Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from ohlcv.airflow import tasks
 from ohlcv.airflow.assets import CACHE
+from ohlcv.settings import Settings
 
 #: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
 VENDOR_POOL = "ohlcv_vendor"
 #: the mapped per-ticker tasks: labelled with the ticker, in the vendor pool, reporting through
 #: Redis (ohlcv:run:{run_id}:results) rather than XCom, an api-server request each
 PER_TICKER = {"map_index_template": "{{ ticker }}", "pool": VENDOR_POOL, "do_xcom_push": False}
-# Deployment settings, read when the file is parsed (defaults suit production).
-#: the Jenkins trigger it replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London; OHLCV_SCHEDULE
-#: sets another cron expression (in OHLCV_SCHEDULE_TIMEZONE), or ``none`` for triggered runs only
-SCHEDULE = os.environ.get("OHLCV_SCHEDULE", "").strip() or "23 8-12 * * *"
-SCHEDULE_TIMEZONE = os.environ.get("OHLCV_SCHEDULE_TIMEZONE", "").strip() or "Europe/London"
-RETRY_DELAY = dt.timedelta(seconds=float(os.environ.get("OHLCV_RETRY_DELAY_SECONDS", "60")))
-POKE_INTERVAL = float(os.environ.get("OHLCV_SOURCE_POKE_SECONDS", "60"))
-WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
+#: deployment settings, read when the file is parsed (see ohlcv/settings.py): the schedule (by
+#: default the Jenkins trigger it replaces; OHLCV_SCHEDULE=none for triggered runs only), the
+#: retry delay and the vendor sensor's timing
+SETTINGS = Settings.from_env()
+SCHEDULE = CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.schedule_timezone) if SETTINGS.schedule else None
 
 
 @dag(
-    schedule=None if SCHEDULE == "none" else CronTriggerTimetable(SCHEDULE, timezone=SCHEDULE_TIMEZONE),
+    schedule=SCHEDULE,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -55,7 +52,7 @@ WAIT_TIMEOUT = float(os.environ.get("OHLCV_SOURCE_WAIT_SECONDS", "3600"))
     default_args={
         "owner": "ohlcv",
         "retries": 2,
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": SETTINGS.retry_delay,
         "retry_exponential_backoff": True,
         "execution_timeout": dt.timedelta(minutes=10),
     },
@@ -92,10 +89,10 @@ def ohlcv_indexer():
         tasks.wait_for_source,
         pool=VENDOR_POOL,
         mode="poke",
-        poke_interval=POKE_INTERVAL,
+        poke_interval=SETTINGS.source_poke_seconds,
         exponential_backoff=True,
         max_wait=dt.timedelta(minutes=15),
-        timeout=WAIT_TIMEOUT,
+        timeout=SETTINGS.source_wait_seconds,
         execution_timeout=None,
     )(run, summary)
     # the same callable as index_ticker, mapped again over the tickers worth retrying

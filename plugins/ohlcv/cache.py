@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -34,9 +33,10 @@ import pandas as pd
 import redis
 
 from ohlcv import calendar, codec, frames
-from ohlcv.errors import ConfigurationError, InvalidDate
+from ohlcv.errors import InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.miss import CHECKED_TTL, MissPath  # noqa: F401 (CHECKED_TTL: part of this module's API)
+from ohlcv.settings import DEFAULT_CLIENT_CACHE_MB, Settings
 from ohlcv.store import OhlcvStore, client_from_url
 from ohlcv.tracking import TrackedReads
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
 #: megabytes of values a reader keeps in the process (``OHLCV_CLIENT_CACHE``; 0: off)
-CLIENT_CACHE_MB = 256
+CLIENT_CACHE_MB = DEFAULT_CLIENT_CACHE_MB
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 CUT_TTL = dt.timedelta(minutes=10)
 
@@ -55,12 +55,14 @@ CUT_TTL = dt.timedelta(minutes=10)
 class OhlcvCache(MissPath):
     """Cache-aside reader of the OHLCV cache.
 
-    :param source: the vendor for misses (default: ``OHLCV_SOURCE``, else FinanceDataReader)
+    :param source: the vendor for misses (default: the settings' ``OHLCV_SOURCE``, else FinanceDataReader)
     :param period_ttl: how long a period key written back by a read lives
     :param fill_timeout: how long a miss waits for another process fetching the same ticker
     :param cut_ttl: how long the published session that consistent reads are cut at is kept
     :param client_cache: megabytes of values kept in the process until Redis says they
         changed (default ``OHLCV_CLIENT_CACHE``, else 256; 0 turns it off)
+    :param settings: the deployment settings: source, key prefix, client cache, vendor rate
+        (default: ``Settings.from_env()``, read once here)
     :param read_only: make no write and no vendor call: serve what is cached (for a read-only
         Redis user, or a report that must not touch production); a code not cached raises
         ``NoData``. A writing reader whose user turns out to lack write permission behaves the
@@ -78,8 +80,10 @@ class OhlcvCache(MissPath):
         cut_ttl: dt.timedelta = CUT_TTL,
         read_only: bool = False,
         client_cache: int | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.store = OhlcvStore(client, keys)
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.store = OhlcvStore(client, keys if keys is not None else self.settings.keys)
         self.client = client
         self.keys = self.store.keys
         self._source = source
@@ -88,15 +92,18 @@ class OhlcvCache(MissPath):
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
         self.read_only = read_only
-        megabytes = _client_cache_mb() if client_cache is None else client_cache
+        megabytes = self.settings.client_cache_mb if client_cache is None else client_cache
         self.tracked = TrackedReads(client, megabytes * 2**20) if megabytes > 0 else None
         # the indexer's session table answers calendar questions in a millisecond
         calendar.load_from(self.store.published_sessions)
 
     @classmethod
-    def from_url(cls, url: str | None = None, source: Source | None = None, **options) -> OhlcvCache:
-        """A cache on ``url`` (default ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``)."""
-        return cls(client_from_url(url), source, **options)
+    def from_url(
+        cls, url: str | None = None, source: Source | None = None, *, settings: Settings | None = None, **options
+    ) -> OhlcvCache:
+        """A cache on ``url`` (default: the settings' ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``)."""
+        settings = settings if settings is not None else Settings.from_env()
+        return cls(client_from_url(url or settings.redis_url), source, settings=settings, **options)
 
     def _get(self, key: str) -> bytes | None:
         return self.tracked.get(key) if self.tracked is not None else self.client.get(key)
@@ -107,13 +114,13 @@ class OhlcvCache(MissPath):
     @property
     def source(self) -> Source:
         """The vendor for misses, behind the shared breaker and the call gap."""
-        from ohlcv.sources import from_spec, spec_from_env
+        from ohlcv.sources import from_spec
         from ohlcv.sources.guard import GuardedSource
 
         if self._source is None:
-            self._source = from_spec(spec_from_env())
+            self._source = from_spec(self.settings.source)
         if not isinstance(self._source, GuardedSource):
-            self._source = GuardedSource(self._source, self.store)
+            self._source = GuardedSource(self._source, self.store, settings=self.settings)
         return self._source
 
     # -- the window a read covers ---------------------------------------------------------
@@ -233,16 +240,3 @@ class OhlcvCache(MissPath):
         if as_frame:
             return frames.long_frame(codes, arrays)
         return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
-
-
-def _client_cache_mb() -> int:
-    text = os.environ.get("OHLCV_CLIENT_CACHE", str(CLIENT_CACHE_MB)).strip().lower()
-    if text in {"off", "false", "no"}:
-        return 0
-    try:
-        size = int(text)
-    except ValueError:
-        size = -1
-    if size < 0:
-        raise ConfigurationError(f"OHLCV_CLIENT_CACHE={text!r}: give the megabytes to keep in the process, or 0 (off)")
-    return size

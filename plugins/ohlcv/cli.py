@@ -32,6 +32,7 @@ from ohlcv.errors import (
     SourceUnavailable,
 )
 from ohlcv.keys import validate_period, validate_ticker
+from ohlcv.settings import Settings
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -88,16 +89,16 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     from ohlcv.calendar import last_complete_session
     from ohlcv.keys import to_date
     from ohlcv.runner import run_once
-    from ohlcv.sources import from_spec, spec_from_env
+    from ohlcv.sources import from_spec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    source = from_spec(args.source or spec_from_env())
+    source = from_spec(args.source or args.settings.source)
     as_of = to_date(args.as_of) if args.as_of else last_complete_session(pd.Timestamp.now(tz="UTC"))
     tickers = [validate_ticker(code) for part in args.tickers for code in part.split(",") if code]
     run_id = f"cli__{as_of}__{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}__{socket.gethostname()}"
     outcome = run_once(
         store, source, as_of, run_id=run_id, market=args.universe, tickers=tickers, benchmark=args.benchmark,
-        full_refresh=args.full_refresh, snapshot=not args.no_snapshot,
+        full_refresh=args.full_refresh, snapshot=not args.no_snapshot, settings=args.settings,
     )  # fmt: skip
     record = outcome.record
     print(
@@ -129,7 +130,7 @@ def _breaker(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
-    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only)
+    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only, settings=args.settings)
     if args.cached_only:
         frame = store.read_series(code)
         if frame is None:
@@ -157,7 +158,7 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
         if not start.strip() or not end.strip():
             raise InvalidDate(f"--period {text!r} needs a start and an end: START:END, e.g. 2024-01-02:2024-12-30")
         periods.append(validate_period(start, end))
-    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only)
+    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only, settings=args.settings)
     for first, last in periods:
         frames = cache.get_many(codes, first, last)
         rows = sum(len(frame) for frame in frames.values())
@@ -241,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "breaker" and args.action == "open" and not args.reason.strip():
         parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
     try:
-        store = OhlcvStore(client_from_url(args.redis_url))
+        # the one read of the environment: every command takes what it needs from args.settings
+        args.settings = Settings.from_env()
+        store = OhlcvStore(client_from_url(args.redis_url or args.settings.redis_url), args.settings.keys)
         commands = {
             "status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index, "migrate": _migrate,
         }  # fmt: skip

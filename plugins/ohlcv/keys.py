@@ -17,13 +17,13 @@ share one Redis.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ohlcv.errors import InvalidDate, InvalidKeyPrefix, InvalidTicker
+from ohlcv.settings import KEY_PREFIX_PATTERN
 
 # Index symbols are not KRX codes; they are allowed by name only.
 INDEX_SYMBOLS: frozenset[str] = frozenset({"KS11", "KQ11", "KS200"})
@@ -34,7 +34,6 @@ INDEX_SYMBOLS: frozenset[str] = frozenset({"KS11", "KQ11", "KS200"})
 _KRX_CODE = re.compile(r"[0-9]{4}[0-9A-HJ-NP-TV-Z][0-9KLMN]")
 _LOOSE_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
 _COMPACT_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
-_PREFIX = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
 
@@ -111,13 +110,15 @@ class KeySpace:
     prefix: str = ""
 
     def __post_init__(self) -> None:
-        if not _PREFIX.fullmatch(self.prefix):
+        if not KEY_PREFIX_PATTERN.fullmatch(self.prefix):
             raise InvalidKeyPrefix(f"invalid key prefix {self.prefix!r}: use letters, digits, '_', '.', '-' and ':'")
 
     @classmethod
     def from_env(cls) -> KeySpace:
-        """The key space named by ``OHLCV_KEY_PREFIX`` (empty: the original layout)."""
-        return cls(os.environ.get("OHLCV_KEY_PREFIX", ""))
+        """The key space named by ``OHLCV_KEY_PREFIX`` (empty: the original layout), through ``Settings``."""
+        from ohlcv.settings import Settings
+
+        return Settings.from_env().keys
 
     @property
     def last_update_hash(self) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ohlcv import appending, calendar, indexer, planning
 from ohlcv.errors import OhlcvError
+from ohlcv.settings import Settings
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore
@@ -50,12 +51,17 @@ def run_once(
     benchmark: Iterable[str] = ("KS11",),
     full_refresh: bool = False,
     snapshot: bool = True,
+    settings: Settings | None = None,
 ) -> RunOutcome:
     """Index the universe through ``as_of`` under the run lock and publish the meta keys.
 
     :param run_id: names the run in the lock, the results and the metrics hashes
+    :param settings: the vendor's rate limit and breaker duration (default: ``Settings.from_env()``)
     """
-    guarded = source if isinstance(source, GuardedSource) else GuardedSource(source, store, run_id=run_id)
+    if isinstance(source, GuardedSource):
+        guarded = source
+    else:
+        guarded = GuardedSource(source, store, run_id=run_id, settings=settings or Settings.from_env())
     started = store.begin_run(token=run_id)
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")

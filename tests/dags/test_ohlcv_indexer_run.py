@@ -246,7 +246,7 @@ def test_a_run_keeps_the_vendor_start_run_chose(redis_client, monkeypatch):
 
     store = OhlcvStore(redis_client, KeySpace())
     monkeypatch.setenv("OHLCV_SOURCE", "csv:/nonexistent")
-    source = runtime.run_source(store, {"source": "synthetic:2"}, "run-a")
+    source = runtime.run_source(store, runtime.settings({"source": "synthetic:2"}), "run-a")
     assert source.name == "synthetic"
     assert source.snapshot(dt.date(2026, 11, 20)).codes() == SyntheticSource(2).list_universe("KRX")
 

@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 def read_at_cut(**context: Any) -> dict[str, Any]:
     """Read ``params.tickers`` through ``OhlcvCache``, ending on the cut in the newest
     ``ohlcv_cache`` event that triggered this run; return what was read, per ticker."""
+    from ohlcv.airflow import runtime
     from ohlcv.airflow.assets import CACHE
     from ohlcv.airflow.hook import OhlcvRedisHook
     from ohlcv.cache import OhlcvCache
@@ -19,7 +20,7 @@ def read_at_cut(**context: Any) -> dict[str, Any]:
     if not events:
         raise ValueError("this run was not triggered by an ohlcv_cache event; trigger the indexer instead")
     cut = events[-1].extra["cut"]
-    cache = OhlcvCache(OhlcvRedisHook().get_conn())
+    cache = OhlcvCache(OhlcvRedisHook().get_conn(), settings=runtime.settings())
     frames = cache.get_many(context["params"]["tickers"], end=cut)
     read = {code: {"rows": len(frame), "last": frame.index[-1].date().isoformat()} for code, frame in frames.items()}
     for code, seen in read.items():

@@ -1,49 +1,59 @@
-"""What every task of an ``ohlcv_indexer`` run takes from Airflow: the Redis store, the run's
-vendor, the run lock, the run's ``as_of`` and Airflow's metrics.
+"""What every task of an ``ohlcv_indexer`` run takes from Airflow: its settings, the Redis
+store, the run's vendor, the run lock, the run's ``as_of`` and Airflow's metrics.
 
 Heavy imports stay inside the functions so that parsing the DAG file costs almost nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ohlcv.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def source_spec() -> str:
-    """The configured vendor: the Variable ``ohlcv_source``, else ``OHLCV_SOURCE``."""
-    from airflow.sdk import Variable
+def settings(run: dict[str, Any] | None = None) -> Settings:
+    """This task's settings, built once per task: the environment (``Settings.from_env``) with
+    the Variables that override it.
 
-    from ohlcv.sources import spec_from_env
-
-    return Variable.get("ohlcv_source", default=None) or spec_from_env()
-
-
-def run_source(store, run: dict[str, Any], run_id: str):
-    """The run's vendor behind the breaker, the shared rate limit and the run's counters.
-
-    ``start_run`` fixes the vendor for the whole run, so a run never mixes vendors and its
-    thousands of mapped tasks do not each look the Variable up.
+    The vendor is the one ``start_run`` fixed in ``run`` for the whole run, so a run never
+    mixes vendors and its thousands of mapped tasks do not each look the Variable up; without
+    one (``start_run`` itself), the Variable ``ohlcv_source``, else ``OHLCV_SOURCE``.
     """
+    from ohlcv.settings import Settings
+
+    built = Settings.from_env()
+    source = (run or {}).get("source")
+    if not source:
+        from airflow.sdk import Variable
+
+        source = Variable.get("ohlcv_source", default=None)
+    return dataclasses.replace(built, source=source) if source else built
+
+
+def run_source(store, settings: Settings, run_id: str):
+    """The run's vendor behind the breaker, the shared rate limit and the run's counters."""
     from ohlcv.sources import from_spec
     from ohlcv.sources.guard import GuardedSource
 
-    return GuardedSource(from_spec(run.get("source") or source_spec()), store, run_id=run_id)
+    return GuardedSource(from_spec(settings.source), store, run_id=run_id, settings=settings)
 
 
-def source_name(run: dict[str, Any]) -> str:
+def source_name(settings: Settings) -> str:
     from ohlcv.sources import from_spec
 
-    return from_spec(run.get("source") or source_spec()).name
+    return from_spec(settings.source).name
 
 
-def open_store():
+def open_store(settings: Settings):
     from ohlcv.airflow.hook import OhlcvRedisHook
 
-    return OhlcvRedisHook().get_store()
+    return OhlcvRedisHook().get_store(settings.keys)
 
 
 def as_of(run: dict[str, Any]) -> dt.date:

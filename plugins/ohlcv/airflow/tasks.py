@@ -27,12 +27,13 @@ def start_run(**context: Any) -> dict[str, str]:
     from ohlcv.calendar import last_complete_session, table
     from ohlcv.sources import from_spec
 
-    source = runtime.source_spec()
+    settings = runtime.settings()  # the Variable ohlcv_source is looked up here, once per run
+    source = settings.source
     from_spec(source)  # an unknown vendor fails the run here, not in every mapped task
     dag_run = context["dag_run"]
     moment = context.get("data_interval_end") or dag_run.run_after
     as_of = last_complete_session(moment)
-    store = runtime.open_store()
+    store = runtime.open_store(settings)
     started = store.begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
@@ -56,8 +57,9 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     from ohlcv import planning
 
     params = context["params"]
-    store = runtime.open_store()
-    source = runtime.run_source(store, run, context["run_id"])
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
+    source = runtime.run_source(store, settings, context["run_id"])
     as_of = runtime.as_of(run)
     plan = planning.prepare(
         store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
@@ -79,10 +81,11 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     from ohlcv import appending
     from ohlcv.planning import Plan
 
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     runtime.hold_lock(store, run)
     planned = Plan(**plan)
-    snapshot = store.saved_snapshot(runtime.source_name(run)) if planned.one_behind else None
+    snapshot = store.saved_snapshot(runtime.source_name(settings)) if planned.one_behind else None
     result = appending.apply_snapshot(
         store, snapshot, planned, context["run_id"], use=bool(context["params"]["snapshot"])
     )
@@ -111,7 +114,8 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
 
     context["ticker"] = ticker
     run_id = context["run_id"]
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     runtime.hold_lock(store, run)
     if context["ti"].try_number > 1:
         store.count(run_id, retries=1)
@@ -119,7 +123,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     try:
         result = indexer.index_ticker(
             store,
-            runtime.run_source(store, run, run_id),
+            runtime.run_source(store, settings, run_id),
             ticker,
             as_of,
             full_refresh=bool(context["params"]["full_refresh"]),
@@ -143,7 +147,8 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     from ohlcv import summary as tally
 
     run = runtime.require_run(run)
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     runtime.hold_lock(store, run)
     universe, planned = (plan or {}).get("universe", []), (plan or {}).get("to_index", [])
     results = store.run_results(context["run_id"])
@@ -175,7 +180,8 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
 
     from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
 
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     runtime.hold_lock(store, runtime.require_run(run))
     failed = summary["retry"]
     hopeless = sorted(set(summary["failed"]) - set(failed))
@@ -187,7 +193,7 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
     try:
-        runtime.run_source(store, run, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
+        runtime.run_source(store, settings, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
     except (SourceBlocked, BreakerOpen) as exc:
         raise AirflowFailException(f"not retrying {len(failed)} tickers: {exc}") from exc
     except SourceUnavailable as exc:
@@ -212,9 +218,10 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     run = runtime.require_run(run)
     if not plan:
         raise AirflowSkipException("the run stopped before its universe was planned; the cut stays")
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     runtime.hold_lock(store, run)
-    codes = watermark_codes(store, runtime.source_name(run), context["params"]["universe"], plan["universe"])
+    codes = watermark_codes(store, runtime.source_name(settings), context["params"]["universe"], plan["universe"])
     mark = store.publish_watermark(codes)
     published = {
         "cut": mark.cut.isoformat() if mark.cut else None,
@@ -245,7 +252,8 @@ def finish_run(
     from ohlcv.summary import standing
 
     run = runtime.require_run(run)
-    store = runtime.open_store()
+    settings = runtime.settings(run)
+    store = runtime.open_store(settings)
     as_of = runtime.as_of(run)
     run_id = context["run_id"]
     problem, still_failing, current = "", [], 0

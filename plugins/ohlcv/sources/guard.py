@@ -3,9 +3,9 @@
 Around any source it adds, in this order:
 
 - the shared **breaker**: while ``ohlcv:breaker`` exists no call is made (``BreakerOpen``);
-  a ``SourceBlocked`` answer opens it for ``BREAKER_TTL``, so no task of this or the next
-  run asks a vendor that has blocked us (KRX and Naver blocks last about a day, and asking
-  again makes them longer);
+  a ``SourceBlocked`` answer opens it for ``Settings.breaker_ttl`` (``OHLCV_BREAKER_HOURS``),
+  so no task of this or the next run asks a vendor that has blocked us (KRX and Naver blocks
+  last about a day, and asking again makes them longer);
 - a **rate limit** per vendor, shared through Redis by every process that calls it (each
   indexer task is a process of its own, and so is each reader): a moving window kept by the
   ``limits`` library under ``ohlcv:rate:``; a call waits for its turn;
@@ -17,36 +17,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import time
 
 import limits
 import pandas as pd
 from limits.strategies import MovingWindowRateLimiter
 
-from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked
+from ohlcv.errors import BreakerOpen, SourceBlocked
+from ohlcv.settings import Settings
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
 
 log = logging.getLogger(__name__)
 
-BREAKER_TTL = dt.timedelta(hours=float(os.environ.get("OHLCV_BREAKER_HOURS", "12")))
-#: each vendor's rate limit when ``OHLCV_VENDOR_RATE`` does not set one: KRX and Naver block
-#: addresses that ask too fast; the offline vendors need none
-RATES: dict[str, str | None] = {"fdr": "5/second", "synthetic": None, "csv": None}
 
-
-def rate_for(source: str) -> limits.RateLimitItem | None:
-    """The rate limit of ``source``: ``OHLCV_VENDOR_RATE`` (``5/second``, ``300/minute``;
-    ``none`` for no limit), else its entry in ``RATES``."""
-    text = os.environ.get("OHLCV_VENDOR_RATE", "").strip() or RATES.get(source)
-    if not text or text.lower() == "none":
-        return None
-    try:
-        return limits.parse(text)
-    except ValueError:
-        raise ConfigurationError(f"OHLCV_VENDOR_RATE={text!r} is not a rate such as 5/second or 300/minute") from None
+def rate_for(source: str, settings: Settings | None = None) -> limits.RateLimitItem | None:
+    """The rate limit of ``source`` under ``settings`` (default: the environment's), see ``Settings.rate_for``."""
+    return (settings or Settings.from_env()).rate_for(source)
 
 
 class GuardedSource:
@@ -59,15 +47,21 @@ class GuardedSource:
         *,
         run_id: str | None = None,
         rate: limits.RateLimitItem | str | None = "default",
-        breaker_ttl: dt.timedelta = BREAKER_TTL,
+        breaker_ttl: dt.timedelta | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        """:param rate: the vendor's rate limit (``"default"``: ``rate_for(source.name)``; None: none)"""
+        """:param rate: the vendor's rate limit (``"default"``: the settings' rate for it; None: none)
+        :param breaker_ttl: how long a block answer opens the breaker (default: the settings')
+        :param settings: where the defaults come from (default: ``Settings.from_env()``)
+        """
+        if settings is None and (rate == "default" or breaker_ttl is None):
+            settings = Settings.from_env()
         self.inner = source
         self.name = source.name
         self.store = store
         self.run_id = run_id
-        self.rate = rate_for(source.name) if rate == "default" else rate
-        self.breaker_ttl = breaker_ttl
+        self.rate = settings.rate_for(source.name) if rate == "default" else rate
+        self.breaker_ttl = settings.breaker_ttl if breaker_ttl is None else breaker_ttl
         self._limiter: MovingWindowRateLimiter | None = None
 
     def snapshot(self, session: dt.date) -> Snapshot:

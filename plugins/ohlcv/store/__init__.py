@@ -36,7 +36,8 @@ No write moves a date backwards, so a late or older writer (a backfill) cannot r
 
 from __future__ import annotations
 
-from ohlcv.store.base import DEFAULT_REDIS_URL, RUN_METRICS_TTL, RUNS_KEPT, client_from_url
+from ohlcv.settings import DEFAULT_REDIS_URL
+from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, client_from_url
 from ohlcv.store.runs import RUN_LOCK_TTL, Meta, RunLocked, RunStart, RunStore, Watermark
 from ohlcv.store.series import (
     EXTEND_BATCH,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import redis
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.keys import KeySpace
+from ohlcv.settings import Settings
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: the expiry of a run's metrics and results hashes
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
 #: entries kept in each stream (``ohlcv:runs``, ``ohlcv:breaker:log``)
@@ -22,7 +21,7 @@ def client_from_url(url: str | None = None) -> redis.Redis:
 
     Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
     """
-    url = url or os.environ.get("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL
+    url = url or Settings.from_env().redis_url
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:
@@ -43,4 +42,4 @@ class StoreBase:
 
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         self.client = client
-        self.keys = keys if keys is not None else KeySpace.from_env()
+        self.keys = keys if keys is not None else Settings.from_env().keys

@@ -1,0 +1,169 @@
+"""``Settings``: every deployment setting of the package, read once from the environment.
+
+The one place configuration is read. A process builds a ``Settings`` once (``python -m ohlcv``
+in ``main``, a reader when it is constructed, an Airflow task in
+``ohlcv.airflow.runtime.settings()``, which adds the Variables that override the environment)
+and passes it to what needs it. A bad value raises ``ConfigurationError`` naming the
+variable when the settings are built.
+
+Imports nothing heavy: the DAG file builds one when the scheduler parses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ohlcv.errors import ConfigurationError, InvalidKeyPrefix
+
+if TYPE_CHECKING:
+    import limits
+
+    from ohlcv.keys import KeySpace
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_SOURCE = "fdr"
+#: the Jenkins trigger the DAG replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London
+DEFAULT_SCHEDULE = "23 8-12 * * *"
+DEFAULT_SCHEDULE_TIMEZONE = "Europe/London"
+#: megabytes of values a reader keeps in the process
+DEFAULT_CLIENT_CACHE_MB = 256
+#: each vendor's rate limit when ``OHLCV_VENDOR_RATE`` does not set one: KRX and Naver block
+#: addresses that ask too fast; the offline vendors need none
+VENDOR_RATES: Mapping[str, str | None] = {"fdr": "5/second", "synthetic": None, "csv": None}
+#: what a key prefix may hold: it is put in front of every key (``ohlcv.keys.KeySpace``)
+KEY_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deployment settings; ``from_env`` reads them, the defaults suit production.
+
+    :param redis_url: ``OHLCV_REDIS_URL``, the cache Redis outside Airflow
+    :param source: ``OHLCV_SOURCE`` (inside Airflow the Variable ``ohlcv_source`` wins), a vendor spec
+    :param key_prefix: ``OHLCV_KEY_PREFIX``, put in front of every key
+    :param vendor_rate: ``OHLCV_VENDOR_RATE`` (``5/second``, ``none``); None: each vendor's own
+    :param client_cache_mb: ``OHLCV_CLIENT_CACHE``, megabytes a reader keeps in the process (0: off)
+    :param breaker_hours: ``OHLCV_BREAKER_HOURS``, how long a block answer opens the breaker
+    :param schedule: ``OHLCV_SCHEDULE``, the indexer's cron expression; None (``none``): triggered runs only
+    :param schedule_timezone: ``OHLCV_SCHEDULE_TIMEZONE``
+    :param retry_delay_seconds: ``OHLCV_RETRY_DELAY_SECONDS``, first retry delay of the indexer's tasks
+    :param source_poke_seconds: ``OHLCV_SOURCE_POKE_SECONDS``, the vendor sensor's first poke interval
+    :param source_wait_seconds: ``OHLCV_SOURCE_WAIT_SECONDS``, how long the sensor waits in all
+    """
+
+    redis_url: str = DEFAULT_REDIS_URL
+    source: str = DEFAULT_SOURCE
+    key_prefix: str = ""
+    vendor_rate: str | None = None
+    client_cache_mb: int = DEFAULT_CLIENT_CACHE_MB
+    breaker_hours: float = 12.0
+    schedule: str | None = DEFAULT_SCHEDULE
+    schedule_timezone: str = DEFAULT_SCHEDULE_TIMEZONE
+    retry_delay_seconds: float = 60.0
+    source_poke_seconds: float = 60.0
+    source_wait_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not KEY_PREFIX_PATTERN.fullmatch(self.key_prefix):
+            raise InvalidKeyPrefix(
+                f"OHLCV_KEY_PREFIX={self.key_prefix!r} is not a key prefix: use letters, digits, '_', '.', '-' and ':'"
+            )
+        if self.client_cache_mb < 0:
+            raise ConfigurationError(
+                f"OHLCV_CLIENT_CACHE={self.client_cache_mb!r}: give the megabytes to keep in the process, or 0 (off)"
+            )
+        if self.vendor_rate is not None:
+            _parse_rate(self.vendor_rate)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """The settings in ``environ``; an unset or empty variable keeps its default."""
+
+        def text(name: str) -> str:
+            return environ.get(name, "").strip()
+
+        schedule = text("OHLCV_SCHEDULE") or DEFAULT_SCHEDULE
+        return cls(
+            redis_url=text("OHLCV_REDIS_URL") or DEFAULT_REDIS_URL,
+            source=text("OHLCV_SOURCE") or DEFAULT_SOURCE,
+            key_prefix=environ.get("OHLCV_KEY_PREFIX", ""),
+            vendor_rate=text("OHLCV_VENDOR_RATE") or None,
+            client_cache_mb=_megabytes(text("OHLCV_CLIENT_CACHE")),
+            breaker_hours=_number(environ, "OHLCV_BREAKER_HOURS", 12.0),
+            schedule=None if schedule == "none" else schedule,
+            schedule_timezone=text("OHLCV_SCHEDULE_TIMEZONE") or DEFAULT_SCHEDULE_TIMEZONE,
+            retry_delay_seconds=_number(environ, "OHLCV_RETRY_DELAY_SECONDS", 60.0),
+            source_poke_seconds=_number(environ, "OHLCV_SOURCE_POKE_SECONDS", 60.0),
+            source_wait_seconds=_number(environ, "OHLCV_SOURCE_WAIT_SECONDS", 3600.0),
+        )
+
+    @property
+    def keys(self) -> KeySpace:
+        """Every key name, under ``key_prefix``."""
+        from ohlcv.keys import KeySpace
+
+        return KeySpace(self.key_prefix)
+
+    @property
+    def breaker_ttl(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.breaker_hours)
+
+    @property
+    def retry_delay(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.retry_delay_seconds)
+
+    def rate_for(self, source: str) -> limits.RateLimitItem | None:
+        """The rate limit of the vendor named ``source``: ``vendor_rate``, else its entry in
+        ``VENDOR_RATES``; None for no limit."""
+        return _parse_rate(self.vendor_rate or VENDOR_RATES.get(source))
+
+
+def _parse_rate(text: str | None) -> limits.RateLimitItem | None:
+    if not text or text.lower() == "none":
+        return None
+    import limits  # only a configured rate needs the parser, so parsing the DAG file does not
+
+    try:
+        return limits.parse(text)
+    except ValueError:
+        raise ConfigurationError(f"OHLCV_VENDOR_RATE={text!r} is not a rate such as 5/second or 300/minute") from None
+
+
+def _megabytes(text: str) -> int:
+    if not text:
+        return DEFAULT_CLIENT_CACHE_MB
+    if text.lower() in {"off", "false", "no"}:
+        return 0
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ConfigurationError(f"OHLCV_CLIENT_CACHE={text!r}: give the megabytes to keep in the process, or 0 (off)")
+    return size
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also rejects nan
+        raise ConfigurationError(f"{name}={text!r}: give a number of {_UNITS[name]}, 0 or more")
+    return value
+
+
+_UNITS = {
+    "OHLCV_BREAKER_HOURS": "hours",
+    "OHLCV_RETRY_DELAY_SECONDS": "seconds",
+    "OHLCV_SOURCE_POKE_SECONDS": "seconds",
+    "OHLCV_SOURCE_WAIT_SECONDS": "seconds",
+}

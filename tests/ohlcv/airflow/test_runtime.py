@@ -1,0 +1,18 @@
+"""``ohlcv.airflow.runtime.settings``: the environment, with the Variables that override it."""
+
+from ohlcv.airflow import runtime
+
+
+def test_the_variable_ohlcv_source_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("OHLCV_SOURCE", "synthetic:3")
+    monkeypatch.setenv("OHLCV_KEY_PREFIX", "staging:")
+    assert runtime.settings().source == "synthetic:3"
+    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_SOURCE", "synthetic:7")
+    settings = runtime.settings()
+    assert settings.source == "synthetic:7"
+    assert settings.key_prefix == "staging:"  # everything else is the environment's
+
+
+def test_a_run_keeps_the_vendor_start_run_fixed_without_asking_the_variable(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_OHLCV_SOURCE", "synthetic:7")
+    assert runtime.settings({"source": "csv:/data"}).source == "csv:/data"

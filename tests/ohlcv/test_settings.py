@@ -1,0 +1,111 @@
+"""``Settings``: every deployment setting, read once from the environment and checked there."""
+
+import dataclasses
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import limits
+import pytest
+
+from ohlcv.errors import ConfigurationError
+from ohlcv.keys import KeySpace
+from ohlcv.settings import Settings
+
+EVERY_VARIABLE = {
+    "OHLCV_REDIS_URL": "rediss://:pw@cache.example:6380/2",
+    "OHLCV_SOURCE": "synthetic:5",
+    "OHLCV_KEY_PREFIX": "staging:",
+    "OHLCV_VENDOR_RATE": "300/minute",
+    "OHLCV_CLIENT_CACHE": "64",
+    "OHLCV_BREAKER_HOURS": "1.5",
+    "OHLCV_SCHEDULE": "5 * * * *",
+    "OHLCV_SCHEDULE_TIMEZONE": "Asia/Seoul",
+    "OHLCV_RETRY_DELAY_SECONDS": "5",
+    "OHLCV_SOURCE_POKE_SECONDS": "2",
+    "OHLCV_SOURCE_WAIT_SECONDS": "30",
+}
+
+
+def test_an_empty_environment_gives_the_production_defaults():
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.source == "fdr"
+    assert settings.keys == KeySpace("")
+    assert settings.client_cache_mb == 256
+    assert settings.breaker_ttl == dt.timedelta(hours=12)
+    assert (settings.schedule, settings.schedule_timezone) == ("23 8-12 * * *", "Europe/London")
+    assert settings.retry_delay == dt.timedelta(seconds=60)
+    assert (settings.source_poke_seconds, settings.source_wait_seconds) == (60, 3600)
+    assert settings.rate_for("fdr") == limits.parse("5/second")
+    assert settings.rate_for("synthetic") is None
+
+
+def test_empty_variables_keep_their_defaults():
+    assert Settings.from_env({name: "  " for name in EVERY_VARIABLE if name != "OHLCV_KEY_PREFIX"}) == Settings()
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(EVERY_VARIABLE)
+    assert settings.redis_url == "rediss://:pw@cache.example:6380/2"
+    assert settings.source == "synthetic:5"
+    assert settings.keys == KeySpace("staging:")
+    assert settings.rate_for("fdr") == settings.rate_for("synthetic") == limits.parse("300/minute")
+    assert settings.client_cache_mb == 64
+    assert settings.breaker_ttl == dt.timedelta(hours=1.5)
+    assert (settings.schedule, settings.schedule_timezone) == ("5 * * * *", "Asia/Seoul")
+    assert settings.retry_delay == dt.timedelta(seconds=5)
+    assert (settings.source_poke_seconds, settings.source_wait_seconds) == (2, 30)
+
+
+def test_special_values_turn_things_off():
+    settings = Settings.from_env({"OHLCV_SCHEDULE": "none", "OHLCV_VENDOR_RATE": "none", "OHLCV_CLIENT_CACHE": "off"})
+    assert settings.schedule is None
+    assert settings.rate_for("fdr") is None
+    assert settings.client_cache_mb == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OHLCV_VENDOR_RATE", "fast please"),
+        ("OHLCV_CLIENT_CACHE", "lots"),
+        ("OHLCV_CLIENT_CACHE", "-1"),
+        ("OHLCV_KEY_PREFIX", "bad prefix*"),
+        ("OHLCV_BREAKER_HOURS", "a day"),
+        ("OHLCV_RETRY_DELAY_SECONDS", "-5"),
+        ("OHLCV_SOURCE_POKE_SECONDS", "nan"),
+        ("OHLCV_SOURCE_WAIT_SECONDS", "1h"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_settings_cannot_change_once_built():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Settings().source = "synthetic"  # type: ignore[misc]
+
+
+def test_the_default_environment_is_the_process_environment(monkeypatch):
+    monkeypatch.setenv("OHLCV_SOURCE", "synthetic:3")
+    assert Settings.from_env().source == "synthetic:3"
+    assert KeySpace.from_env() == KeySpace("")
+
+
+def test_importing_the_package_reads_no_environment():
+    """A broken setting is reported when settings are built, not when a module is imported."""
+    code = (
+        "import ohlcv.sources.guard, ohlcv.cache, ohlcv.cli, ohlcv.runner, ohlcv.sources\n"
+        "from ohlcv.settings import Settings\n"
+        "print('imported', flush=True)\n"
+        "Settings.from_env()\n"
+    )
+    env = {**os.environ, "OHLCV_VENDOR_RATE": "fast please", "OHLCV_BREAKER_HOURS": "a day"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout == "imported\n"
+    assert "ConfigurationError" in done.stderr
+    assert "OHLCV_" in done.stderr
