@@ -43,10 +43,10 @@ def test_a_reader_appends_the_sessions_the_vendor_agrees_on(store, redis_client)
     frame = OhlcvCache(redis_client, SyntheticSource(5)).get("000100", "2026-11-2")
     assert frame.index[-1] == pd.Timestamp(NEXT)
     stored = codec.decode(redis_client.get("ticker:000100"))
-    pd.testing.assert_frame_equal(stored.loc[:CACHED], before)  # every cached row kept as it was
+    pd.testing.assert_frame_equal(stored.loc[: pd.Timestamp(CACHED)], before)  # every cached row kept as it was
     # the fill stores through the newest complete session, so later windows need no fetch
     vendor = SyntheticSource(5).history("000100", None, stored.index[-1].date())
-    pd.testing.assert_frame_equal(stored.loc[NEXT:], vendor.loc[NEXT:])
+    pd.testing.assert_frame_equal(stored.loc[pd.Timestamp(NEXT) :], vendor.loc[pd.Timestamp(NEXT) :])
     assert redis_client.hget("ticker:lastUpdateAt", "000100") == stored.index[-1].date().isoformat().encode()
     assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30") == 1
 
