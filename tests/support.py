@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
+import pandas as pd
+
+from ohlcv import codec
 from ohlcv.errors import SourceUnavailable
+from ohlcv.keys import validate_period
 from ohlcv.sources import SyntheticSource
+from ohlcv.store import OhlcvStore
 
 
 def until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -40,3 +46,13 @@ class CountingSource(SyntheticSource):
         if code in self.failing:
             raise SourceUnavailable(f"{code}: vendor down")
         return super().history(code, start, end)
+
+
+def keep_period(store: OhlcvStore, code: str, start, end, ttl: dt.timedelta) -> str:
+    """Keep ``start``..``end`` of ``code``'s cached history as a period key, the way a reader's
+    write-back does (``OhlcvStore.keep_period``); return the key."""
+    first, last = validate_period(start, end)
+    blob = store.client.get(store.keys.series(code))
+    window = codec.decode(blob).loc[pd.Timestamp(first) : pd.Timestamp(last)]
+    assert store.keep_period(code, first, last, blob, window, ttl), f"{code}: the period was not kept"
+    return store.keys.period(code, first, last)

@@ -13,7 +13,7 @@ from ohlcv import calendar, codec
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
-from tests.support import until
+from tests.support import keep_period, until
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LONDON = "Europe/London"
@@ -160,8 +160,7 @@ def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag,
     assert run_dag("synthetic:4", at("2026-11-13 09:23")).state == "success"
     store = OhlcvStore(redis_client, KeySpace())
     for code in ("000100", "000200"):
-        frame = plain.history(code, dt.date(2026, 1, 2), dt.date(2026, 6, 30))
-        store.write_period(code, "2026-01-02", "2026-06-30", frame, "synthetic", dt.timedelta(days=1))
+        keep_period(store, code, "2026-01-02", "2026-06-30", dt.timedelta(days=1))
     dag_run = run_dag("synthetic:4?split=000100:2026-11-16:50", at("2026-11-20 09:23"))
     assert dag_run.state == "success"
     split = SyntheticSource(4, splits={"000100": (dt.date(2026, 11, 16), 50)})

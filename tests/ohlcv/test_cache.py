@@ -16,6 +16,7 @@ from ohlcv.errors import BreakerOpen, InvalidDate, InvalidTicker, NoData
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
+from tests.support import keep_period
 
 PUBLISHED = dt.date(2026, 11, 20)
 
@@ -53,9 +54,7 @@ def expected(code, start, end):
 
 def test_a_period_key_is_served_as_it_is(cache, redis_client):
     frame = expected("000100", dt.date(2026, 3, 3), dt.date(2026, 3, 31))
-    OhlcvStore(redis_client, KeySpace()).write_period(
-        "000100", "2026-3-3", "2026-3-31", frame, "synthetic", dt.timedelta(hours=1)
-    )
+    keep_period(OhlcvStore(redis_client, KeySpace()), "000100", "2026-3-3", "2026-3-31", dt.timedelta(hours=1))
     redis_client.delete("ticker:000100")  # proves the period key alone answers
     pd.testing.assert_frame_equal(cache.get("000100", "2026-3-3", "2026-03-31"), frame)
     assert calls(redis_client, "000100") == 0

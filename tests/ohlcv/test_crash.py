@@ -14,6 +14,7 @@ from ohlcv.errors import BadOhlcvData
 from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
+from tests.support import keep_period
 
 CODES = ("000100", "000200", "000300")
 KILLS = 30
@@ -48,8 +49,7 @@ def _write_forever(port: int, answers: dict[str, list]) -> None:
                 store.write_series(code, frame, "synthetic")
             except BadOhlcvData:
                 continue  # after wrapping around, an older rewritten history is refused
-            window = frame.loc["2026-01-02":"2026-06-30"]
-            store.write_period(code, "2026-01-02", "2026-06-30", window, "synthetic", dt.timedelta(minutes=5))
+            keep_period(store, code, "2026-01-02", "2026-06-30", dt.timedelta(minutes=5))
 
 
 def _check_consistent(client: redis.Redis) -> int:

@@ -8,7 +8,7 @@ from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import BAD_KINDS, FaultySource
 from ohlcv.status import Status
-from tests.support import CountingSource
+from tests.support import CountingSource, keep_period
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -48,14 +48,7 @@ def test_a_split_repairs_the_series_and_deletes_its_period_keys(store, redis_cli
     plain = SyntheticSource(3)
     for code in ("000100", "000200"):
         indexer.index_ticker(store, plain, code, dt.date(2026, 11, 13))
-        store.write_period(
-            code,
-            "2026-1-2",
-            "2026-6-30",
-            plain.history(code, None, dt.date(2026, 6, 30)),
-            "synthetic",
-            dt.timedelta(days=1),
-        )
+        keep_period(store, code, "2026-1-2", "2026-6-30", dt.timedelta(days=1))
     other_before = redis_client.get("ticker:000200")
     split = SyntheticSource(3, splits={"000100": (dt.date(2026, 11, 16), 50)})
     result = indexer.index_ticker(store, split, "000100", AS_OF)

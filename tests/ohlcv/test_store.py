@@ -12,6 +12,7 @@ from ohlcv.keys import KeySpace
 from ohlcv.sources import SyntheticSource
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
+from tests.support import keep_period
 
 SOURCE = SyntheticSource(5)
 
@@ -226,8 +227,8 @@ def test_a_concurrent_change_makes_the_writer_merge_again(store, redis_client, m
 
 
 def test_period_keys_are_registered_and_expire(store, redis_client):
-    frame = SOURCE.history("000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30))
-    key = store.write_period("000100", "2026-1-2", "2026-6-30", frame, "synthetic", dt.timedelta(hours=1))
+    store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 20)), "synthetic")
+    key = keep_period(store, "000100", "2026-1-2", "2026-6-30", dt.timedelta(hours=1))
     assert key == "ticker:000100:2026-01-02:2026-06-30"
     assert redis_client.smembers("ohlcv:periods:000100") == {key.encode()}
     assert 0 < redis_client.pttl(key) <= 3_600_000

@@ -22,8 +22,7 @@
   even when the writer dies half-way;
 - one batch of ``extend_many`` (up to ``EXTEND_BATCH`` series with their entries, failures,
   results and ``rows_written``), one MULTI/EXEC; the batches one after another;
-- a period key with its registry entry (``keep_period``: a Lua script; ``write_period``:
-  MULTI/EXEC);
+- a period key with its registry entry (``keep_period``, a Lua script);
 - the run lock with ``getOHLCV_isUpdating`` (take, extend, release, clear a dead run's flag)
   and the two published meta keys, each a Lua script; a snapshot save, a Lua script;
 - opening the breaker with its log entry (MULTI/EXEC); closing it (MULTI/EXEC, then the log).

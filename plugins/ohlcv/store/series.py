@@ -21,7 +21,7 @@ import redis
 
 from ohlcv import codec
 from ohlcv.errors import BadOhlcvData, HistoryDisagrees, OhlcvError, SourceMismatch
-from ohlcv.keys import DateLike, KeySpace, validate_period, validate_ticker
+from ohlcv.keys import KeySpace, validate_ticker
 from ohlcv.merge import Merge, merge
 from ohlcv.snapshot import Extension
 from ohlcv.status import Status
@@ -166,18 +166,6 @@ class SeriesStore(StoreBase):
                 result.first_difference, result.ratio, len(periods), unreadable,
             )  # fmt: skip
         raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}")
-
-    def write_period(
-        self, code: str, start: DateLike, end: DateLike, frame: pd.DataFrame, source: str, ttl: dt.timedelta
-    ) -> str:
-        """Store one period of ``code`` with a TTL and register it so a repair can delete it."""
-        first, last = validate_period(start, end)
-        key = self.keys.period(code, first, last)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(key, codec.encode(frame, source), px=int(ttl.total_seconds() * 1000))
-            pipe.sadd(self.keys.periods(code), key)
-            pipe.execute()
-        return key
 
     def keep_period(
         self,
