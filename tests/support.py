@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from ohlcv import codec
-from ohlcv.errors import SourceUnavailable
+from ohlcv.errors import SourceUnavailable, TableMissing
 from ohlcv.keys import validate_period
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
@@ -56,3 +56,27 @@ def keep_period(store: OhlcvStore, code: str, start, end, ttl: dt.timedelta) -> 
     window = codec.decode(blob).loc[pd.Timestamp(first) : pd.Timestamp(last)]
     assert store.keep_period(code, first, last, blob, window, ttl), f"{code}: the period was not kept"
     return store.keys.period(code, first, last)
+
+
+class TablesSource:
+    """A vendor of the given market tables only (one per session), with its calls counted."""
+
+    def __init__(self, *tables, name: str = "fdr") -> None:
+        self.name = name
+        self.tables = {table.session: table for table in tables}
+        self.asked: list[dt.date] = []
+
+    def table(self, session: dt.date):
+        self.asked.append(session)
+        if session not in self.tables:
+            raise TableMissing(f"no table of {session} (HTTP 404)")
+        return self.tables[session]
+
+    def snapshot(self, session: dt.date):
+        return self.tables[max(day for day in self.tables if day <= session)]
+
+    def settles(self, session: dt.date, now) -> bool:
+        return True
+
+    def history(self, code, start, end):
+        raise SourceUnavailable(f"{code}: this vendor serves tables only")

@@ -102,13 +102,22 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     )  # fmt: skip
     record = outcome.record
     print(
-        f"as of {as_of}: {record['state']}; {record['appended']} appended from the snapshot, {record['written']} "
-        f"written, {record['repaired']} repaired, {record['failed']} failing; published cut {record['published']}; "
+        f"as of {as_of}: {record['state']}; {record['appended']} appended from the tables, {record['written']} "
+        f"written, {record['repaired']} repaired, {record['settled']} settled, {record['waiting']} waiting for a "
+        f"table, {record['deferred']} deferred, {record['failed']} failing; published cut {record['published']}; "
         f"{record['vendor_calls']} vendor calls in {record['duration_seconds']} s"
     )
+    if record["table_missing"]:
+        print(f"market tables not published yet: {record['table_missing']}")
+    for day in outcome.overdue:
+        print(
+            f"error: the KRX table for {day} is not published by {args.settings.table_deadline} "
+            f"{args.settings.schedule_timezone}",
+            file=sys.stderr,
+        )
     for code in outcome.still_failing:
         print(f"still failing: {code}: {outcome.summary.reasons.get(code, 'see the log above')}", file=sys.stderr)
-    return EXIT_MISSING if outcome.still_failing else EXIT_OK
+    return EXIT_MISSING if outcome.still_failing or outcome.overdue else EXIT_OK
 
 
 def _operator() -> str:

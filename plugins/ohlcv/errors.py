@@ -30,6 +30,16 @@ class SourceBlocked(OhlcvError):
     """
 
 
+class TableMissing(SourceUnavailable):
+    """The vendor has not published the market's table of a session (yet): the tickers that
+    need only the table wait for a later run instead of downloading their histories."""
+
+
+class HistoryBudgetSpent(OhlcvError):
+    """The run has made its ``OHLCV_HISTORY_BUDGET`` history calls: the ticker is deferred to
+    the next run, not failed."""
+
+
 class BreakerOpen(OhlcvError):
     """The vendor breaker is open after a block answer; no vendor call is made until it closes."""
 

@@ -183,6 +183,25 @@ class KeySpace:
         code's OHLCV for one session), asked once per session and serving as the listing."""
         return f"{self.prefix}ohlcv:snapshot:{source}"
 
+    def table(self, source: str, session: dt.date) -> str:
+        """Hash: ``data``, ``final``, ``fetched``: the market's table of one session from ``source``,
+        kept for ``TABLE_KEPT`` so every run of the session and later catch-ups ask once."""
+        return f"{self.prefix}ohlcv:table:{source}:{session.isoformat()}"
+
+    @property
+    def preliminary(self) -> str:
+        """Hash: code -> JSON list of the sessions whose cached row holds a preliminary table's
+        volume (read on the session's evening), until a final table or a history fetch settles it."""
+        return f"{self.prefix}ohlcv:preliminary"
+
+    def run_behind(self, run_id: str) -> str:
+        """Hash: ticker -> why one run left it behind on purpose (waiting for a table, deferred), expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:behind"
+
+    def run_tables(self, run_id: str) -> str:
+        """Hash: session -> what one run did with that session's table (applied, missing, refused), expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:tables"
+
     @property
     def sessions(self) -> str:
         """String: the XKRX session table the indexer built (``ohlcv.calendar.SessionTable``),

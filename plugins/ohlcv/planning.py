@@ -1,6 +1,6 @@
-"""Which tickers a run must bring forward: the universe (the market snapshot's listing, or
-named tickers, plus the benchmark) split into those already current, those recently found
-without data, and those to index, with the ones one session behind marked for the snapshot."""
+"""Which tickers a run must bring forward: the universe (the market table's listing, or named
+tickers, plus the benchmark) split into those already current, those recently found without
+data, and those to index, with the ones the market's daily tables can bring forward marked."""
 
 from __future__ import annotations
 
@@ -10,13 +10,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
-from ohlcv.errors import BadOhlcvData
+from ohlcv.errors import BadOhlcvData, TableMissing
 from ohlcv.indexer import INACTIVE_RECHECK
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS, Source
 from ohlcv.status import is_current
+from ohlcv.settings import DEFAULT_CATCHUP_SESSIONS
 from ohlcv.store import OhlcvStore
+
+#: the original job's ``benchmark`` setting: the index symbols indexed with every universe
+DEFAULT_BENCHMARK: tuple[str, ...] = ("KS11",)
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +32,12 @@ class Plan:
     :param to_index: tickers not yet cached through ``as_of`` (all of them on a full refresh)
     :param current: how many tickers are already cached through ``as_of``
     :param inactive: tickers skipped because they were recently found without data
-    :param one_behind: the stock tickers of ``to_index`` cached through exactly the session
-        before ``as_of``: the ones the market snapshot may extend
+    :param catchup: the stock tickers of ``to_index`` cached through one of the
+        ``OHLCV_CATCHUP_SESSIONS`` sessions before ``as_of``: the market's tables of the sessions
+        since bring them forward
     :param last: the last cached session of each ticker of ``to_index`` (None: not cached)
+    :param first_fill: no stock of the universe is cached yet: the run fetches every history,
+        without a history budget
     """
 
     as_of: str
@@ -38,52 +45,80 @@ class Plan:
     to_index: list[str]
     current: int
     inactive: list[str] = field(default_factory=list)
-    one_behind: list[str] = field(default_factory=list)
+    catchup: list[str] = field(default_factory=list)
     last: dict[str, str | None] = field(default_factory=dict)
+    first_fill: bool = False
 
     def to_xcom(self) -> dict:
         return asdict(self)
 
 
-def fetch_snapshot(store: OhlcvStore, source: Source, as_of: dt.date) -> Snapshot:
-    """The vendor's market snapshot for ``as_of`` (or its latest), kept in Redis for the rest of
-    the run and the session's later runs."""
-    snapshot = source.snapshot(as_of)
-    store.save_snapshot(snapshot, asked=as_of)
-    log.info("%s snapshot of %s: %d codes (asked for %s)", source.name, snapshot.session, len(snapshot.frame), as_of)
-    return snapshot
+def listing(store: OhlcvStore, source: Source, as_of: dt.date, now: dt.datetime, run_id: str) -> Snapshot:
+    """The market table the universe is listed from: ``as_of``'s, asked from the vendor at most
+    once per session (``ohlcv.tables``); while it is not published, the newest kept one."""
+    from ohlcv import tables
+
+    saved = store.saved_snapshot(source.name)
+    if saved is not None and store.snapshot_asked(source.name) >= as_of:
+        return saved
+    try:
+        table = tables.get(store, source, as_of, now, run_id)
+        store.save_snapshot(table, asked=as_of)
+        return table
+    except TableMissing as exc:
+        if saved is not None:
+            log.warning("no table of %s yet (%s); listing from the %s table", as_of, exc, saved.session)
+            return saved
+    latest = source.snapshot(as_of)  # a first run while the day's table is missing: the latest there is
+    store.save_snapshot(latest, asked=latest.session)
+    log.info("%s listing from its latest table, of %s: %d codes", source.name, latest.session, len(latest.frame))
+    return latest
 
 
 def universe(
-    store: OhlcvStore, source: Source, market: str, tickers: Iterable[str], benchmark: Iterable[str], as_of: dt.date
+    store: OhlcvStore,
+    source: Source,
+    market: str,
+    tickers: Iterable[str],
+    benchmark: Iterable[str],
+    as_of: dt.date,
+    *,
+    now: dt.datetime | None = None,
+    run_id: str = "",
 ) -> list[str]:
     """The codes one run indexes: ``tickers`` if given, else ``market``'s listing, plus ``benchmark``.
 
-    The listing is the market snapshot's codes; the snapshot is asked from the vendor at most
-    once per session and kept in Redis. Every code is validated here, so a bad one stops the
-    run before any task is mapped.
+    The listing is the market table's codes (``listing``). Every code is validated here, so a
+    bad one stops the run before any task is mapped.
     """
     if market not in MARKETS:
         raise ValueError(f"unknown universe {market!r}; expected one of {list(MARKETS)}")
     chosen = [validate_ticker(code) for code in tickers]
     extra = [validate_ticker(code) for code in benchmark]
     if not chosen:
-        saved = store.saved_snapshot(source.name)
-        if saved is None or store.snapshot_asked(source.name) < as_of:
-            try:
-                saved = fetch_snapshot(store, source, as_of)
-            except BadOhlcvData as exc:
-                if saved is None:
-                    raise
-                log.warning(
-                    "the vendor's snapshot is unreadable (%s); listing from the %s snapshot", exc, saved.session
-                )
-        chosen = saved.codes(market)
+        try:
+            chosen = listing(store, source, as_of, now or dt.datetime.now(dt.UTC), run_id).codes(market)
+        except BadOhlcvData as exc:
+            saved = store.saved_snapshot(source.name)
+            if saved is None:
+                raise
+            log.warning("the vendor's table is unreadable (%s); listing from the %s table", exc, saved.session)
+            chosen = saved.codes(market)
     return list(dict.fromkeys([*chosen, *extra]))
 
 
-def plan(store: OhlcvStore, codes: list[str], as_of: dt.date, *, full_refresh: bool = False) -> Plan:
-    """Split the universe into tickers to bring forward and tickers already current, in one round trip."""
+def plan(
+    store: OhlcvStore,
+    codes: list[str],
+    as_of: dt.date,
+    *,
+    full_refresh: bool = False,
+    catchup_sessions: int = DEFAULT_CATCHUP_SESSIONS,
+) -> Plan:
+    """Split the universe into tickers to bring forward and tickers already current, in one round trip.
+
+    :param catchup_sessions: how many sessions behind a ticker may be for the tables to bring it forward
+    """
     last, inactive = store.state_of(codes)
     current = [code for code in codes if is_current(last[code], as_of)]
     recently_inactive = [
@@ -92,16 +127,23 @@ def plan(store: OhlcvStore, codes: list[str], as_of: dt.date, *, full_refresh: b
         if code not in current and as_of - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK
     ]
     if full_refresh:
-        to_index, one_behind = list(codes), []
+        to_index, catchup = list(codes), []
     else:
         skip = set(current) | set(recently_inactive)
         to_index = [code for code in codes if code not in skip]
-        previous = calendar.previous_session(as_of)
-        one_behind = [code for code in to_index if last[code] == previous and not is_index(code)]
+        reach = set(_recent_sessions(as_of, catchup_sessions))
+        catchup = [code for code in to_index if last[code] in reach and not is_index(code)]
+    first_fill = not any(last[code] for code in codes if not is_index(code))
     return Plan(
         as_of.isoformat(), list(codes), to_index, len(current), [] if full_refresh else recently_inactive,
-        one_behind, {code: last[code].isoformat() if last[code] else None for code in to_index},
+        catchup, {code: last[code].isoformat() if last[code] else None for code in to_index}, first_fill,
     )  # fmt: skip
+
+
+def _recent_sessions(as_of: dt.date, count: int) -> list[dt.date]:
+    """The ``count`` XKRX sessions before ``as_of``."""
+    days = calendar.sessions(as_of - dt.timedelta(days=count * 3 + 30), as_of)
+    return [day.date() for day in days if day.date() < as_of][-count:]
 
 
 def prepare(
@@ -111,17 +153,12 @@ def prepare(
     *,
     market: str = "KRX",
     tickers: Iterable[str] = (),
-    benchmark: Iterable[str] = ("KS11",),
+    benchmark: Iterable[str] = DEFAULT_BENCHMARK,
     full_refresh: bool = False,
-    snapshot: bool = True,
+    catchup_sessions: int = DEFAULT_CATCHUP_SESSIONS,
+    now: dt.datetime | None = None,
+    run_id: str = "",
 ) -> Plan:
-    """The universe and the plan of one run; the market snapshot is asked for too when a
-    ticker is one session behind and no run has asked for this session's yet."""
-    codes = universe(store, source, market, tickers, benchmark, as_of)
-    planned = plan(store, codes, as_of, full_refresh=full_refresh)
-    if planned.one_behind and snapshot and store.snapshot_asked(source.name) < as_of:
-        try:
-            fetch_snapshot(store, source, as_of)
-        except BadOhlcvData as exc:  # an unreadable table costs the history calls, not the run
-            log.warning("the vendor's market snapshot cannot be used: %s", exc)
-    return planned
+    """The universe and the plan of one run (the listing asks for ``as_of``'s table once per session)."""
+    codes = universe(store, source, market, tickers, benchmark, as_of, now=now, run_id=run_id)
+    return plan(store, codes, as_of, full_refresh=full_refresh, catchup_sessions=catchup_sessions)

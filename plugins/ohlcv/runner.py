@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ohlcv import appending, calendar, indexer, planning
-from ohlcv.errors import OhlcvError
+from ohlcv import appending, calendar, indexer, planning, tables
+from ohlcv.errors import HistoryBudgetSpent, OhlcvError
+from ohlcv.planning import DEFAULT_BENCHMARK
 from ohlcv.settings import Settings
+from ohlcv.status import Status
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.store import OhlcvStore
@@ -33,11 +35,13 @@ class RunOutcome:
     :param summary: the first pass, before the failed tickers were asked again
     :param still_failing: the tickers not current through ``as_of`` after the retry
     :param record: the run's entry in ``ohlcv:runs``
+    :param overdue: sessions whose market table is still missing past ``OHLCV_TABLE_DEADLINE``
     """
 
     summary: RunSummary
     still_failing: list[str]
     record: dict
+    overdue: list[str] = field(default_factory=list)
 
 
 def run_once(
@@ -48,35 +52,43 @@ def run_once(
     run_id: str,
     market: str = "KRX",
     tickers: Iterable[str] = (),
-    benchmark: Iterable[str] = ("KS11",),
+    benchmark: Iterable[str] = DEFAULT_BENCHMARK,
     full_refresh: bool = False,
     snapshot: bool = True,
     settings: Settings | None = None,
+    now: dt.datetime | None = None,
 ) -> RunOutcome:
     """Index the universe through ``as_of`` under the run lock and publish the meta keys.
 
     :param run_id: names the run in the lock, the results and the metrics hashes
-    :param settings: the vendor's rate limit and breaker duration (default: ``Settings.from_env()``)
+    :param settings: the vendor's rate limit and breaker, the catch-up reach, the history budget
+        and the table deadline (default: ``Settings.from_env()``)
+    :param now: the run's moment: which tables are final and whether a missing one is overdue
     """
+    settings = settings or Settings.from_env()
+    now = now or dt.datetime.now(dt.UTC)
     if isinstance(source, GuardedSource):
         guarded = source
     else:
-        guarded = GuardedSource(source, store, run_id=run_id, settings=settings or Settings.from_env())
+        guarded = GuardedSource(source, store, run_id=run_id, settings=settings)
     started = store.begin_run(token=run_id)
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
-    store.publish_sessions(calendar.table(as_of))
     began = dt.datetime.now(dt.UTC)
     try:
+        store.publish_sessions(calendar.table(as_of))
         plan = planning.prepare(
-            store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark,
-            full_refresh=full_refresh, snapshot=snapshot,
+            store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark, full_refresh=full_refresh,
+            catchup_sessions=settings.catchup_sessions, now=now, run_id=run_id,
         )  # fmt: skip
-        saved = store.saved_snapshot(guarded.name) if plan.one_behind else None
-        result = appending.apply_snapshot(store, saved, plan, run_id, use=snapshot)
+        budget = None if plan.first_fill or full_refresh else settings.history_budget
+        store.set_history_budget(run_id, budget)
+        result = appending.apply_snapshot(store, guarded, plan, run_id, use=snapshot, now=now, budget=budget)
         log.info(
-            "as of %s: %d appended from the snapshot, %d handed on", as_of, len(result.appended), len(result.to_fetch)
-        )
+            "as of %s: %d appended from the tables, %d settled, %d handed on, %d waiting for a table, %d deferred",
+            as_of, len(result.appended), result.settled, len(result.to_fetch), len(result.waiting),
+            len(result.deferred),
+        )  # fmt: skip
         appending.log_handed_on(result)
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh)
@@ -89,17 +101,25 @@ def run_once(
     finally:
         store.release_run(run_id)
     state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)
+    overdue = tables.overdue(store.run_tables(run_id), now, settings.deadline_time, settings.schedule_timezone)
+    for day in overdue:
+        log.error("the market table of %s is not published by %s %s", day, settings.table_deadline,
+                  settings.schedule_timezone)  # fmt: skip
     record = record_run(
         store, run_id, as_of, {**first.to_xcom(), "handed_on": len(result.to_fetch)}, state.still_failing,
-        len(state.current), began,
+        len(state.current), began, overdue=overdue,
     )  # fmt: skip
     log.info("as of %s: run record %s", as_of, record)
-    return RunOutcome(first, state.still_failing, record)
+    return RunOutcome(first, state.still_failing, record, overdue)
 
 
 def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:
     try:
         result = indexer.index_ticker(store, source, code, as_of, full_refresh=full_refresh)
+    except HistoryBudgetSpent as exc:
+        store.record_postponed(run_id, {code: str(Status.DEFERRED)}, {code: str(exc)})
+        log.info("%s deferred: %s", code, exc)
+        return
     except OhlcvError as exc:
         indexer.record_failure(store, code, as_of, exc, run_id)
         log.error("%s failed: %s: %s", code, type(exc).__name__, exc)

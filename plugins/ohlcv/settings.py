@@ -27,14 +27,25 @@ if TYPE_CHECKING:
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SOURCE = "fdr"
-#: the Jenkins trigger the DAG replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London
-DEFAULT_SCHEDULE = "23 8-12 * * *"
+#: the Jenkins trigger the DAG replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London, and the
+#: night run at 18:23 London (03:23 KST in winter, 02:23 KST in summer) that settles the day's
+#: volumes from the final table published at about 01:15 KST
+DEFAULT_SCHEDULE = "23 8-12,18 * * *"
 DEFAULT_SCHEDULE_TIMEZONE = "Europe/London"
 #: megabytes of values a reader keeps in the process
 DEFAULT_CLIENT_CACHE_MB = 256
 #: each vendor's rate limit when ``OHLCV_VENDOR_RATE`` does not set one: KRX and Naver block
 #: addresses that ask too fast; the offline vendors need none
 VENDOR_RATES: Mapping[str, str | None] = {"fdr": "5/second", "synthetic": None, "csv": None}
+#: a ticker this many sessions behind is still brought forward from the daily tables
+DEFAULT_CATCHUP_SESSIONS = 15
+MAX_CATCHUP_SESSIONS = 60
+#: history calls a run may make outside the first fill and full_refresh: a missed day or a
+#: late table never turns into a download of the whole market (KRX blocks addresses for that)
+DEFAULT_HISTORY_BUDGET = 300
+#: the day's last evening run of the default schedule: a table still missing then turns a run red
+DEFAULT_TABLE_DEADLINE = "12:23"
+_DEADLINE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 #: what a key prefix may hold: it is put in front of every key (``ohlcv.keys.KeySpace``)
 KEY_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
 
@@ -54,6 +65,12 @@ class Settings:
     :param retry_delay_seconds: ``OHLCV_RETRY_DELAY_SECONDS``, first retry delay of the indexer's tasks
     :param source_poke_seconds: ``OHLCV_SOURCE_POKE_SECONDS``, the vendor sensor's first poke interval
     :param source_wait_seconds: ``OHLCV_SOURCE_WAIT_SECONDS``, how long the sensor waits in all
+    :param catchup_sessions: ``OHLCV_CATCHUP_SESSIONS``, how many sessions behind a ticker may be
+        and still be brought forward from the market's daily tables instead of its history
+    :param history_budget: ``OHLCV_HISTORY_BUDGET``, the most history calls a run makes outside the
+        first fill and ``full_refresh``; the tickers beyond it are deferred to the next run
+    :param table_deadline: ``OHLCV_TABLE_DEADLINE``, ``HH:MM`` in ``schedule_timezone``: a session's
+        table still missing at this time of its day turns the run red (the day's last evening run)
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -67,6 +84,9 @@ class Settings:
     retry_delay_seconds: float = 60.0
     source_poke_seconds: float = 60.0
     source_wait_seconds: float = 3600.0
+    catchup_sessions: int = DEFAULT_CATCHUP_SESSIONS
+    history_budget: int = DEFAULT_HISTORY_BUDGET
+    table_deadline: str = DEFAULT_TABLE_DEADLINE
 
     def __post_init__(self) -> None:
         if not KEY_PREFIX_PATTERN.fullmatch(self.key_prefix):
@@ -79,6 +99,17 @@ class Settings:
             )
         if self.vendor_rate is not None:
             _parse_rate(self.vendor_rate)
+        if not 1 <= self.catchup_sessions <= MAX_CATCHUP_SESSIONS:
+            raise ConfigurationError(
+                f"OHLCV_CATCHUP_SESSIONS={self.catchup_sessions!r}: give a number of sessions from 1 to "
+                f"{MAX_CATCHUP_SESSIONS}"
+            )
+        if self.history_budget < 0:
+            raise ConfigurationError(f"OHLCV_HISTORY_BUDGET={self.history_budget!r}: give a number of calls, 0 or more")
+        if not _DEADLINE.fullmatch(self.table_deadline):
+            raise ConfigurationError(
+                f"OHLCV_TABLE_DEADLINE={self.table_deadline!r}: give a time of day as HH:MM, e.g. 12:23"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -100,6 +131,9 @@ class Settings:
             retry_delay_seconds=_number(environ, "OHLCV_RETRY_DELAY_SECONDS", 60.0),
             source_poke_seconds=_number(environ, "OHLCV_SOURCE_POKE_SECONDS", 60.0),
             source_wait_seconds=_number(environ, "OHLCV_SOURCE_WAIT_SECONDS", 3600.0),
+            catchup_sessions=_count(environ, "OHLCV_CATCHUP_SESSIONS", DEFAULT_CATCHUP_SESSIONS),
+            history_budget=_count(environ, "OHLCV_HISTORY_BUDGET", DEFAULT_HISTORY_BUDGET),
+            table_deadline=text("OHLCV_TABLE_DEADLINE") or DEFAULT_TABLE_DEADLINE,
         )
 
     @property
@@ -112,6 +146,12 @@ class Settings:
     @property
     def breaker_ttl(self) -> dt.timedelta:
         return dt.timedelta(hours=self.breaker_hours)
+
+    @property
+    def deadline_time(self) -> dt.time:
+        """``table_deadline`` as a time of day (in ``schedule_timezone``)."""
+        hours, minutes = self.table_deadline.split(":")
+        return dt.time(int(hours), int(minutes))
 
     @property
     def retry_delay(self) -> dt.timedelta:
@@ -132,6 +172,17 @@ def _parse_rate(text: str | None) -> limits.RateLimitItem | None:
         return limits.parse(text)
     except ValueError:
         raise ConfigurationError(f"OHLCV_VENDOR_RATE={text!r} is not a rate such as 5/second or 300/minute") from None
+
+
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text!r}: give a whole number") from None
+    return value
 
 
 def _megabytes(text: str) -> int:

@@ -41,11 +41,15 @@ class Snapshot:
 
     :param frame: index ``Code`` (str); columns ``COLUMNS``, values as the vendor sent them
         (judged by ``ohlcv.validation.validate_snapshot`` before use)
+    :param final: published after the session ended, so its volumes include the after-hours
+        session; a table read on the session's own evening is preliminary (prices are final
+        at the close, Volume is not)
     """
 
     session: dt.date
     source: str
     frame: pd.DataFrame
+    final: bool = True
 
     def codes(self, market: str = "KRX") -> list[str]:
         """The valid codes listed on ``market`` (``KRX``: every market), sorted."""
@@ -65,6 +69,7 @@ class Snapshot:
                 "format": _FORMAT,
                 "session": self.session.isoformat(),
                 "source": self.source,
+                "final": self.final,
                 "codes": [str(code) for code in self.frame.index],
                 "columns": {name: self.frame[name].tolist() for name in COLUMNS},
             },
@@ -78,7 +83,8 @@ class Snapshot:
             if doc.get("format") != _FORMAT:
                 raise ValueError("missing format marker")
             frame = pd.DataFrame(doc["columns"], index=pd.Index(doc["codes"], name="Code", dtype=object))
-            return cls(dt.date.fromisoformat(doc["session"]), doc["source"], frame[list(COLUMNS)])
+            final = bool(doc.get("final", True))
+            return cls(dt.date.fromisoformat(doc["session"]), doc["source"], frame[list(COLUMNS)], final)
         except (ValueError, KeyError, TypeError, AttributeError, msgpack.UnpackException) as exc:
             raise BadOhlcvData(f"not a stored snapshot: {exc}") from None
 
@@ -94,7 +100,7 @@ MARKET_IDS = {"STK": "KOSPI", "KSQ": "KOSDAQ", "KNX": "KONEX"}
 KRX_TABLE_DTYPES = {"Code": str, "Dept": str, "ChangeCode": str, "MarketId": str}
 
 
-def from_krx_table(table: pd.DataFrame, session: dt.date, source: str) -> Snapshot:
+def from_krx_table(table: pd.DataFrame, session: dt.date, source: str, *, final: bool = True) -> Snapshot:
     """A snapshot from KRX's daily table as FinanceDataReader returns it (``Code``, ``MarketId``,
     Open, High, Low, Close, Volume, ``Changes`` among its columns)."""
     missing = [name for name in ("Code", "MarketId", *_NUMBERS) if name not in table.columns]
@@ -102,7 +108,7 @@ def from_krx_table(table: pd.DataFrame, session: dt.date, source: str) -> Snapsh
         raise BadOhlcvData(f"the KRX table of {session} lacks the columns {missing}")
     rows = table.set_index(pd.Index(table["Code"].astype(str).tolist(), name="Code", dtype=object))
     rows = rows.assign(Market=rows["MarketId"].map(MARKET_IDS).fillna(rows["MarketId"]))
-    return Snapshot(session, source, rows[list(COLUMNS)])
+    return Snapshot(session, source, rows[list(COLUMNS)], final)
 
 
 @dataclass(frozen=True)
@@ -111,11 +117,15 @@ class Extension:
 
     :param blob: the new OHLCV_STR value; None when refused
     :param reason: why it was refused (the ticker's history is fetched instead)
+    :param kind: what refused it: ``break`` (the table's base price is not the cached close),
+        ``unreadable``, ``behind`` (not cached through the session before), ``uncached``,
+        ``changed`` (a settled row whose prices differ)
     """
 
     code: str
     blob: bytes | None
     reason: str = ""
+    kind: str = ""
 
 
 def extender(
@@ -130,21 +140,21 @@ def extender(
 
     def extend(code: str, blob: bytes | None) -> Extension:
         if blob is None:
-            return Extension(code, None, "not cached: history fetched")
+            return Extension(code, None, "not cached: history fetched", "uncached")
         try:
             dates, columns = codec.decode_arrays(blob)
         except BadOhlcvData as exc:
-            return Extension(code, None, f"the cached value cannot be read ({exc}): history refetched")
+            return Extension(code, None, f"the cached value cannot be read ({exc}): history refetched", "unreadable")
         cached_last = pd.Timestamp(dates[-1]).date()
         if cached_last != previous:
-            return Extension(code, None, f"cached through {cached_last}, not {previous}: history fetched")
+            return Extension(code, None, f"cached through {cached_last}, not {previous}: history fetched", "behind")
         row = rows.loc[code]
         close = columns["Close"][-1]
         base = row["Close"] - row["Changes"]
         if base != close:
             return Extension(
                 code, None,
-                f"base price {base:,} != cached close {close:,} (ratio {base / close:.2g}): history refetched",
+                f"base price {base:,} != cached close {close:,} (ratio {base / close:.2g}): history refetched", "break",
             )  # fmt: skip
         extended = {name: np.append(columns[name], row[name]) for name in ("Open", "High", "Low", "Close", "Volume")}
         # the same arithmetic as pandas' pct_change on the history, so both paths store the same bits

@@ -24,12 +24,20 @@ class Status(StrEnum):
     NO_DATA = "no_data"
     #: the vendor's history ends long before the run's session: delisted or suspended
     INACTIVE = "inactive"
+    #: preliminary volumes replaced by the session's final ones (no other change)
+    SETTLED = "settled"
+    #: needs only a market table the vendor has not published yet: a later run appends it
+    WAITING = "waiting"
+    #: needs its history, but the run's history budget was spent: the next run fetches it
+    DEFERRED = "deferred"
 
 
 #: outcomes in which the vendor served a history reaching past what the cache held
 SERVED: frozenset[Status] = frozenset({Status.WRITTEN, Status.REPAIRED})
 #: outcomes that leave nothing to index until the ticker is asked again
 WITHOUT_DATA: frozenset[Status] = frozenset({Status.NO_DATA, Status.INACTIVE})
+#: outcomes of a ticker left behind on purpose, for a later run: it lags, but has not failed
+POSTPONED: frozenset[Status] = frozenset({Status.WAITING, Status.DEFERRED})
 
 
 def is_current(last: dt.date | None, as_of: dt.date) -> bool:

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from ohlcv.status import SERVED, WITHOUT_DATA, Status, is_current
+from ohlcv.status import POSTPONED, SERVED, WITHOUT_DATA, Status, is_current
 from ohlcv.store import OhlcvStore
 
 #: failure reasons a summary carries (the rest are counted)
@@ -24,7 +24,10 @@ class Standing:
         ``inactive`` result, or an inactive record checked as of ``as_of``)
     :param failed: planned tickers without a result in this run and not found without data:
         their task failed or never ran
-    :param still_failing: planned tickers neither current nor found without data
+    :param still_failing: planned tickers neither current, nor found without data, nor left
+        behind on purpose
+    :param postponed: planned tickers left behind on purpose: waiting for a market table not
+        published yet, or deferred beyond the run's history budget (they lag, but have not failed)
     """
 
     as_of: str
@@ -32,6 +35,7 @@ class Standing:
     without_data: list[str]
     failed: list[str]
     still_failing: list[str]
+    postponed: list[str] = field(default_factory=list)
 
 
 def standing(
@@ -51,13 +55,15 @@ def standing(
         for code in planned
         if results.get(code) in WITHOUT_DATA or inactive.get(code, {}).get("checked") == as_of.isoformat()
     ]
-    gone = set(without_data)
+    postponed = [code for code in planned if code not in current and results.get(code) in POSTPONED]
+    gone = set(without_data) | set(postponed)
     return Standing(
         as_of=as_of.isoformat(),
         current=[code for code in universe if code in current],
         without_data=without_data,
         failed=[code for code in planned if code not in results and code not in gone],
         still_failing=[code for code in planned if code not in current and code not in gone],
+        postponed=postponed,
     )
 
 
@@ -74,6 +80,9 @@ class RunSummary:
     unchanged: int
     no_data: int
     current: int
+    waiting: int = 0
+    deferred: int = 0
+    settled: int = 0
     failed: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     #: the failed tickers worth asking again in this run (not bad data, not blocked)
@@ -114,6 +123,9 @@ def summarize(
         no_data=sum(statuses.count(status) for status in WITHOUT_DATA)
         + sum(1 for code in state.without_data if code not in results),
         current=len(state.current),
+        waiting=statuses.count(Status.WAITING),
+        deferred=statuses.count(Status.DEFERRED),
+        settled=statuses.count(Status.SETTLED),
         failed=state.failed,
         reasons=reasons,
         retry=[code for code in state.failed if records.get(code, {}).get("retry", True)],
@@ -149,21 +161,25 @@ def record_run(
     still_failing: list[str],
     current: int,
     started: dt.datetime | None,
+    *,
+    overdue: list[str] = (),
 ) -> dict[str, str | int | float]:
     """Append one finished run's counts to ``ohlcv:runs`` and return them.
 
     :param summary: the first pass's ``RunSummary.to_xcom()`` plus ``handed_on`` (None: the
         run stopped before it was summarized)
     :param still_failing: the tickers still not current after the retries
+    :param overdue: sessions whose market table is missing past the deadline (the run failed)
     """
     duration = (dt.datetime.now(dt.UTC) - started).total_seconds() if started else 0.0
     counters = store.run_metrics(run_id)
+    tables = store.run_tables(run_id)
     meta = store.meta()
     summary = summary or {}
     record = {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
-        "state": "failed" if still_failing or not summary else "success",
+        "state": "failed" if still_failing or overdue or not summary else "success",
         "planned": summary.get("planned", 0),
         "appended": summary.get("appended", 0),
         "handed_on": summary.get("handed_on", 0),
@@ -171,6 +187,8 @@ def record_run(
         "repaired": summary.get("repaired", 0),
         "unchanged": summary.get("unchanged", 0),
         "skipped_no_data": summary.get("no_data", 0),
+        "waiting": summary.get("waiting", 0),
+        "deferred": summary.get("deferred", 0),
         "failed_first_pass": len(summary.get("failed", [])),
         "failed": len(still_failing),
         "retries": int(counters.get("retries", 0)),
@@ -179,6 +197,10 @@ def record_run(
         "history_calls": int(counters.get("history_calls", 0)),
         "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
         "rows_written": int(counters.get("rows_written", 0)),
+        "settled": int(counters.get("rows_settled", 0)),
+        "preliminary": store.preliminary_rows(),
+        "table_missing": " ".join(sorted(day for day, note in tables.items() if note.startswith("missing"))),
+        "table_refused": " ".join(sorted(day for day, note in tables.items() if note.startswith("refused"))),
         "current": current,
         "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
         "published_count": meta.last_update_count or 0,

@@ -39,7 +39,7 @@ def test_an_empty_environment_gives_the_production_defaults():
     assert settings.keys == KeySpace("")
     assert settings.client_cache_mb == 256
     assert settings.breaker_ttl == dt.timedelta(hours=12)
-    assert (settings.schedule, settings.schedule_timezone) == ("23 8-12 * * *", "Europe/London")
+    assert (settings.schedule, settings.schedule_timezone) == ("23 8-12,18 * * *", "Europe/London")
     assert settings.retry_delay == dt.timedelta(seconds=60)
     assert (settings.source_poke_seconds, settings.source_wait_seconds) == (60, 3600)
     assert settings.rate_for("fdr") == limits.parse("5/second")

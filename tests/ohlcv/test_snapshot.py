@@ -14,6 +14,7 @@ from ohlcv.snapshot import Snapshot
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore
 from ohlcv.validation import validate_snapshot
+from tests.support import TablesSource
 
 KRX = Path(__file__).resolve().parents[1] / "fixtures" / "krx"
 CORPORATE_ACTIONS = {"170900", "469880", "462020", "0068Y0"}
@@ -75,12 +76,14 @@ def test_a_real_day_appends_every_code_but_the_four_corporate_actions(store, red
     one_row_cache(store, first)
     codes = first.codes()
     planned = plan_for(store, codes, second.session)
-    assert planned.one_behind == codes
+    assert planned.catchup == codes
 
-    result = appending.apply_snapshot(store, second, planned, "run-1")
+    result = appending.apply_snapshot(store, TablesSource(second), planned, "run-1")
 
     assert set(result.handed_on) == CORPORATE_ACTIONS
-    assert result.handed_on["170900"] == ("base price 45,350 != cached close 47,550 (ratio 0.95): history refetched")
+    assert result.handed_on["170900"] == (
+        "2026-03-10: base price 45,350 != cached close 47,550 (ratio 0.95): history refetched"
+    )
     assert len(result.appended) == 2881 - 4
     samsung = codec.decode(redis_client.get("ticker:005930"))
     assert list(samsung.index.strftime("%Y-%m-%d")) == ["2026-03-09", "2026-03-10"]
@@ -119,36 +122,41 @@ def test_a_code_listed_twice_is_handed_on_and_the_others_pass():
     assert bad == {"000300": "listed 2 times in the snapshot"}
 
 
-def test_a_column_of_strings_sends_every_code_to_its_history_and_writes_nothing(store, redis_client):
+def test_a_column_of_strings_is_refused_as_a_whole_and_writes_nothing(store, redis_client):
+    """Every row bad: the table is not applied and nobody's history is downloaded for it."""
     table = krx("2026-03-09")
     one_row_cache(store, table)
     second = krx("2026-03-10")
     broken = second.frame.assign(Close=second.frame["Close"].map("{:,}".format))  # "187,900"
     before = {key: redis_client.dump(key) for key in redis_client.keys("*")}
     result = appending.apply_snapshot(
-        store, Snapshot(second.session, "fdr", broken), plan_for(store, table.codes(), second.session), "run-1"
-    )
+        store, TablesSource(Snapshot(second.session, "fdr", broken)), plan_for(store, table.codes(), second.session),
+        "run-1",
+    )  # fmt: skip
     assert result.appended == []
-    assert len(result.handed_on) == 2881
-    assert result.handed_on["005930"].startswith("bad snapshot row: Close is not a number (value '187,900')")
-    assert {key: redis_client.dump(key) for key in redis_client.keys("*") if b":run:" not in key} == before
+    assert result.handed_on == {}
+    assert len(result.waiting) == 2881
+    assert "2881 of 2881 continuing codes are missing from it or have bad rows" in result.waiting["005930"]
+    assert result.tables["2026-03-10"].startswith("refused: 2881 of 2881")
+    unchanged = {key: redis_client.dump(key) for key in redis_client.keys("*") if b":run:" not in key}
+    assert unchanged == before
 
 
-@pytest.mark.parametrize(
-    ("session", "reason"),
-    [
-        (dt.date(2026, 3, 7), "the snapshot says it is of 2026-03-07, not an XKRX session"),
-        (dt.date(2026, 3, 9), "the vendor's latest snapshot is of 2026-03-09, not 2026-03-10"),
-    ],
-)
-def test_a_snapshot_of_another_session_is_not_used_at_all(store, redis_client, session, reason):
+@pytest.mark.parametrize("session", [dt.date(2026, 3, 7), dt.date(2026, 3, 9)])
+def test_a_table_that_says_it_is_of_another_session_is_not_used_at_all(store, redis_client, session):
     table = krx("2026-03-09")
     one_row_cache(store, table)
     before = redis_client.dump("ticker:005930")
-    stale = Snapshot(session, "fdr", krx("2026-03-10").frame)
-    result = appending.apply_snapshot(store, stale, plan_for(store, table.codes(), dt.date(2026, 3, 10)), "run-1")
-    assert result.appended == []
-    assert result.handed_on["005930"] == f"{reason}: history fetched"
+
+    class Mislabelled(TablesSource):
+        def table(self, asked):
+            return Snapshot(session, "fdr", krx("2026-03-10").frame)
+
+    result = appending.apply_snapshot(
+        store, Mislabelled(), plan_for(store, table.codes(), dt.date(2026, 3, 10)), "run-1"
+    )
+    assert (result.appended, result.handed_on) == ([], {})
+    assert f"asked for the table of 2026-03-10, the vendor's says it is of {session}" in result.waiting["005930"]
     assert redis_client.dump("ticker:005930") == before
 
 
@@ -162,13 +170,15 @@ def test_tickers_the_snapshot_cannot_continue_are_handed_on_with_why(store):
         ))), "fdr",
     )  # fmt: skip
     codes = ["005930", "000660", "000100", "KS11"]
-    result = appending.apply_snapshot(store, krx("2026-03-10"), plan_for(store, codes, dt.date(2026, 3, 10)), "r")
+    vendor = TablesSource(krx("2026-03-09"), krx("2026-03-10"))
+    result = appending.apply_snapshot(store, vendor, plan_for(store, codes, dt.date(2026, 3, 10)), "r")
     assert result.appended == ["005930"]
-    assert result.handed_on == {
-        "000660": "cached through 2026-03-06, more than one session behind: history fetched",
-        "000100": "not cached yet (a new listing, or the first fill): history fetched",
+    assert result.handed_on == {  # in the order a history budget serves them
         "KS11": "not cached yet (a new listing, or the first fill): history fetched",
+        "000660": "2026-03-09: base price 924,000 != cached close 1 (ratio 9.2e+05): history refetched",
+        "000100": "not cached yet (a new listing, or the first fill): history fetched",
     }
+    assert vendor.asked == [dt.date(2026, 3, 9), dt.date(2026, 3, 10)]
 
 
 def test_a_series_written_meanwhile_is_never_overwritten(store, redis_client):
@@ -217,6 +227,6 @@ def test_a_cached_value_that_cannot_be_read_is_handed_on_and_the_batch_goes_on(s
     one_row_cache(store, Snapshot(table.session, "fdr", table.frame.loc[["005930", "000660"]]))
     redis_client.set("ticker:000660", b'{"Open":{"1741478400000":201000}}')  # the old job's pandas JSON
     planned = plan_for(store, ["005930", "000660"], dt.date(2026, 3, 10))
-    result = appending.apply_snapshot(store, krx("2026-03-10"), planned, "run-1")
+    result = appending.apply_snapshot(store, TablesSource(krx("2026-03-10")), planned, "run-1")
     assert result.appended == ["005930"]
-    assert result.handed_on["000660"].startswith("the cached value cannot be read (not an OHLCV_STR value")
+    assert result.handed_on["000660"].startswith("2026-03-10: the cached value cannot be read (not an OHLCV_STR value")

@@ -209,11 +209,11 @@ def test_a_concurrent_change_makes_the_writer_merge_again(store, redis_client, m
     real_merge = store_module.merge
     calls = []
 
-    def merge_with_interference(cached, fresh):
+    def merge_with_interference(cached, fresh, *provisional):
         calls.append(cached.index[-1].date())
         if len(calls) == 1:  # someone else writes a week more right now
             other.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 13)), "synthetic")
-        return real_merge(cached, fresh)
+        return real_merge(cached, fresh, *provisional)
 
     monkeypatch.setattr(store_module, "merge", merge_with_interference)
     outcome = store.write_series(

@@ -29,6 +29,20 @@ class Source(Protocol):
         """
         ...
 
+    def table(self, session: dt.date) -> Snapshot:
+        """The market's table of exactly ``session``, final when the vendor publishes it so by now.
+
+        Raises ``TableMissing`` when the vendor has no table of that session (not yet, or not
+        published at all), ``SourceUnavailable`` when it cannot be asked and ``BadOhlcvData``
+        when the answer cannot be read.
+        """
+        ...
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        """Whether a table of ``session`` asked at ``now`` holds its final values (the vendor's
+        publishing rule): a preliminary table kept in Redis is asked again only then."""
+        ...
+
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         """Canonical daily history of ``code`` from ``start`` (None: the first day) to ``end``.
 

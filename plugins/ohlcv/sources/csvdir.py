@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ohlcv import snapshot
-from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData
+from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, TableMissing
 from ohlcv.keys import validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
@@ -78,6 +78,15 @@ class CsvDirSource:
             rows["Changes"].append(closes.iloc[-1] - base)
             rows["Market"].append(market)
         return Snapshot(day.date(), self.name, snapshot.frame(rows, list(listing)))
+
+    def table(self, session: dt.date) -> Snapshot:
+        found = self.snapshot(session)
+        if found.session != session:
+            raise TableMissing(f"{self.directory} has no table of {session}; its latest up to then is {found.session}'s")
+        return found
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        return True  # a replay's files are as final as they will get
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)

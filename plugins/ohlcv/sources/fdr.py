@@ -19,16 +19,18 @@ import io
 import logging
 import re
 import threading
+import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pandas as pd
 import requests
 
-from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable
+from ohlcv import calendar
+from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable, TableMissing
 from ohlcv.keys import is_index, validate_ticker
-from ohlcv.snapshot import Snapshot, from_krx_table
+from ohlcv.snapshot import KRX_TABLE_DTYPES, Snapshot, from_krx_table
 from ohlcv.validation import canonical
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,27 @@ PATCHED = {
     "FinanceDataReader.krx.listing": ("requests", "pd"),
     "FinanceDataReader.krx.data": ("requests", "pd"),
 }
+#: KRX's latest work date, the answer FinanceDataReader's ``StockListing('KRX')`` asks for first
+KRX_WORK_DATE = (
+    "http://data.krx.co.kr/comm/bldAttendant/executeForResourceBundle.cmd?baseName=krx.mdc.i18n.component&key=B128.bld"
+)
+KRX_HEADERS = {
+    "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36",
+    "Referer": "https://data.krx.co.kr/contents/MDC/MDI/outerLoader/index.cmd",
+}
+#: FinanceData's public copy of KRX's table, one file per calendar day: the file
+#: ``StockListing('KRX')`` reads for the latest work date, read here for any session
+KRX_TABLE_FILE = (
+    "https://raw.githubusercontent.com/FinanceData/fdr_krx_data_cache/refs/heads/master/data/listing/krx/{}.csv"
+)
+#: how long KRX's latest work date is taken as known: a catch-up asks for several tables
+WORK_DATE_KEPT = 600.0
+KST = dt.timezone(dt.timedelta(hours=9), "KST")
+#: the file of the calendar day after session D holds D's final table from about 01:15 KST (with
+#: a margin) ...
+FINAL_FILE_FROM = dt.time(1, 30)
+#: ... until, on a trading day, it is overwritten with that day's own values from 09:15 KST
+FINAL_FILE_UNTIL = dt.time(9, 0)
 _CACHE_FILE_DATE = re.compile(r"/(\d{4}-\d{2}-\d{2})\.csv$")
 _answers = threading.local()
 
@@ -172,10 +195,76 @@ def _work_date(answers: list[tuple[str, requests.Response]]) -> dt.date:
     return stated
 
 
+def final_file_holds(session: dt.date, now: dt.datetime) -> bool:
+    """Whether, at ``now``, the public file of the calendar day after ``session`` holds the
+    session's final table: from 01:30 KST on that day, and, when that day is a session itself,
+    only until 09:00 KST (then it holds that day's own values)."""
+    following = session + dt.timedelta(days=1)
+    local = now.astimezone(KST)
+    if local < dt.datetime.combine(following, FINAL_FILE_FROM, KST):
+        return False
+    return not calendar.is_session(following) or local < dt.datetime.combine(following, FINAL_FILE_UNTIL, KST)
+
+
+def _http_status(exc: BaseException) -> int | None:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, requests.HTTPError):
+        cause = cause.__cause__ or cause.__context__
+    return cause.response.status_code if cause is not None and cause.response is not None else None
+
+
 class FdrSource:
-    """Production source: ``FinanceDataReader.DataReader`` and ``StockListing('KRX')``."""
+    """Production source: ``FinanceDataReader.DataReader`` and ``StockListing('KRX')``, and the
+    public per-date KRX table files for any session.
+
+    :param clock: the current time (aware); which file holds a session's final table depends on it
+    """
 
     name = "fdr"
+
+    def __init__(self, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._work_date: tuple[float, dt.date] | None = None
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        return final_file_holds(session, now)
+
+    def table(self, session: dt.date) -> Snapshot:
+        """KRX's table of ``session`` from the public file that holds its best version now: the
+        next calendar day's file while it holds the final table (``final_file_holds``), else the
+        session's own file, last written at about 17:56 KST: preliminary volumes."""
+        _fdr()  # the stand-ins' timeouts and status checks
+        latest = self.latest_work_date()
+        if session > latest:
+            raise TableMissing(f"KRX's latest work date is {latest}: no KRX table of {session} yet")
+        if final_file_holds(session, self.clock()):
+            try:
+                return self._read(session + dt.timedelta(days=1), session, final=True)
+            except TableMissing as exc:
+                log.info("no final KRX table of %s yet (%s); reading its own file", session, exc)
+        return self._read(session, session, final=False)
+
+    def latest_work_date(self) -> dt.date:
+        """KRX's latest work date (asked at most every ``WORK_DATE_KEPT`` seconds)."""
+        if self._work_date is not None and time.monotonic() - self._work_date[0] < WORK_DATE_KEPT:
+            return self._work_date[1]
+        try:
+            answer = _get(KRX_WORK_DATE, headers=KRX_HEADERS).json()
+            stated = dt.datetime.strptime(answer["result"]["output"][0]["max_work_dt"], "%Y%m%d").date()
+        except (requests.RequestException, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise _vendor_error(exc, "KRX's latest work date") from exc
+        self._work_date = (time.monotonic(), stated)
+        return stated
+
+    def _read(self, day: dt.date, session: dt.date, *, final: bool) -> Snapshot:
+        url = KRX_TABLE_FILE.format(day.isoformat())
+        try:
+            table = _read_csv(url, index_col=0, dtype=KRX_TABLE_DTYPES)
+        except Exception as exc:
+            if _http_status(exc) == 404:
+                raise TableMissing(f"the public KRX table file of {day} is not published (HTTP 404)") from None
+            raise _vendor_error(exc, f"the KRX table of {session}") from exc
+        return from_krx_table(table.reset_index(drop=True), session, self.name, final=final)
 
     def snapshot(self, session: dt.date) -> Snapshot:
         """KRX's table of its latest work date (FinanceDataReader serves no other session)."""
@@ -184,11 +273,14 @@ class FdrSource:
             with _recording() as answers:
                 listing = fdr.StockListing("KRX")
         except Exception as exc:
+            if _http_status(exc) == 404:
+                raise TableMissing(f"the KRX table of KRX's latest work date is not published (HTTP 404): {exc}") from None
             raise _vendor_error(exc, "the KRX table") from exc
         listed = _work_date(answers)
         if listed != session:
             log.info("asked for the KRX table of %s; KRX's latest is %s's", session, listed)
-        return from_krx_table(listing, listed, self.name)
+        # the latest work date's own file: written on the session's evening, before its volumes are final
+        return from_krx_table(listing, listed, self.name, final=False)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         fdr = _fdr()

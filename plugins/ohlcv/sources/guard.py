@@ -9,8 +9,11 @@ Around any source it adds, in this order:
 - a **rate limit** per vendor, shared through Redis by every process that calls it (each
   indexer task is a process of its own, and so is each reader): a moving window kept by the
   ``limits`` library under ``ohlcv:rate:``; a call waits for its turn;
-- **metrics**: calls (by kind: ``history``, ``snapshot``) and their seconds counted into the
-  run's metrics hash, when given.
+- the run's **history budget** (``OHLCV_HISTORY_BUDGET``, set per run by its snapshot step in
+  the run's metrics hash): a history call beyond it raises ``HistoryBudgetSpent`` without
+  asking the vendor, in whichever process it is made;
+- **metrics**: calls (by kind: ``history``, ``snapshot`` for tables) and their seconds counted
+  into the run's metrics hash, when given.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import limits
 import pandas as pd
 from limits.strategies import MovingWindowRateLimiter
 
-from ohlcv.errors import BreakerOpen, SourceBlocked
+from ohlcv.errors import BreakerOpen, HistoryBudgetSpent, SourceBlocked
 from ohlcv.settings import Settings
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
@@ -49,10 +52,13 @@ class GuardedSource:
         rate: limits.RateLimitItem | str | None = "default",
         breaker_ttl: dt.timedelta | None = None,
         settings: Settings | None = None,
+        budgeted: bool = True,
     ) -> None:
         """:param rate: the vendor's rate limit (``"default"``: the settings' rate for it; None: none)
         :param breaker_ttl: how long a block answer opens the breaker (default: the settings')
         :param settings: where the defaults come from (default: ``Settings.from_env()``)
+        :param budgeted: whether history calls count against the run's history budget (the
+            sensor's canary does not)
         """
         if settings is None and (rate == "default" or breaker_ttl is None):
             settings = Settings.from_env()
@@ -62,12 +68,21 @@ class GuardedSource:
         self.run_id = run_id
         self.rate = settings.rate_for(source.name) if rate == "default" else rate
         self.breaker_ttl = settings.breaker_ttl if breaker_ttl is None else breaker_ttl
+        self.budgeted = budgeted
         self._limiter: MovingWindowRateLimiter | None = None
 
     def snapshot(self, session: dt.date) -> Snapshot:
         return self._call("snapshot", self.inner.snapshot, session)
 
+    def table(self, session: dt.date) -> Snapshot:
+        return self._call("snapshot", self.inner.table, session)
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        return self.inner.settles(session, now)
+
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
+        if self.run_id and self.budgeted and not self.store.spend_history_call(self.run_id):
+            raise HistoryBudgetSpent(f"{code}: this run has made its history calls; deferred to the next run")
         return self._call("history", self.inner.history, code, start, end)
 
     def _call(self, kind: str, function, *args):

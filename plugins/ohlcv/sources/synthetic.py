@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ohlcv import calendar, snapshot
-from ohlcv.errors import ConfigurationError, NoData
+from ohlcv.errors import ConfigurationError, NoData, TableMissing
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
@@ -170,6 +170,14 @@ class SyntheticSource:
             rows["Changes"].append(int(closes[-1] - base))
             rows["Market"].append(self.market_of(code))
         return Snapshot(day, self.name, snapshot.frame(rows, codes))
+
+    def table(self, session: dt.date) -> Snapshot:
+        if not calendar.is_session(session):
+            raise TableMissing(f"{session} is not an XKRX session: the synthetic vendor has no table of it")
+        return self.snapshot(session)
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        return True  # its tables are final as soon as they exist
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)

@@ -6,7 +6,14 @@ way real vendors do, keyed by ticker code:
 - ``bad={code: kind}``: a broken answer of one of the kinds in ``BAD_KINDS``;
 - ``snapshot_lag=N``: a snapshot asked for a session describes the session N sessions earlier
   (a vendor that has not yet published the day's table);
-- ``snapshot_down=N``: the first N snapshot calls fail with ``SourceUnavailable``;
+- ``snapshot_down=N``: the first N snapshot and table calls fail with ``SourceUnavailable``;
+- ``table_missing={session, ...}``: the vendor has not published these sessions' tables
+  (``TableMissing``, as FinanceData's public file answering 404);
+- ``preliminary={session, ...}``: these sessions' tables are still the evening's, with
+  preliminary volumes (1.5 % short, as the after-hours trades are missing) until the test
+  removes the session from the set (the night's final table);
+- ``stale_table={session, ...}``: asked for these sessions, the vendor serves the previous
+  session's table as if it were theirs (a weekend file repeats Friday's);
 - ``transient=0.3``: that share of tickers (chosen by code) fails with ``SourceUnavailable``
   on its first call, then answers;
 - ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
@@ -37,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ohlcv import calendar
-from ohlcv.errors import ConfigurationError, NoData, SourceBlocked, SourceUnavailable
+from ohlcv.errors import ConfigurationError, NoData, SourceBlocked, SourceUnavailable, TableMissing
 from ohlcv.keys import validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
@@ -59,8 +66,13 @@ BAD_KINDS: tuple[str, ...] = (
 )
 #: the spec switches this module reads (the rest of a ``synthetic:`` spec is the plain vendor's)
 SWITCHES: frozenset[str] = frozenset(
-    {"bad", "snapshot_lag", "snapshot_down", "transient", "down", "fail", "block", "latency"}
-)
+    {
+        "bad", "snapshot_lag", "snapshot_down", "table_missing", "preliminary", "stale_table",
+        "transient", "down", "fail", "block", "latency",
+    }
+)  # fmt: skip
+#: the share of Volume a preliminary table lacks (KRX's after-hours session)
+PRELIMINARY_SHORT = 0.015
 
 _shared: dict[str, FaultySource] = {}
 
@@ -81,6 +93,9 @@ class FaultySource:
         bad: Mapping[str, str] | None = None,
         snapshot_lag: int = 0,
         snapshot_down: int = 0,
+        table_missing: set[dt.date] | frozenset[dt.date] = frozenset(),
+        preliminary: set[dt.date] | frozenset[dt.date] = frozenset(),
+        stale_table: set[dt.date] | frozenset[dt.date] = frozenset(),
         transient: float = 0.0,
         down: int = 0,
         fail: set[str] | frozenset[str] = frozenset(),
@@ -95,6 +110,9 @@ class FaultySource:
             raise ConfigurationError(f"unknown bad payload kinds {sorted(unknown)}; expected {list(BAD_KINDS)}")
         self.snapshot_lag = snapshot_lag
         self.snapshot_down = snapshot_down
+        self.table_missing = set(table_missing)
+        self.preliminary = set(preliminary)
+        self.stale_table = set(stale_table)
         self.transient = transient
         self.down = down
         self.fail = frozenset(fail)
@@ -106,13 +124,39 @@ class FaultySource:
         return getattr(self.inner, name)  # list_universe, codes, listing_date: the plain vendor's
 
     def snapshot(self, session: dt.date) -> Snapshot:
-        self.calls["snapshot", "KRX"] += 1
-        if self.calls["snapshot", "KRX"] <= self.snapshot_down:
-            raise SourceUnavailable("synthetic vendor: HTTP 503 Service Unavailable for the daily table")
+        self._table_call()
         recent = calendar.sessions(session - dt.timedelta(days=30), session)
         if len(recent) <= self.snapshot_lag:
             raise NoData(f"the synthetic vendor has no table up to {session}")
-        return self.inner.snapshot(recent[-1 - self.snapshot_lag].date())
+        latest = recent[-1 - self.snapshot_lag].date()
+        if latest in self.table_missing:
+            raise TableMissing(f"synthetic vendor: the table of {latest} is not published (HTTP 404)")
+        return self._as_published(self.inner.snapshot(latest))
+
+    def table(self, session: dt.date) -> Snapshot:
+        self._table_call()
+        if session in self.table_missing:
+            raise TableMissing(f"synthetic vendor: the table of {session} is not published (HTTP 404)")
+        if session in self.stale_table:
+            served = self.inner.table(calendar.previous_session(session))
+            return Snapshot(session, served.source, served.frame, served.final)
+        return self._as_published(self.inner.table(session))
+
+    def settles(self, session: dt.date, now: dt.datetime) -> bool:
+        return session not in self.preliminary
+
+    def _table_call(self) -> None:
+        self.calls["snapshot", "KRX"] += 1
+        if self.calls["snapshot", "KRX"] <= self.snapshot_down:
+            raise SourceUnavailable("synthetic vendor: HTTP 503 Service Unavailable for the daily table")
+
+    def _as_published(self, table: Snapshot) -> Snapshot:
+        """The evening's table of a session still in ``preliminary``: volumes short, not final."""
+        if table.session not in self.preliminary:
+            return table
+        frame = table.frame.copy()
+        frame["Volume"] = (frame["Volume"] * (1 - PRELIMINARY_SHORT)).astype("int64")
+        return Snapshot(table.session, table.source, frame, final=False)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)
@@ -143,6 +187,9 @@ def from_options(inner: Source, options: Mapping[str, list[str]]) -> FaultySourc
             bad=dict(item.split(":") for item in options.get("bad", [])),
             snapshot_lag=int(options.get("snapshot_lag", ["0"])[0]),
             snapshot_down=int(options.get("snapshot_down", ["0"])[0]),
+            table_missing={dt.date.fromisoformat(day) for day in options.get("table_missing", [])},
+            preliminary={dt.date.fromisoformat(day) for day in options.get("preliminary", [])},
+            stale_table={dt.date.fromisoformat(day) for day in options.get("stale_table", [])},
             transient=float(options.get("transient", ["0"])[0]),
             down=int(options.get("down", ["0"])[0]),
             fail=set(options.get("fail", [])),

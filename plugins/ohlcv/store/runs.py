@@ -67,6 +67,16 @@ redis.call('SET', KEYS[2], ARGV[2])
 return previous
 """
 
+# KEYS: run metrics. Counts one history call against the run's budget (the field
+# history_budget; absent: no budget). Returns 0, counting nothing, once the budget is spent.
+_SPEND_HISTORY_CALL = """
+local budget = redis.call('HGET', KEYS[1], 'history_budget')
+if not budget then return 1 end
+if tonumber(redis.call('HGET', KEYS[1], 'history_spent') or '0') >= tonumber(budget) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'history_spent', 1)
+return 1
+"""
+
 # KEYS: run lock, isUpdating. ARGV: token.
 _RELEASE_RUN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -132,6 +142,7 @@ class RunStore(StoreBase):
         self._publish = client.register_script(_PUBLISH)
         self._release_run = client.register_script(_RELEASE_RUN)
         self._clear_dead_flag = client.register_script(_CLEAR_DEAD_FLAG)
+        self._spend_history_call = client.register_script(_SPEND_HISTORY_CALL)
 
     def begin_run(self, token: str | None = None, ttl: dt.timedelta = RUN_LOCK_TTL) -> RunStart:
         """Take the run lock and set ``getOHLCV_isUpdating`` to 1.
@@ -250,6 +261,22 @@ class RunStore(StoreBase):
             pipe.expire(key, RUN_METRICS_TTL)
             pipe.execute()
 
+    def set_history_budget(self, run_id: str, budget: int | None) -> None:
+        """Allow the run ``budget`` history calls from now on (None: no limit), shared by every
+        process of the run through its metrics hash."""
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            if budget is None:
+                pipe.hdel(key, "history_budget")
+            else:
+                pipe.hset(key, "history_budget", int(budget))
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def spend_history_call(self, run_id: str) -> bool:
+        """Count one history call against the run's budget; False (nothing counted) once it is spent."""
+        return bool(self._spend_history_call(keys=[self.keys.run_metrics(run_id)]))
+
     def count(self, run_id: str, **counters: int) -> None:
         """Add to the run's counters (``rows_written=...``, ``retries=...``)."""
         key = self.keys.run_metrics(run_id)
@@ -271,6 +298,35 @@ class RunStore(StoreBase):
             pipe.hincrby(metrics, "rows_written", int(rows_written))
             pipe.expire(metrics, RUN_METRICS_TTL)
             pipe.execute()
+
+    def record_postponed(self, run_id: str, statuses: dict[str, str], reasons: dict[str, str]) -> None:
+        """Record tickers a run leaves behind on purpose (``waiting``, ``deferred``) with why:
+        their results and reasons in one round trip."""
+        if not statuses:
+            return
+        results, behind = self.keys.run_results(run_id), self.keys.run_behind(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(results, mapping=statuses)
+            pipe.hset(behind, mapping={code: reason[:500] for code, reason in reasons.items()})
+            for key in (results, behind):
+                pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def postponed(self, run_id: str) -> dict[str, str]:
+        """Ticker -> why the run left it behind on purpose (``record_postponed``)."""
+        return {text(code): text(why) for code, why in self.client.hgetall(self.keys.run_behind(run_id)).items()}
+
+    def note_table(self, run_id: str, session: dt.date, note: str) -> None:
+        """Note what one run did with ``session``'s table (``applied ...``, ``missing: why``, ``refused: why``)."""
+        key = self.keys.run_tables(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, session.isoformat(), note[:500])
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def run_tables(self, run_id: str) -> dict[str, str]:
+        """Session -> what the run did with its table (``note_table``)."""
+        return {text(day): text(note) for day, note in self.client.hgetall(self.keys.run_tables(run_id)).items()}
 
     def run_results(self, run_id: str) -> dict[str, str]:
         """Ticker → status of every ticker a run's tasks finished (``record_result``)."""

@@ -12,12 +12,26 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from ohlcv.errors import BadOhlcvData
 from ohlcv.keys import KeySpace
 from ohlcv.snapshot import Snapshot
-from ohlcv.store.base import RUNS_KEPT, StoreBase, text
+from ohlcv.store.base import RUNS_KEPT, StoreBase, ms, text
 
 if TYPE_CHECKING:  # the vendors' dependencies load with the vendors, not with every reader
     from limits.storage import RedisStorage
+
+#: how long a session's table is kept: every run of the session and any catch-up within
+#: ``OHLCV_CATCHUP_SESSIONS`` reads it from Redis instead of asking the vendor again
+TABLE_KEPT = dt.timedelta(days=40)
+
+# KEYS: table hash. ARGV: data, final ('1'/'0'), fetched (ISO), ttl (ms). A preliminary table
+# never replaces a final one of the same session.
+_SAVE_TABLE = """
+if ARGV[2] == '0' and redis.call('HGET', KEYS[1], 'final') == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'final', ARGV[2], 'fetched', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
 
 # KEYS: snapshot hash. ARGV: session (ISO), the snapshot's bytes, the session it was asked for.
 # Never replaces a later session; remembers the latest session a run asked the vendor for.
@@ -37,6 +51,7 @@ class VendorStore(StoreBase):
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         super().__init__(client, keys)
         self._save_snapshot = client.register_script(_SAVE_SNAPSHOT)
+        self._save_table = client.register_script(_SAVE_TABLE)
 
     def breaker(self) -> str | None:
         """Why the vendor breaker is open, or None while it is closed."""
@@ -90,6 +105,26 @@ class VendorStore(StoreBase):
         """The latest session a run asked ``source`` for its snapshot (``date.min``: never)."""
         asked = self.client.hget(self.keys.snapshot(source), "asked")
         return dt.date.fromisoformat(text(asked)) if asked else dt.date.min
+
+    def save_table(self, table: Snapshot) -> bool:
+        """Keep the market's table of one session for ``TABLE_KEPT``; a preliminary table never
+        replaces a final one. Returns whether it was kept."""
+        args = [table.to_bytes(), "1" if table.final else "0", dt.datetime.now(dt.UTC).isoformat(), ms(TABLE_KEPT)]
+        return bool(self._save_table(keys=[self.keys.table(table.source, table.session)], args=args))
+
+    def saved_table(self, source: str, session: dt.date) -> Snapshot | None:
+        """The table of ``session`` kept from ``source`` (None: none, or one that cannot be read)."""
+        blob = self.client.hget(self.keys.table(source, session), "data")
+        if blob is None:
+            return None
+        try:
+            return Snapshot.from_bytes(blob)
+        except BadOhlcvData:
+            return None
+
+    def drop_table(self, source: str, session: dt.date) -> None:
+        """Forget a kept table (one refused as describing another session), so later runs ask again."""
+        self.client.delete(self.keys.table(source, session))
 
     def rate_limit_storage(self) -> RedisStorage:
         """The ``limits`` library's storage of the vendors' moving windows, on this store's
