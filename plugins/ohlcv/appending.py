@@ -115,7 +115,9 @@ def apply_snapshot(
             waiting.update(dict.fromkeys(candidates, f"the table of {session} was refused ({refused}): waiting"))
             _stop(position, candidates)
             continue
-        store.note_table(run_id, session, f"applied to {len(moved)} tickers ({'final' if table.final else 'preliminary'})")
+        store.note_table(
+            run_id, session, f"applied to {len(moved)} tickers ({'final' if table.final else 'preliminary'})"
+        )
         store.save_snapshot(table, asked=session)  # the newest table applied is the market's listing
         newest = session
         for code in moved:
@@ -130,12 +132,13 @@ def apply_snapshot(
     ordered = _by_priority(plan, handed_on)
     fetch = ordered if budget is None else ordered[:budget]
     deferred = {
-        code: f"the run's history budget of {budget} calls is spent: deferred to the next run" for code in ordered[len(fetch) :]
+        code: f"the run's history budget of {budget} calls is spent: deferred to the next run"
+        for code in ordered[len(fetch) :]
     }
     _record_left_behind(store, run_id, waiting, deferred)
     return SnapshotResult(
-        newest.isoformat() if newest else None, sorted(appended - set(waiting)), {code: handed_on[code] for code in fetch},
-        waiting, deferred, store.run_tables(run_id), settled,
+        newest.isoformat() if newest else None, sorted(appended - set(waiting)),
+        {code: handed_on[code] for code in fetch}, waiting, deferred, store.run_tables(run_id), settled,
     )  # fmt: skip
 
 
@@ -157,7 +160,9 @@ def _apply(store: OhlcvStore, table: Snapshot, candidates: list[str], run_id: st
     with why, why the table is refused as a whole or "")."""
     session = table.session
     good, bad = validate_snapshot(table.frame)
-    unusable = {code: f"bad row in the table of {session}: {bad[code]}: history fetched" for code in candidates if code in bad}
+    unusable = {
+        code: f"bad row in the table of {session}: {bad[code]}: history fetched" for code in candidates if code in bad
+    }
     unusable.update(
         {
             code: f"not in the table of {session}: history fetched"

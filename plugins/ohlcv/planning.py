@@ -13,10 +13,10 @@ from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, TableMissing
 from ohlcv.indexer import INACTIVE_RECHECK
 from ohlcv.keys import is_index, validate_ticker
+from ohlcv.settings import DEFAULT_CATCHUP_SESSIONS
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS, Source
 from ohlcv.status import is_current
-from ohlcv.settings import DEFAULT_CATCHUP_SESSIONS
 from ohlcv.store import OhlcvStore
 
 #: the original job's ``benchmark`` setting: the index symbols indexed with every universe

@@ -19,9 +19,9 @@ from ohlcv import appending, calendar, indexer, planning, tables
 from ohlcv.errors import HistoryBudgetSpent, OhlcvError
 from ohlcv.planning import DEFAULT_BENCHMARK
 from ohlcv.settings import Settings
-from ohlcv.status import Status
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
+from ohlcv.status import Status
 from ohlcv.store import OhlcvStore
 from ohlcv.summary import RunSummary, record_run, standing, summarize, watermark_codes
 
@@ -82,8 +82,9 @@ def run_once(
             catchup_sessions=settings.catchup_sessions, now=now, run_id=run_id,
         )  # fmt: skip
         budget = None if plan.first_fill or full_refresh else settings.history_budget
-        store.set_history_budget(run_id, budget)
         result = appending.apply_snapshot(store, guarded, plan, run_id, use=snapshot, now=now, budget=budget)
+        if result.to_fetch:  # retries draw on what the first pass left of the budget
+            store.set_history_budget(run_id, budget)
         log.info(
             "as of %s: %d appended from the tables, %d settled, %d handed on, %d waiting for a table, %d deferred",
             as_of, len(result.appended), result.settled, len(result.to_fetch), len(result.waiting),

@@ -55,14 +55,15 @@ def settle(store: OhlcvStore, source: Source, codes: list[str], as_of: dt.date, 
 
 
 def _settle_table(store: OhlcvStore, table: Snapshot, codes: list[str], run_id: str) -> int:
-    good, bad = validate_snapshot(table.frame)
+    good, _ = validate_snapshot(table.frame)  # a bad row leaves its code's row preliminary
     session = table.session
 
     def guard(outcomes: list[Extension]) -> None:
         changed = sum(1 for outcome in outcomes if outcome.kind == "changed")
         if tables.too_many(changed, len(outcomes)):
             raise tables.TableRefused(
-                f"{changed} of {len(outcomes)} preliminary rows have other prices in it: not the final table of {session}"
+                f"{changed} of {len(outcomes)} preliminary rows have other prices in it: "
+                f"not the final table of {session}"
             )
 
     day = session.isoformat()

@@ -43,8 +43,9 @@ def too_many(unusable: int, continuing: int) -> bool:
 
 def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, run_id: str) -> Snapshot:
     """The best table of ``session`` to be had now: the kept one, unless it is preliminary and
-    the vendor would give the final one now; raises ``TableMissing`` (also for an outage or an
-    unreadable answer, with the reason) when there is none.
+    the vendor would give the final one now; raises ``TableMissing`` (also for an unreadable
+    answer, with the reason) when there is none, and lets an outage (``SourceUnavailable``) through
+    for the task to be retried.
 
     Keeps what the vendor answered (the listing is the caller's: ``planning.listing``, and
     a table applied by the snapshot step).
@@ -65,6 +66,8 @@ def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, r
         if kept is not None:
             log.info("the final table of %s is not to be had yet (%s); using the evening's", session, exc)
             return kept
+        if not isinstance(exc, (TableMissing, BadOhlcvData)):
+            raise  # an outage: the task is retried, the tickers do not wait on a table that may exist
         store.note_table(run_id, session, f"missing: {exc}")
         if isinstance(exc, TableMissing):
             raise

@@ -79,14 +79,15 @@ def fire_times(dag, first_day: str, count: int) -> list[str]:
 
 
 @pytest.mark.parametrize("first_day", ["2026-11-20", "2026-07-03"])  # GMT and BST
-def test_runs_start_hourly_at_23_past_from_8_to_12_london_time_like_the_jenkins_job(dagbag, first_day):
+def test_runs_start_hourly_at_23_past_from_8_to_12_london_time_like_the_jenkins_job_plus_a_night_run(dagbag, first_day):
     dag = dagbag.dags["ohlcv_indexer"]
-    assert fire_times(dag, first_day, 6) == [
+    assert fire_times(dag, first_day, 7) == [
         "Fri 08:23",
         "Fri 09:23",
         "Fri 10:23",
         "Fri 11:23",
         "Fri 12:23",
+        "Fri 18:23",  # 03:23 KST in winter, 02:23 KST in summer: the session's final table is out
         "Sat 08:23",
     ]
     assert dag.max_active_runs == 1  # a run never overlaps the next one's lock

@@ -80,6 +80,7 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "getOHLCV_lastUpdateAt",
         "getOHLCV_lastUpdateCount",
         "ohlcv:snapshot:synthetic",  # the market snapshot (also the listing), asked once per session
+        "ohlcv:table:synthetic:2026-11-20",  # that session's market table, kept to catch up later runs
         "ohlcv:runs",  # the run log
         "ohlcv:sessions",  # the XKRX session table readers load instead of building the calendar
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
@@ -168,7 +169,9 @@ def test_a_split_is_repaired_in_one_run_and_other_tickers_are_untouched(run_dag,
     pd.testing.assert_frame_equal(cached, split.history("000100", None, dt.date(2026, 11, 20)))
     assert redis_client.exists("ticker:000100:2026-01-02:2026-06-30", "ohlcv:periods:000100") == 0
     summary = xcom(dag_run, "summarize")
-    assert (summary["repaired"], summary["written"], summary["failed"]) == (1, 4, [])
+    # Four sessions behind: the split ticker is repaired from its history, the index fetched, the
+    # other three caught up from the four market tables.
+    assert (summary["repaired"], summary["written"], summary["appended"], summary["failed"]) == (1, 1, 3, [])
     for code in ("000200", "000300", "000400"):
         cached = codec.decode(redis_client.get(f"ticker:{code}"))
         pd.testing.assert_frame_equal(cached, plain.history(code, None, dt.date(2026, 11, 20)))
@@ -187,7 +190,9 @@ def test_a_backfill_for_an_older_date_leaves_every_key_byte_identical(run_dag, r
 def test_a_bad_payload_fails_the_run_with_its_reason_and_keeps_the_old_cache(run_dag, redis_client):
     assert run_dag("synthetic:3", at("2026-11-13 09:23")).state == "success"
     before = redis_client.get("ticker:000200")
-    dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 09:23"), retries=0)
+    # the tables turned off: every ticker's history is fetched, the bad one among them
+    conf = {"snapshot": False}
+    dag_run = run_dag("synthetic:3?bad=000200:high_below_low", at("2026-11-20 09:23"), conf=conf, retries=0)
     assert dag_run.state == "failed"
     # one history call per ticker (three and KS11): bad data is not fetched again in the run
     assert vendor_calls(redis_client, dag_run, "history") == 4
@@ -269,10 +274,12 @@ def test_a_normal_day_appends_the_snapshot_and_fetches_only_histories_that_chang
     assert (record["appended"], record["handed_on"], record["written"], record["repaired"]) == ("19", "2", "1", "1")
     assert (record["snapshot_calls"], record["history_calls"]) == ("1", "2")
     assert any(
-        message.startswith("000100: base price ") and "(ratio 0.02): history refetched" in message
+        message.startswith("000100: 2026-11-20: base price ") and "(ratio 0.02): history refetched" in message
         for message in caplog.messages
     )
-    assert "19 tickers appended from the 2026-11-20 snapshot, 2 handed on to index_ticker" in " ".join(caplog.messages)
+    assert "19 tickers appended from the tables (the newest 2026-11-20), 0 rows settled, 2 handed on" in " ".join(
+        caplog.messages
+    )
     split = SyntheticSource(20, splits={"000100": (dt.date(2026, 11, 20), 50)})
     for code in [*split.list_universe("KRX"), "KS11"]:  # the same series a full history fetch would store
         assert redis_client.get(f"ticker:{code}") == codec.encode(
@@ -281,24 +288,48 @@ def test_a_normal_day_appends_the_snapshot_and_fetches_only_histories_that_chang
     assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
 
 
-@pytest.mark.parametrize(
-    ("source", "conf", "reason"),
-    [
-        ("synthetic:5?snapshot_lag=1", None, "the vendor's latest snapshot is of 2026-11-19, not 2026-11-20"),
-        ("synthetic:5", {"snapshot": False}, "the snapshot is turned off for this run"),
-    ],
-)
-def test_without_a_usable_snapshot_every_ticker_fetches_its_history(
-    run_dag, redis_client, caplog, source, conf, reason
-):
+def test_with_the_tables_turned_off_every_ticker_fetches_its_history(run_dag, redis_client, caplog):
     assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
     caplog.clear()
-    dag_run = run_dag(source, at("2026-11-20 10:23"), conf=conf)
+    dag_run = run_dag("synthetic:5", at("2026-11-20 10:23"), conf={"snapshot": False})
     assert dag_run.state == "success"
     assert len(mapped_codes(dag_run)) == 6
     assert last_run(redis_client)["appended"] == "0"
-    assert any(f"5 tickers {reason}: " in message for message in caplog.messages)
+    assert any("5 tickers the tables are turned off for this run: " in message for message in caplog.messages)
     assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-20"
+
+
+def test_a_table_not_yet_published_is_waited_for_and_the_next_run_catches_up(run_dag, redis_client):
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    before = redis_client.get("ticker:000100")
+    # 10:23 London on the 20th, before the 12:23 deadline: the table of the 20th is missing
+    waiting = run_dag("synthetic:5?table_missing=2026-11-20", at("2026-11-20 10:23"))
+    assert waiting.state == "success"
+    assert mapped_codes(waiting) == ["KS11"]  # no stock's whole history instead of one missing row
+    record = last_run(redis_client)
+    assert (record["waiting"], record["appended"], record["history_calls"]) == ("5", "0", "1")
+    assert redis_client.get("ticker:000100") == before
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-19"
+    # Monday evening: both tables are there; the two sessions are appended from them
+    monday = run_dag("synthetic:5", at("2026-11-23 10:23"))
+    assert monday.state == "success"
+    assert mapped_codes(monday) == ["KS11"]  # the index alone: it is never in a table
+    assert vendor_calls(redis_client, monday, "history") == 1
+    plain = SyntheticSource(5)
+    for code in [*plain.list_universe("KRX"), "KS11"]:
+        assert redis_client.get(f"ticker:{code}") == codec.encode(
+            plain.history(code, None, dt.date(2026, 11, 23)), "synthetic"
+        ), code
+    assert last_run(redis_client)["appended"] == "5"
+
+
+def test_a_table_still_missing_at_the_deadline_turns_the_run_red(run_dag, redis_client):
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    late = run_dag("synthetic:5?table_missing=2026-11-20", at("2026-11-20 12:23"))
+    assert late.state == "failed"
+    record = last_run(redis_client)
+    assert (record["state"], record["waiting"], record["table_missing"]) == ("failed", "5", "2026-11-20")
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-19"
 
 
 def test_full_refresh_fetches_every_history_even_on_a_normal_day(run_dag, redis_client):
@@ -328,6 +359,8 @@ def cache_keys(client) -> dict[str, object]:
         if key.startswith(b"ohlcv:run:") or key == b"ohlcv:runs":
             continue
         values[key.decode()] = client.hgetall(key) if client.type(key) == b"hash" else client.get(key)
+        if key.startswith(b"ohlcv:table:"):
+            del values[key.decode()][b"fetched"]  # when the vendor was asked: not part of the table
     return values
 
 
@@ -356,7 +389,7 @@ def test_python_m_ohlcv_index_leaves_the_same_keys_as_a_dag_run(run_dag, redis_s
     record = OhlcvStore(redis_client, KeySpace()).recent_runs(1)[0]
     fields = ("as_of", "state", "planned", "appended", "handed_on", "written", "repaired", "published", "vendor_calls")
     assert {name: record[name] for name in fields} == {name: dag_runs[0][name] for name in fields}
-    assert "as of 2026-11-20: success; 4 appended from the snapshot, 1 written, 1 repaired" in capsys.readouterr().out
+    assert "as of 2026-11-20: success; 4 appended from the tables, 1 written, 1 repaired" in capsys.readouterr().out
 
 
 def test_python_m_ohlcv_index_says_what_still_fails_and_when_another_run_holds_the_lock(

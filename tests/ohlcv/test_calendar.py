@@ -61,6 +61,26 @@ def test_which_of_the_five_daily_runs_indexes_the_day():
     assert summer == [dt.date(2026, 7, 13)] * 2 + [dt.date(2026, 7, 14)] * 3
 
 
+@pytest.mark.parametrize("day", ["2026-11-24", "2026-07-14"])  # a Tuesday in GMT and in BST
+def test_the_evening_runs_append_the_session_and_the_night_run_settles_it(day):
+    """The evening runs read the session's own table (preliminary volumes); only the 18:23 London
+    run falls in the window in which the next calendar day's file holds the final table."""
+    from ohlcv.sources.fdr import final_file_holds
+
+    session = dt.date.fromisoformat(day)
+    runs = {hour: london(f"{day} {hour:02d}:23") for hour in (8, 9, 10, 11, 12, 18)}
+    indexing = [hour for hour, moment in runs.items() if last_complete_session(moment) == session]
+    settling = [hour for hour, moment in runs.items() if final_file_holds(session, moment)]
+    assert indexing == ([9, 10, 11, 12, 18] if day.endswith("11-24") else [10, 11, 12, 18])
+    assert settling == [18]
+    # the next morning's runs are past 09:00 KST: that file then holds the next session's values
+    assert not final_file_holds(session, london(f"{day} 08:23") + dt.timedelta(days=1))
+    # a Friday's final table stays in Saturday's file all weekend
+    friday = dt.date(2026, 11, 27)
+    assert final_file_holds(friday, london("2026-11-28 12:23"))
+    assert final_file_holds(friday, london("2026-11-29 18:23"))
+
+
 def test_previous_session_skips_weekends_and_holidays():
     assert previous_session(dt.date(2026, 11, 23)) == dt.date(2026, 11, 20)
     assert previous_session(dt.date(2026, 9, 28)) == dt.date(2026, 9, 23)  # after Chuseok

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 RUN_FAILED = "run_failed"
 CACHE_STALE = "cache_stale"
+#: a session's market table still missing at OHLCV_TABLE_DEADLINE
+TABLE_MISSING = "table_missing"
 VARIABLE = "ohlcv_notifiers"
 #: sessions without a published run after which the cache counts as stale (Variable ohlcv_stale_sessions)
 STALE_SESSIONS = 3

@@ -36,12 +36,13 @@ def settings(run: dict[str, Any] | None = None) -> Settings:
     return dataclasses.replace(built, source=source) if source else built
 
 
-def run_source(store, settings: Settings, run_id: str):
-    """The run's vendor behind the breaker, the shared rate limit and the run's counters."""
+def run_source(store, settings: Settings, run_id: str, *, budgeted: bool = True):
+    """The run's vendor behind the breaker, the shared rate limit, the run's history budget
+    (unless ``budgeted`` is false: the sensor's canary) and the run's counters."""
     from ohlcv.sources import from_spec
     from ohlcv.sources.guard import GuardedSource
 
-    return GuardedSource(from_spec(settings.source), store, run_id=run_id, settings=settings)
+    return GuardedSource(from_spec(settings.source), store, run_id=run_id, settings=settings, budgeted=budgeted)
 
 
 def source_name(settings: Settings) -> str:
@@ -95,12 +96,12 @@ def require_run(run: dict[str, Any] | None) -> dict[str, Any]:
     return run
 
 
-def record_run(store, run, run_id, as_of, summary, still_failing, current) -> dict[str, Any]:
+def record_run(store, run, run_id, as_of, summary, still_failing, current, overdue=()) -> dict[str, Any]:
     """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
     from ohlcv.summary import record_run
 
     started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
-    record = record_run(store, run_id, as_of, summary, still_failing, current, started)
+    record = record_run(store, run_id, as_of, summary, still_failing, current, started, overdue=list(overdue))
     for name, value in record.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metric("gauge", f"run.{name}", value)

@@ -41,6 +41,7 @@ def start_run(**context: Any) -> dict[str, str]:
     log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
     return {
         "as_of": as_of.isoformat(),
+        "moment": moment.isoformat(),
         "lock_token": started.token,
         "started_at": dt.datetime.now(dt.UTC).isoformat(),
         "source": source,
@@ -63,13 +64,14 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     as_of = runtime.as_of(run)
     plan = planning.prepare(
         store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
-        full_refresh=bool(params["full_refresh"]), snapshot=bool(params["snapshot"]),
+        full_refresh=bool(params["full_refresh"]), catchup_sessions=settings.catchup_sessions,
+        run_id=context["run_id"],
     )  # fmt: skip
     log.info(
         "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index, "
-        "%d of them one session behind",
+        "%d of them within %d sessions (brought forward from the market's tables)%s",
         as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
-        len(plan.one_behind),
+        len(plan.catchup), settings.catchup_sessions, "; the first fill" if plan.first_fill else "",
     )  # fmt: skip
     return plan.to_xcom()
 
@@ -85,13 +87,17 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     store = runtime.open_store(settings)
     runtime.hold_lock(store, run)
     planned = Plan(**plan)
-    snapshot = store.saved_snapshot(runtime.source_name(settings)) if planned.one_behind else None
-    result = appending.apply_snapshot(
-        store, snapshot, planned, context["run_id"], use=bool(context["params"]["snapshot"])
-    )
+    run_id, params = context["run_id"], context["params"]
+    budget = None if planned.first_fill or params["full_refresh"] else settings.history_budget
+    source = runtime.run_source(store, settings, run_id)
+    result = appending.apply_snapshot(store, source, planned, run_id, use=bool(params["snapshot"]), budget=budget)
+    if result.to_fetch:  # index_ticker and retry_ticker draw on it; a run with nothing to fetch writes nothing
+        store.set_history_budget(run_id, budget)
     log.info(
-        "as of %s: %d tickers appended from the %s snapshot, %d handed on to index_ticker",
-        planned.as_of, len(result.appended), result.session or "(unused)", len(result.handed_on),
+        "as of %s: %d tickers appended from the tables (the newest %s), %d rows settled, %d handed on to "
+        "index_ticker, %d waiting for a table, %d deferred (history budget %s)",
+        planned.as_of, len(result.appended), result.session or "none", result.settled, len(result.handed_on),
+        len(result.waiting), len(result.deferred), "none" if budget is None else budget,
     )  # fmt: skip
     appending.log_handed_on(result)
     return result.to_fetch
@@ -109,8 +115,8 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from ohlcv import indexer
-    from ohlcv.errors import BadOhlcvData
-    from ohlcv.status import WITHOUT_DATA
+    from ohlcv.errors import BadOhlcvData, HistoryBudgetSpent
+    from ohlcv.status import WITHOUT_DATA, Status
 
     context["ticker"] = ticker
     run_id = context["run_id"]
@@ -128,6 +134,9 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
             as_of,
             full_refresh=bool(context["params"]["full_refresh"]),
         )
+    except HistoryBudgetSpent as exc:
+        store.record_postponed(run_id, {ticker: str(Status.DEFERRED)}, {ticker: str(exc)})
+        raise AirflowSkipException(str(exc)) from exc
     except BaseException as exc:  # AirflowTaskTimeout is a BaseException: a timed-out try records why too
         if indexer.record_failure(store, ticker, as_of, exc, run_id):
             raise
@@ -154,14 +163,25 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     results = store.run_results(context["run_id"])
     summary = tally.summarize(store, list(universe), list(planned), results, runtime.as_of(run), context["run_id"])
     log.info(
-        "as of %s: %d in universe, %d planned, %d appended from the snapshot, %d handed on, %d written, "
-        "%d repaired, %d unchanged, %d without data, %d failed, %d current",
+        "as of %s: %d in universe, %d planned, %d appended from the tables, %d handed on, %d written, "
+        "%d repaired, %d unchanged, %d without data, %d waiting for a table, %d deferred, %d failed, %d current",
         summary.as_of, summary.universe, summary.planned, summary.appended, len(handed_on or []), summary.written,
-        summary.repaired, summary.unchanged, summary.no_data, len(summary.failed), summary.current,
+        summary.repaired, summary.unchanged, summary.no_data, summary.waiting, summary.deferred,
+        len(summary.failed), summary.current,
     )  # fmt: skip
     for code in summary.failed:
         log.warning("failed: %s: %s", code, summary.reasons.get(code, "no reason recorded"))
-    for name in ("planned", "appended", "written", "repaired", "unchanged", "no_data", "current"):
+    for name in (
+        "planned",
+        "appended",
+        "written",
+        "repaired",
+        "unchanged",
+        "no_data",
+        "waiting",
+        "deferred",
+        "current",
+    ):
         runtime.metric("gauge", f"first_pass.{name}", getattr(summary, name))
     runtime.metric("gauge", "first_pass.handed_on", len(handed_on or []))
     runtime.metric("gauge", "first_pass.failed", len(summary.failed))
@@ -193,7 +213,8 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
     try:
-        runtime.run_source(store, settings, context["run_id"]).history(canary, as_of - dt.timedelta(days=14), as_of)
+        vendor = runtime.run_source(store, settings, context["run_id"], budgeted=False)
+        vendor.history(canary, as_of - dt.timedelta(days=14), as_of)
     except (SourceBlocked, BreakerOpen) as exc:
         raise AirflowFailException(f"not retrying {len(failed)} tickers: {exc}") from exc
     except SourceUnavailable as exc:
@@ -248,7 +269,8 @@ def finish_run(
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.airflow.notify import RUN_FAILED, NotifierFailed, notify
+    from ohlcv import tables
+    from ohlcv.airflow.notify import RUN_FAILED, TABLE_MISSING, NotifierFailed, notify
     from ohlcv.summary import standing
 
     run = runtime.require_run(run)
@@ -270,9 +292,21 @@ def finish_run(
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
     records = store.failures(still_failing[:20], run_id=run_id)
     reasons = {code: record["reason"] for code, record in records.items()}
+    moment = dt.datetime.fromisoformat(run["moment"]) if run.get("moment") else dt.datetime.now(dt.UTC)
+    overdue = tables.overdue(store.run_tables(run_id), moment, settings.deadline_time, settings.schedule_timezone)
     record = runtime.record_run(
-        store, run, run_id, as_of, summary if universe is not None else None, still_failing, current
+        store, run, run_id, as_of, summary if universe is not None else None, still_failing, current, overdue
     )
+    if overdue:
+        late = ", ".join(overdue)
+        message = f"KRX table for {late} not published by {settings.table_deadline} {settings.schedule_timezone}"
+        log.error("%s; the tickers that need it wait for a later run", message)
+        try:
+            notify(TABLE_MISSING, message, context, run_id=run_id, as_of=as_of.isoformat(), sessions=overdue)
+        except NotifierFailed as exc:
+            message = f"{message}; and nobody was told: {exc}"
+        if not (problem or still_failing):
+            raise AirflowFailException(message)
     if problem or still_failing:
         message = problem or (
             f"{len(still_failing)} tickers still failing after the retry: "

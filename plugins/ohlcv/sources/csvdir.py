@@ -82,7 +82,9 @@ class CsvDirSource:
     def table(self, session: dt.date) -> Snapshot:
         found = self.snapshot(session)
         if found.session != session:
-            raise TableMissing(f"{self.directory} has no table of {session}; its latest up to then is {found.session}'s")
+            raise TableMissing(
+                f"{self.directory} has no table of {session}; its latest up to then is {found.session}'s"
+            )
         return found
 
     def settles(self, session: dt.date, now: dt.datetime) -> bool:

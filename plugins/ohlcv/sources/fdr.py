@@ -274,7 +274,9 @@ class FdrSource:
                 listing = fdr.StockListing("KRX")
         except Exception as exc:
             if _http_status(exc) == 404:
-                raise TableMissing(f"the KRX table of KRX's latest work date is not published (HTTP 404): {exc}") from None
+                raise TableMissing(
+                    f"the KRX table of KRX's latest work date is not published (HTTP 404): {exc}"
+                ) from None
             raise _vendor_error(exc, "the KRX table") from exc
         listed = _work_date(answers)
         if listed != session:

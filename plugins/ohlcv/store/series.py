@@ -164,7 +164,9 @@ class SeriesStore(StoreBase):
                     if rewrites:
                         pipe.delete(registry, *periods)
                     if held:  # the vendor's history holds the final volumes of what it covers
-                        self._queue_marks(pipe, {code: [day for day in held if day > fresh.index[-1].date().isoformat()]})
+                        self._queue_marks(
+                            pipe, {code: [day for day in held if day > fresh.index[-1].date().isoformat()]}
+                        )
                     pipe.execute()
                 except redis.WatchError:
                     continue
@@ -341,7 +343,6 @@ class SeriesStore(StoreBase):
             return {}
         values = self.client.hmget(self.keys.preliminary, codes)
         return {code: _sessions(value) for code, value in zip(codes, values, strict=True) if value}
-
 
     def preliminary_rows(self) -> int:
         """How many cached rows hold a preliminary volume, over every ticker."""
