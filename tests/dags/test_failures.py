@@ -228,3 +228,21 @@ def test_a_broken_notifier_turns_the_run_red_instead_of_failing_silently(
     assert (states["start_run"], states["finish_run"]) == ("success", "failed")
     assert why in caplog.text
     assert "the run goes on and ends red" in caplog.text
+
+
+def test_a_table_still_missing_at_the_deadline_notifies_once_and_keeps_the_cache(run_dag, redis_client):
+    eve = pd.Timestamp("2026-11-19 09:23", tz="Europe/London").to_pydatetime()
+    assert run_dag("synthetic:4", moment=eve).state == "success"
+    before = {code: redis_client.get(f"ticker:{code}") for code in ("000100", "000200", "000300", "000400")}
+    probe.CALLS.clear()
+    deadline = pd.Timestamp("2026-11-20 12:23", tz="Europe/London").to_pydatetime()
+    dag_run = run_dag("synthetic:4?table_missing=2026-11-20", moment=deadline)
+    assert dag_run.state == "failed"
+    assert [call["event"] for call in probe.CALLS] == ["table_missing"]
+    assert probe.CALLS[0]["sessions"] == ["2026-11-20"]
+    assert probe.CALLS[0]["text"] == (
+        "table_missing in ohlcv_indexer: KRX table for 2026-11-20 not published by 12:23 Europe/London"
+    )
+    assert {code: redis_client.get(f"ticker:{code}") for code in before} == before
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-19"
+    assert redis_client.get("getOHLCV_isUpdating") == b"0"
