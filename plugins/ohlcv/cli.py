@@ -57,6 +57,13 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     print(f"tickers cached            {len(updates)}")
     for day, count in sorted(Counter(updates.values()).items(), reverse=True)[:5]:
         print(f"  current through {day}  {count}")
+    held = Counter(day for days in store.preliminary().values() for day in days)
+    print(
+        f"preliminary rows          {sum(held.values())}"
+        + (" (evening volumes, settled by the night run)" if held else "")
+    )
+    for day, count in sorted(held.items()):
+        print(f"  of {day}  {count}")
     stale = sorted(updates.items(), key=lambda item: (item[1], item[0]))[: args.oldest]
     if stale and meta.last_update_at and stale[0][1] < meta.last_update_at.isoformat():
         print("oldest tickers:")
@@ -67,7 +74,8 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         print("recent runs (newest first):")
         columns = [
             ("as_of", 10), ("state", 7), ("planned", 7), ("appended", 8), ("handed_on", 9), ("written", 7),
-            ("repaired", 8), ("unchanged", 9), ("skipped_no_data", 7), ("failed", 6), ("retries", 7),
+            ("repaired", 8), ("unchanged", 9), ("skipped_no_data", 7), ("waiting", 7), ("deferred", 8),
+            ("settled", 7), ("failed", 6), ("retries", 7),
             ("snapshot_calls", 8), ("history_calls", 7), ("vendor_seconds", 8), ("rows_written", 7),
             ("duration_seconds", 8),
         ]  # fmt: skip
@@ -76,7 +84,8 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         print("  " + " ".join(f"{titles.get(name, name):>{width}}" for name, width in columns) + "  run_id")
         for run in runs:
             cells = " ".join(f"{run.get(name, '-'):>{width}}" for name, width in columns)
-            print(f"  {cells}  {run['run_id']}")
+            gaps = [f"{field} {run[field]}" for field in ("table_missing", "table_refused") if run.get(field)]
+            print(f"  {cells}  {run['run_id']}" + (f"  ({'; '.join(gaps)})" if gaps else ""))
     return EXIT_OK
 
 

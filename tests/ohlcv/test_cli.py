@@ -92,7 +92,8 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
         "run_id": "scheduled__2026-11-20", "as_of": "2026-11-20", "state": "success", "planned": 2903,
         "appended": 2897, "handed_on": 6, "written": 2, "repaired": 4, "unchanged": 0, "skipped_no_data": 0,
         "failed": 0, "retries": 1, "vendor_calls": 7, "snapshot_calls": 1, "history_calls": 6,
-        "vendor_seconds": 0.4, "rows_written": 2903, "duration_seconds": 33.0,
+        "vendor_seconds": 0.4, "rows_written": 2903, "duration_seconds": 33.0, "waiting": 3, "deferred": 1,
+        "settled": 2890, "table_missing": "2026-11-19", "table_refused": "",
     }  # fmt: skip
     store.record_run(record)
     assert cli.main(["--redis-url", filled, "status"]) == 0
@@ -100,13 +101,30 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
     assert "vendor breaker            OPEN, closes in" in out
     assert "HTTP 429" in out
     header, row = out.split("recent runs (newest first):\n")[1].splitlines()[:2]
+    row, gaps = row.split("  (")
     shown = dict(zip(header.split()[:-1], row.split()[:-1], strict=True))
     assert shown == {
         "as_of": "2026-11-20", "state": "success", "planned": "2903", "appended": "2897", "handed_on": "6",
-        "written": "2", "repaired": "4", "unchanged": "0", "no_data": "0", "failed": "0", "retries": "1",
-        "snapshot": "1", "history": "6", "vendor_s": "0.4", "rows": "2903", "took_s": "33.0",
+        "written": "2", "repaired": "4", "unchanged": "0", "no_data": "0", "waiting": "3", "deferred": "1",
+        "settled": "2890", "failed": "0", "retries": "1", "snapshot": "1", "history": "6", "vendor_s": "0.4",
+        "rows": "2903", "took_s": "33.0",
     }  # fmt: skip
     assert row.split()[-1] == "scheduled__2026-11-20"
+    assert gaps == "table_missing 2026-11-19)"
+
+
+def test_status_counts_the_preliminary_rows_by_session(store, redis_server, capsys):
+    from ohlcv.runner import run_once
+    from ohlcv.sources.testing import FaultySource
+
+    run_once(store, SyntheticSource(3), dt.date(2026, 11, 19), run_id="fill")
+    evening = FaultySource(SyntheticSource(3), preliminary={AS_OF})
+    moment = dt.datetime(2026, 11, 20, 10, 23, tzinfo=dt.UTC)
+    assert run_once(store, evening, AS_OF, run_id="evening", now=moment).summary.appended == 3
+    assert cli.main(["--redis-url", redis_server.url, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "preliminary rows          3 (evening volumes, settled by the night run)" in out
+    assert "  of 2026-11-20  3" in out
 
 
 def test_a_blocked_vendor_is_exit_code_4(filled, store, monkeypatch, capsys):
