@@ -44,6 +44,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 # ohlcv_indexer over 2,900 synthetic tickers under the real scheduler, LocalExecutor then Celery
 # with two workers (about 25 minutes here).
 bench-krx: $(STAMP)
+	$(BIN)/python benchmarks/vendor_gaps.py
 	$(BIN)/python benchmarks/krx_scale.py
 
 lint: $(STAMP)

@@ -6,11 +6,15 @@ also a throwaway Redis broker and two ``airflow celery worker`` processes as the
 starts them, points the DAG at a synthetic universe of 2,900 tickers and a throwaway
 redis-server, then runs the phases in ``PHASES``:
 
-1. a first run into an empty cache, as of the session before the last one (every ticker
-   fetched and written),
-2. the daily run, as of the last session: every ticker one session behind, moved forward by
-   the market snapshot,
-3. a repeat run with nothing to do.
+1. a first run into an empty cache, as of the third session before the last one (every
+   ticker fetched and written),
+2. the daily run, as of the next session: every ticker one session behind, moved forward by
+   that session's market table,
+3. a missed day: no run as of the session before the last, then a run as of the last one,
+   every ticker two sessions behind and caught up from the two tables,
+4. a repeat run with nothing to do.
+
+(``benchmarks/vendor_gaps.py`` measures the missed day and a late table in one process.)
 
 Prints the wall time of each run, the DAG file's parse cost, the per-task figures of the
 mapped `index_ticker` instances, the CPU time per mapped task (of the processes the stack
@@ -53,11 +57,12 @@ from tests.e2e.stack import (  # noqa: E402
 )
 
 #: what each executor's stack runs, in order: a label, the run's conf, the session it runs as of
-#: (``previous``: the one before the last final session; ``last``: that session) and its trigger
-#: time in UTC on that day (after 09:15 UTC, 18:15 KST, the day's session is final)
+#: (``last``: the last final session; ``third``, ``second``: the third and second before it) and
+#: its trigger time in UTC on that day (after 09:15 UTC, 18:15 KST, the day's session is final)
 PHASES: list[tuple[str, dict, str, str]] = [
-    ("first run (empty cache)", {}, "previous", "10:00"),
-    ("daily run (one session behind)", {}, "last", "10:00"),
+    ("first run (empty cache)", {}, "third", "10:00"),
+    ("daily run (one session behind)", {}, "second", "10:00"),
+    ("missed day (two sessions behind)", {}, "last", "10:00"),
     ("repeat run (nothing to do)", {}, "last", "11:00"),
 ]
 EXECUTORS = ("local", "celery")
@@ -273,7 +278,8 @@ def run_phases(executor: str, args, settings: dict[str, str], slots: int, server
         print(f"stack up and DAG parsed in {time.monotonic() - began:.0f} s (logs in {home})")
         client = server.client()
         last = calendar.last_complete_session(dt.datetime.now(dt.UTC))
-        sessions = {"last": last, "previous": calendar.previous_session(last)}
+        second = calendar.previous_session(calendar.previous_session(last))
+        sessions = {"last": last, "second": second, "third": calendar.previous_session(second)}
         for label, conf, session, at in PHASES:
             redis = {"cache Redis": server.process.pid, **({"broker Redis": broker.process.pid} if broker else {})}
             result = timed_run(stack, label, args.limit, conf, redis, f"{sessions[session].isoformat()}T{at}:00Z")
