@@ -106,6 +106,14 @@ def from_krx_table(table: pd.DataFrame, session: dt.date, source: str, *, final:
     missing = [name for name in ("Code", "MarketId", *_NUMBERS) if name not in table.columns]
     if missing:
         raise BadOhlcvData(f"the KRX table of {session} lacks the columns {missing}")
+    if table.empty:
+        raise BadOhlcvData(f"the KRX table of {session} has no rows")
+    codes = table["Code"].astype(str)
+    twice = sorted(set(codes[codes.duplicated()]))
+    if twice:
+        raise BadOhlcvData(f"the KRX table of {session} lists {', '.join(twice[:5])} more than once")
+    if table.iloc[-1][["MarketId", *_NUMBERS]].isna().any():  # MarketId is the file's last column
+        raise BadOhlcvData(f"the KRX table of {session} ends in a cut row ({codes.iloc[-1]}): a truncated file")
     rows = table.set_index(pd.Index(table["Code"].astype(str).tolist(), name="Code", dtype=object))
     rows = rows.assign(Market=rows["MarketId"].map(MARKET_IDS).fillna(rows["MarketId"]))
     return Snapshot(session, source, rows[list(COLUMNS)], final)

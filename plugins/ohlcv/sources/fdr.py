@@ -259,11 +259,17 @@ class FdrSource:
     def _read(self, day: dt.date, session: dt.date, *, final: bool) -> Snapshot:
         url = KRX_TABLE_FILE.format(day.isoformat())
         try:
-            table = _read_csv(url, index_col=0, dtype=KRX_TABLE_DTYPES)
+            body = _get(url).content
         except Exception as exc:
             if _http_status(exc) == 404:
                 raise TableMissing(f"the public KRX table file of {day} is not published (HTTP 404)") from None
             raise _vendor_error(exc, f"the KRX table of {session}") from exc
+        if body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
+            raise BadOhlcvData(f"the public KRX table file of {day} is an HTML page, not a table")
+        try:
+            table = pd.read_csv(io.BytesIO(body), index_col=0, dtype=KRX_TABLE_DTYPES)
+        except Exception as exc:
+            raise BadOhlcvData(f"the public KRX table file of {day} cannot be read as CSV: {exc}") from None
         return from_krx_table(table.reset_index(drop=True), session, self.name, final=final)
 
     def snapshot(self, session: dt.date) -> Snapshot:
