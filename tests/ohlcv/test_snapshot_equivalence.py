@@ -1,16 +1,21 @@
-"""Daily runs that append the market snapshot keep exactly the cache that daily runs fetching
-every ticker's history keep: the same bytes in every ``ticker:{code}`` and ``ticker:lastUpdateAt``."""
+"""Daily runs that append the market tables keep exactly the cache that daily runs fetching
+every ticker's history keep: the same bytes in every ``ticker:{code}`` and ``ticker:lastUpdateAt``,
+across a missed day and a day whose table was late."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from ohlcv import calendar
 from ohlcv.keys import KeySpace
 from ohlcv.runner import run_once
 from ohlcv.sources import SyntheticSource
+from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
 
 DAYS = [day.date() for day in calendar.sessions(dt.date(2026, 10, 14), dt.date(2026, 11, 13))]
 SPLIT, HALTED, NEW, DELISTED = "000200", "000300", "000500", "000600"
+#: no table run that day (the scheduler was down); that day's table not published until the next
+MISSED, LATE = DAYS[3], DAYS[18]
 
 
 def vendor() -> SyntheticSource:
@@ -41,25 +46,36 @@ def test_a_cache_kept_with_the_snapshot_is_byte_identical_to_one_kept_by_history
     daily = OhlcvStore(redis_client, KeySpace("daily:"))
     history = OhlcvStore(redis_client, KeySpace("history:"))
     results, history_calls = {}, {"daily:": 0, "history:": 0}
+    late = FaultySource(vendor(), table_missing={LATE})
     for day in DAYS:
+        evening = dt.datetime.combine(day, dt.time(10, 23), ZoneInfo("Europe/London"))
         for store, use in ((daily, True), (history, False)):
+            if use and day == MISSED:
+                continue
             run_id = f"{store.keys.prefix}{day}"
-            outcome = run_once(store, source, day, run_id=run_id, snapshot=use)
+            served = late if use and day == LATE else source
+            outcome = run_once(store, served, day, run_id=run_id, snapshot=use, now=evening)
             assert outcome.still_failing == [], (day, outcome.summary.reasons)
             history_calls[store.keys.prefix] += int(store.run_metrics(run_id)["history_calls"])
         results[day] = daily.run_results(f"daily:{day}")
     assert cache(redis_client, "daily:") == cache(redis_client, "history:")
     assert len(cache(redis_client, "daily:")) == 22  # 20 tickers, KS11 and the lastUpdateAt hash
 
-    # not vacuous: after the first fill nearly every ticker came from the snapshot, and each event happened
-    assert all(list(results[day].values()).count("appended") >= 17 for day in DAYS[1:])
+    # not vacuous: after the first fill nearly every ticker came from the tables, and each event happened
+    ran = [day for day in DAYS[1:] if day not in (MISSED, LATE)]
+    assert all(list(results[day].values()).count("appended") >= 17 for day in ran)
+    assert results[MISSED] == {}
+    assert list(results[LATE].values()).count("waiting") >= 17
     assert results[DAYS[9]][SPLIT] == "repaired"  # the split day: base price differs, history refetched
     assert results[DAYS[10]][SPLIT] == "appended"  # and the next day continues the repaired history
     assert all(results[day][HALTED] == "appended" for day in DAYS[5:9])  # halt rows, then the reopening
     assert (results[DAYS[12]][NEW], results[DAYS[13]][NEW]) == ("written", "appended")
     assert results[DAYS[15]][DELISTED] == "appended"  # its last session
     assert DELISTED not in results[DAYS[16]]  # then no longer listed
-    assert all(results[day]["KS11"] == "written" for day in DAYS)  # index symbols are not in the snapshot
-    # the first fill (19 listed tickers and KS11), then KS11 once a day, the split and the new listing
-    assert history_calls["daily:"] == 20 + (len(DAYS) - 1) + 2
+    assert all(
+        results[day]["KS11"] == "written" for day in DAYS if day != MISSED
+    )  # index symbols are not in the snapshot
+    # the first fill (19 listed tickers and KS11), then KS11 once a run, the split and the new listing:
+    # neither the missed day nor the late table cost a stock's history
+    assert history_calls["daily:"] == 20 + (len(DAYS) - 2) + 2
     assert history_calls["history:"] > 20 * len(DAYS)
