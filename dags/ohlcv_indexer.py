@@ -11,8 +11,10 @@ with its code) → `summarize` → `wait_for_source` → `retry_ticker` (failed 
 (the watermark, and the Asset `ohlcv_cache` when it advances) → `finish_run`.
 
 * **Schedule**: hourly at :23 from 08:00 to 12:00 Europe/London (the old Jenkins trigger
-  `H H(8-12)/1 * * *`). Each run indexes through the last final XKRX session at its
-  trigger time (`as_of`); a session is final at 18:15 KST, after KRX's after-hours session.
+  `H H(8-12)/1 * * *`), and at 18:23, the night run that settles the evening's volumes from
+  the final table. Each run indexes through the last complete XKRX session at its trigger
+  time (`as_of`, from 18:15 KST, after KRX's after-hours session), catching tickers up from
+  the market's per-session tables; a table still missing at 12:23 turns the run red.
 * **Params**: `tickers` (non-empty replaces the universe), `universe` (KRX, KOSPI, KOSDAQ,
   KONEX), `benchmark` (index symbols, default KS11), `full_refresh`, `snapshot`.
 * **Configuration**: Redis connection `ohlcv_redis`; vendor from the Variable

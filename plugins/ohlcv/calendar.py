@@ -51,8 +51,9 @@ LAST_SATURDAY_SESSION = dt.date(1998, 12, 5)
 AFTER_HOURS = dt.timedelta(hours=2, minutes=30)
 #: time for the vendors to publish the final figures once the after-hours session has ended
 PUBLISH_MARGIN = dt.timedelta(minutes=15)
-#: a session is final this long after its close: 18:15 KST on a normal day. Before that a
-#: run indexes through the previous session, so no preliminary volume is ever stored.
+#: a session is complete this long after its close: 18:15 KST on a normal day. Before that a
+#: run indexes through the previous session. The evening's table still lacks a few late
+#: corrections to the volumes; the night run settles them (``ohlcv.settling``).
 FINAL_AFTER_CLOSE = AFTER_HOURS + PUBLISH_MARGIN
 # KRX closures exchange-calendars does not know yet (it treats them as sessions).
 # Each checked against KRX's own index histories (FinanceData's yearly KS11, KQ11 and KOSPI 200

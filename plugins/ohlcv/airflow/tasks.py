@@ -50,10 +50,11 @@ def start_run(**context: Any) -> dict[str, str]:
 
 
 def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
-    """Plan the run: the universe, the tickers not yet current, and those one session behind.
+    """Plan the run: the universe, the tickers not yet current, and those few enough sessions
+    behind (``OHLCV_CATCHUP_SESSIONS``) to be brought forward from the market's tables.
 
-    Asks the vendor for the market snapshot at most once per session (it is also the
-    listing), and only when a listing is needed or a ticker is one session behind.
+    The listing is the ``as_of`` session's market table, asked from the vendor at most once
+    per session; while it is not published, the newest kept table.
     """
     from ohlcv import planning
 
@@ -77,9 +78,9 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
 
 
 def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) -> list[str]:
-    """Append the market snapshot's row to every ticker it continues (one batch of writes, no
-    history fetched); return the tickers ``index_ticker`` fetches the history of, each with
-    its reason in this task's log."""
+    """Append each missing session's row from its market table to every ticker it continues, in
+    session order (batches of writes, no history fetched); return the tickers ``index_ticker``
+    fetches the history of, each with its reason in this task's log."""
     from ohlcv import appending
     from ohlcv.planning import Plan
 
@@ -298,8 +299,10 @@ def finish_run(
         store, run, run_id, as_of, summary if universe is not None else None, still_failing, current, overdue
     )
     if overdue:
+        notes = store.run_tables(run_id)
         late = ", ".join(overdue)
-        message = f"KRX table for {late} not published by {settings.table_deadline} {settings.schedule_timezone}"
+        unusable = "not usable" if all(notes[day].startswith("refused") for day in overdue) else "not published"
+        message = f"KRX table for {late} {unusable} by {settings.table_deadline} {settings.schedule_timezone}"
         log.error("%s; the tickers that need it wait for a later run", message)
         try:
             notify(TABLE_MISSING, message, context, run_id=run_id, as_of=as_of.isoformat(), sessions=overdue)
