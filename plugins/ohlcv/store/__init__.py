@@ -37,11 +37,10 @@ from __future__ import annotations
 
 from ohlcv.settings import DEFAULT_REDIS_URL
 from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, client_from_url
+from ohlcv.store.batches import EXTEND_BATCH, WRITE_ATTEMPTS
 from ohlcv.store.runs import RUN_LOCK_TTL, Meta, RunLocked, RunStart, RunStore, Watermark
 from ohlcv.store.series import (
-    EXTEND_BATCH,
     UNREADABLE_KEPT,
-    WRITE_ATTEMPTS,
     SeriesStore,
     WriteOutcome,
     readable,

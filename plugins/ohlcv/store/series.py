@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -23,16 +22,12 @@ from ohlcv import codec
 from ohlcv.errors import BadOhlcvData, HistoryDisagrees, OhlcvError, SourceMismatch
 from ohlcv.keys import KeySpace, validate_ticker
 from ohlcv.merge import Merge, merge
-from ohlcv.snapshot import Extension
 from ohlcv.status import Status
-from ohlcv.store.base import RUN_METRICS_TTL, StoreBase, ms, text
+from ohlcv.store.base import ms, text
+from ohlcv.store.batches import WRITE_ATTEMPTS, BatchStore, sessions_of
 
-WRITE_ATTEMPTS = 10
 #: how long a cached value that could not be read is kept, after the vendor's history replaced it
 UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
-#: series written per transaction by ``extend_many``: large enough to save round trips, small
-#: enough that a concurrent writer rarely forces a batch to start again
-EXTEND_BATCH = 250
 
 # KEYS: series, period, registry. ARGV: sha1 of the series bytes the period was sliced from,
 # the period's OHLCV_STR, ttl (ms). Stores the period only if the series is still those bytes,
@@ -104,7 +99,7 @@ def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: st
         )
 
 
-class SeriesStore(StoreBase):
+class SeriesStore(BatchStore):
     """Reads and writes of the cached histories and their period keys."""
 
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
@@ -135,7 +130,7 @@ class SeriesStore(StoreBase):
                     cached, unreadable = readable(blob)
                     if not repair:
                         refuse_to_replace(code, blob, unreadable, source)
-                    held = _sessions(pipe.hget(self.keys.preliminary, code))
+                    held = sessions_of(pipe.hget(self.keys.preliminary, code))
                     result = merge(cached, fresh, pd.DatetimeIndex(held))
                     if not repair and result.status == Status.REPAIRED:
                         pipe.unwatch()
@@ -227,134 +222,3 @@ class SeriesStore(StoreBase):
         }
         records = {code: json.loads(record) for code, record in zip(codes, inactive, strict=True) if record}
         return last, records
-
-    def extend_many(
-        self,
-        codes: list[str],
-        extend: Callable[[str, bytes | None], Extension],
-        *,
-        run_id: str,
-        status: Status | None,
-        batch: int = EXTEND_BATCH,
-        marks: Callable[[list[str]], list[str]] | None = None,
-        periods_holding: dt.date | None = None,
-        counter: str = "rows_written",
-        guard: Callable[[list[Extension]], None] | None = None,
-    ) -> list[Extension]:
-        """Replace many series at once, ``batch`` tickers per optimistic transaction.
-
-        Each batch WATCHes its series keys, reads them in one MGET, lets ``extend`` build each
-        new value from the bytes on the server, and writes every accepted value together with
-        its ``ticker:lastUpdateAt`` entry and the run's result in one MULTI/EXEC. A concurrent
-        write to any key of the batch makes the batch start again from the new bytes. Returns
-        one ``Extension`` per code: the accepted ones with their value, the others with why.
-
-        :param status: the result recorded for each accepted ticker in the run (None: none)
-        :param marks: the new list of preliminary sessions of an accepted ticker, from its list
-            before (``ohlcv:preliminary``); None leaves the lists as they are
-        :param periods_holding: the session whose rows change: the accepted tickers' period keys
-            that hold it are deleted in the same transaction
-        :param counter: the run's counter the accepted tickers are added to
-        :param guard: called with each batch's outcomes before anything of it is written; what it
-            raises stops the call (the batches before stay written)
-        """
-        codes = [validate_ticker(code) for code in codes]
-        done: list[Extension] = []
-        for start in range(0, len(codes), batch):
-            chunk = codes[start : start + batch]
-            done += self._extend_batch(chunk, extend, run_id, status, marks, periods_holding, counter, guard)
-        return done
-
-    def _extend_batch(self, codes, extend, run_id, status, marks, periods_holding, counter, guard) -> list[Extension]:
-        series = [self.keys.series(code) for code in codes]
-        registries = [self.keys.periods(code) for code in codes] if periods_holding else []
-        results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
-        for _ in range(WRITE_ATTEMPTS):
-            with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(*series, *registries)
-                    outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
-                    if guard is not None:
-                        try:
-                            guard(outcomes)
-                        except BaseException:
-                            pipe.unwatch()
-                            raise
-                    accepted = [outcome for outcome in outcomes if outcome.blob is not None]
-                    if not accepted:
-                        pipe.unwatch()
-                        return outcomes
-                    names = [outcome.code for outcome in accepted]
-                    held = dict(zip(names, pipe.hmget(self.keys.preliminary, names), strict=True)) if marks else {}
-                    stale = self._periods_holding(pipe, names, periods_holding) if periods_holding else []
-                    pipe.multi()
-                    for outcome in accepted:
-                        pipe.set(self.keys.series(outcome.code), outcome.blob)
-                    days = {outcome.code: codec.last_date(outcome.blob).isoformat() for outcome in accepted}
-                    pipe.hset(self.keys.last_update_hash, mapping=days)
-                    pipe.hdel(self.keys.inactive, *names)
-                    if marks is not None:
-                        self._queue_marks(pipe, {code: marks(_sessions(held[code])) for code in names})
-                    if stale:
-                        pipe.delete(*(key for key, _ in stale))
-                        for key, registry in stale:
-                            pipe.srem(registry, key)
-                    if status is not None:
-                        pipe.hdel(self.keys.failures, *names)
-                        pipe.hset(results, mapping=dict.fromkeys(names, str(status)))
-                        pipe.expire(results, RUN_METRICS_TTL)
-                    pipe.hincrby(metrics, counter, len(names))
-                    pipe.expire(metrics, RUN_METRICS_TTL)
-                    pipe.execute()
-                    return outcomes
-                except redis.WatchError:
-                    continue
-        raise OhlcvError(f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series")
-
-    def _periods_holding(self, pipe, codes: list[str], day: dt.date) -> list[tuple[str, str]]:
-        """(period key, registry) of every registered period of ``codes`` whose range holds ``day``."""
-        found = []
-        for code in codes:
-            registry = self.keys.periods(code)
-            for member in pipe.smembers(registry):
-                key = text(member)
-                parts = key.rsplit(":", 2)
-                if len(parts) == 3 and parts[1] <= day.isoformat() <= parts[2]:
-                    found.append((key, registry))
-        return found
-
-    def _queue_marks(self, pipe, lists: dict[str, list[str]]) -> None:
-        """Set or clear each code's list of preliminary sessions in ``ohlcv:preliminary``."""
-        kept = {code: json.dumps(days) for code, days in lists.items() if days}
-        cleared = [code for code, days in lists.items() if not days]
-        if kept:
-            pipe.hset(self.keys.preliminary, mapping=kept)
-        if cleared:
-            pipe.hdel(self.keys.preliminary, *cleared)
-
-    def preliminary(self, codes: list[str] | None = None) -> dict[str, list[str]]:
-        """Code -> the sessions whose cached row holds a preliminary volume (every code with one
-        when ``codes`` is None)."""
-        if codes is None:
-            found = self.client.hgetall(self.keys.preliminary)
-            return {text(code): _sessions(value) for code, value in found.items()}
-        codes = [validate_ticker(code) for code in codes]
-        if not codes:
-            return {}
-        values = self.client.hmget(self.keys.preliminary, codes)
-        return {code: _sessions(value) for code, value in zip(codes, values, strict=True) if value}
-
-    def preliminary_rows(self) -> int:
-        """How many cached rows hold a preliminary volume, over every ticker."""
-        return sum(len(days) for days in self.preliminary().values())
-
-
-def _sessions(value: bytes | str | None) -> list[str]:
-    """A ``ohlcv:preliminary`` entry as its list of ISO sessions (an unreadable one as none)."""
-    if not value:
-        return []
-    try:
-        days = json.loads(value)
-    except ValueError:
-        return []
-    return sorted(day for day in days if isinstance(day, str)) if isinstance(days, list) else []
