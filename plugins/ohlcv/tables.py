@@ -15,8 +15,11 @@ of the continuing codes (at least ``REFUSE_MIN``) break continuity, are missing 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from ohlcv.errors import BadOhlcvData, SourceUnavailable, TableMissing
 from ohlcv.snapshot import Snapshot
@@ -32,6 +35,21 @@ REFUSE_SHARE = 0.05
 REFUSE_MIN = 5
 
 
+#: whether an outage of a table call is raised for the caller to retry (an Airflow task with
+#: tries left) rather than counted as a missing table the tickers wait for
+_RETRYING: ContextVar[bool] = ContextVar("retrying_outages", default=False)
+
+
+@contextlib.contextmanager
+def retrying_outages(retry: bool = True) -> Iterator[None]:
+    """Within the block, ``get`` lets an outage through (``SourceUnavailable``) when ``retry``."""
+    token = _RETRYING.set(retry)
+    try:
+        yield
+    finally:
+        _RETRYING.reset(token)
+
+
 class TableRefused(BadOhlcvData):
     """A table whose data shows it does not describe its session (or is truncated): not applied."""
 
@@ -43,9 +61,9 @@ def too_many(unusable: int, continuing: int) -> bool:
 
 def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, run_id: str) -> Snapshot:
     """The best table of ``session`` to be had now: the kept one, unless it is preliminary and
-    the vendor would give the final one now; raises ``TableMissing`` (also for an unreadable
-    answer, with the reason) when there is none, and lets an outage (``SourceUnavailable``) through
-    for the task to be retried.
+    the vendor would give the final one now; raises ``TableMissing`` (also for an outage or an
+    unreadable answer, with the reason) when there is none; inside ``retrying_outages`` an
+    outage is let through (``SourceUnavailable``) for the task to be retried.
 
     Keeps what the vendor answered (the listing is the caller's: ``planning.listing``, and
     a table applied by the snapshot step).
@@ -66,8 +84,8 @@ def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, r
         if kept is not None:
             log.info("the final table of %s is not to be had yet (%s); using the evening's", session, exc)
             return kept
-        if not isinstance(exc, (TableMissing, BadOhlcvData)):
-            raise  # an outage: the task is retried, the tickers do not wait on a table that may exist
+        if _RETRYING.get() and not isinstance(exc, (TableMissing, BadOhlcvData)):
+            raise  # an outage, with tries left: asked again before any ticker is made to wait
         store.note_table(run_id, session, f"missing: {exc}")
         if isinstance(exc, TableMissing):
             raise

@@ -351,6 +351,24 @@ def test_an_outage_of_the_snapshot_call_is_retried_and_marks_no_ticker_inactive(
     assert redis_client.hlen("ohlcv:inactive") == 0
 
 
+def test_a_table_call_down_past_its_retries_leaves_the_stocks_waiting_and_moves_the_index(
+    run_dag, redis_client, monkeypatch
+):
+    monkeypatch.setenv("OHLCV_RETRY_DELAY_SECONDS", "1")  # read when the DAG file is parsed
+    assert run_dag("synthetic:5", at("2026-11-19 10:23")).state == "success"
+    dag_run = run_dag("synthetic:5?snapshot_down=99", at("2026-11-20 10:23"))
+    assert dag_run.state == "success"  # before the deadline: a later run of the day picks the table up
+    tries = {ti.task_id: ti.try_number for ti in dag_run.get_task_instances() if ti.map_index < 0}
+    # list_universe spends its three tries on the table; its last notes it missing for the run,
+    # and apply_snapshot asks no more
+    assert (tries["list_universe"], tries["apply_snapshot"]) == (3, 1)
+    assert mapped_codes(dag_run) == ["KS11"]
+    record = last_run(redis_client)
+    assert (record["waiting"], record["table_missing"]) == ("5", "2026-11-20")
+    assert redis_client.hget("ticker:lastUpdateAt", "KS11") == b"2026-11-20"
+    assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-19"
+
+
 def cache_keys(client) -> dict[str, object]:
     """Every key's value but the run's own bookkeeping (named by its run id, or the run log);
     hashes as their fields (the order fields were set in is not part of the value)."""

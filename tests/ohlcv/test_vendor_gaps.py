@@ -157,3 +157,27 @@ def test_evening_volumes_are_settled_by_the_night_run(redis_client, reference):
     assert (int(settled.record["settled"]), int(settled.record["preliminary"])) == (TICKERS, 0)
     assert store.run_metrics(f"{DAYS[1]}@1823").get("history_calls", 0) == 0
     assert series(redis_client, "gap:") == reference(DAYS[1])
+
+
+def test_a_table_call_that_keeps_failing_is_a_missing_table_and_the_index_still_moves(redis_client):
+    store = OhlcvStore(redis_client, KeySpace("gap:"))
+    run(store, SyntheticSource(TICKERS), DAYS[0], evening(DAYS[0]))
+    down = FaultySource(SyntheticSource(TICKERS), snapshot_down=99)
+    outcome = run(store, down, DAYS[1], evening(DAYS[1]))
+    assert outcome.record["state"] == "success"  # before the deadline: a later run picks the table up
+    assert outcome.summary.waiting == TICKERS
+    assert outcome.record["table_missing"] == DAYS[1].isoformat()
+    assert store.run_results(f"{DAYS[1]}@1023")["KS11"] == "written"
+    assert redis_client.hget("gap:ticker:lastUpdateAt", "KS11") == DAYS[1].isoformat().encode()
+
+
+def test_inside_retrying_outages_an_outage_is_raised_for_the_task_to_retry(redis_client):
+    from ohlcv import tables
+    from ohlcv.errors import SourceUnavailable
+
+    store = OhlcvStore(redis_client, KeySpace("gap:"))
+    down = FaultySource(SyntheticSource(TICKERS), snapshot_down=1)
+    with tables.retrying_outages(), pytest.raises(SourceUnavailable):
+        tables.get(store, down, DAYS[1], evening(DAYS[1]), "try-1")
+    assert store.run_tables("try-1") == {}  # nothing noted: the next try asks again
+    assert tables.get(store, down, DAYS[1], evening(DAYS[1]), "try-1").session == DAYS[1]

@@ -106,3 +106,9 @@ def record_run(store, run, run_id, as_of, summary, still_failing, current, overd
         if isinstance(value, int | float) and not isinstance(value, bool):
             metric("gauge", f"run.{name}", value)
     return record
+
+
+def tries_left(context: dict) -> bool:
+    """Whether Airflow tries this task again if this try fails."""
+    ti = context["ti"]
+    return ti.try_number <= getattr(ti, "max_tries", context["task"].retries)

@@ -56,18 +56,19 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     The listing is the ``as_of`` session's market table, asked from the vendor at most once
     per session; while it is not published, the newest kept table.
     """
-    from ohlcv import planning
+    from ohlcv import planning, tables
 
     params = context["params"]
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
     source = runtime.run_source(store, settings, context["run_id"])
     as_of = runtime.as_of(run)
-    plan = planning.prepare(
-        store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
-        full_refresh=bool(params["full_refresh"]), catchup_sessions=settings.catchup_sessions,
-        run_id=context["run_id"],
-    )  # fmt: skip
+    with tables.retrying_outages(runtime.tries_left(context)):
+        plan = planning.prepare(
+            store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
+            full_refresh=bool(params["full_refresh"]), catchup_sessions=settings.catchup_sessions,
+            run_id=context["run_id"],
+        )  # fmt: skip
     log.info(
         "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index, "
         "%d of them within %d sessions (brought forward from the market's tables)%s",
@@ -81,7 +82,7 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     """Append each missing session's row from its market table to every ticker it continues, in
     session order (batches of writes, no history fetched); return the tickers ``index_ticker``
     fetches the history of, each with its reason in this task's log."""
-    from ohlcv import appending
+    from ohlcv import appending, tables
     from ohlcv.planning import Plan
 
     settings = runtime.settings(run)
@@ -91,7 +92,8 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     run_id, params = context["run_id"], context["params"]
     budget = None if planned.first_fill or params["full_refresh"] else settings.history_budget
     source = runtime.run_source(store, settings, run_id)
-    result = appending.apply_snapshot(store, source, planned, run_id, use=bool(params["snapshot"]), budget=budget)
+    with tables.retrying_outages(runtime.tries_left(context)):
+        result = appending.apply_snapshot(store, source, planned, run_id, use=bool(params["snapshot"]), budget=budget)
     if result.to_fetch:  # index_ticker and retry_ticker draw on it; a run with nothing to fetch writes nothing
         store.set_history_budget(run_id, budget)
     log.info(
