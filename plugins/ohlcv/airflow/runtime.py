@@ -109,6 +109,8 @@ def record_run(store, run, run_id, as_of, summary, still_failing, current, overd
 
 
 def tries_left(context: dict) -> bool:
-    """Whether Airflow tries this task again if this try fails."""
-    ti = context["ti"]
-    return ti.try_number <= getattr(ti, "max_tries", context["task"].retries)
+    """Whether Airflow tries this task again if this try fails (False outside a task instance)."""
+    ti, task = context.get("ti"), context.get("task")
+    if ti is None:
+        return False
+    return ti.try_number <= getattr(ti, "max_tries", task.retries if task is not None else 0)
