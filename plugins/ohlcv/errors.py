@@ -40,6 +40,11 @@ class HistoryBudgetSpent(OhlcvError):
     the next run, not failed."""
 
 
+class TickerDeadline(OhlcvError):
+    """The vendor has not answered for a ticker within the time its tries may take in a run
+    (``OHLCV_TICKER_DEADLINE``): it fails, and is not asked again in this run."""
+
+
 class BreakerOpen(OhlcvError):
     """The vendor breaker is open after a block answer; no vendor call is made until it closes."""
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 
 from ohlcv import calendar
-from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
+from ohlcv.deadline import call_within
+from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable, TickerDeadline
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.sources.base import Source
 from ohlcv.status import Status, is_current
@@ -35,8 +37,51 @@ class TickerResult:
     reason: str = ""
 
 
+def index_within(
+    store: OhlcvStore,
+    source: Source,
+    code: str,
+    as_of: dt.date,
+    run_id: str,
+    *,
+    deadline: float,
+    full_refresh: bool = False,
+) -> TickerResult:
+    """``index_ticker`` as one try of a run under the ticker deadline: the run's tries of
+    ``code`` (in any process, the retry pass included) take ``deadline`` seconds in all.
+
+    The vendor call gets what is left, in wall time, however the vendor behaves; a try that
+    finds nothing left, or whose call is still unanswered when it runs out, raises
+    ``TickerDeadline``, which ``record_failure`` marks as not worth asking again.
+    """
+    code = validate_ticker(code)
+    waited = store.ticker_waited(run_id, code)
+    if waited >= deadline:
+        raise TickerDeadline(_past_deadline(code, deadline))
+    started = time.monotonic()
+    try:
+        return index_ticker(store, source, code, as_of, full_refresh=full_refresh, within=deadline - waited)
+    except TickerDeadline as exc:
+        raise TickerDeadline(_past_deadline(code, deadline)) from exc
+    finally:
+        store.ticker_waited(run_id, code, time.monotonic() - started)
+
+
+def _past_deadline(code: str, deadline: float) -> str:
+    return (
+        f"{code}: no answer from the vendor within the ticker deadline ({deadline:.0f} s over this run's tries, "
+        "OHLCV_TICKER_DEADLINE); not asked again in this run"
+    )
+
+
 def index_ticker(
-    store: OhlcvStore, source: Source, code: str, as_of: dt.date, *, full_refresh: bool = False
+    store: OhlcvStore,
+    source: Source,
+    code: str,
+    as_of: dt.date,
+    *,
+    full_refresh: bool = False,
+    within: float | None = None,
 ) -> TickerResult:
     """Bring ``code`` up to date through ``as_of``: fetch, validate, merge or repair, write.
 
@@ -45,7 +90,8 @@ def index_ticker(
     the cache holds something newer (a truncated download: ``SourceUnavailable``) or the code
     is an index (never delisted: ``SourceUnavailable`` after storing what came). A bad frame
     raises ``BadOhlcvData`` and leaves the cache as it was; vendor errors propagate so
-    Airflow can retry.
+    Airflow can retry. ``within``: the seconds the vendor call may take (``TickerDeadline``
+    after them); None waits as long as the vendor's own timeouts let it.
     """
     code = validate_ticker(code)
     cached = store.state_of([code])[0][code]
@@ -53,7 +99,10 @@ def index_ticker(
         log.info("%s current: cached through %s, run is as of %s; no vendor call", code, cached, as_of)
         return TickerResult(code, Status.CURRENT, last_date=cached.isoformat())
     try:
-        raw = source.history(code, None, as_of)
+        if within is None:
+            raw = source.history(code, None, as_of)
+        else:
+            raw = call_within(within, source.history, code, None, as_of, what=f"{code}: the vendor's history")
     except NoData as exc:
         if cached is not None:
             # A ticker with history does not vanish from the vendor: treat it as an outage.
@@ -107,9 +156,9 @@ def index_ticker(
 
 def record_failure(store: OhlcvStore, code: str, as_of: dt.date, exc: BaseException, run_id: str) -> bool:
     """Record why indexing ``code`` failed; return whether asking the vendor again in this run
-    can help. Bad data and a refusal (a block answer, the open breaker) cannot; an outage,
-    a timeout or anything unforeseen can."""
-    retry = not isinstance(exc, BadOhlcvData | SourceBlocked | BreakerOpen)
+    can help. Bad data, a refusal (a block answer, the open breaker) and a ticker past its
+    deadline cannot; an outage, a timeout of one try or anything unforeseen can."""
+    retry = not isinstance(exc, BadOhlcvData | SourceBlocked | BreakerOpen | TickerDeadline)
     reason = f"bad data: {exc}" if isinstance(exc, BadOhlcvData) else f"{type(exc).__name__}: {exc}"
     store.record_failure(code, as_of, reason, run_id, retry=retry)
     return retry

@@ -194,6 +194,10 @@ class KeySpace:
         volume (read on the session's evening), until a final table or a history fetch settles it."""
         return f"{self.prefix}ohlcv:preliminary"
 
+    def run_waited(self, run_id: str) -> str:
+        """Hash: ticker -> seconds its tries in one run have spent on the vendor (the ticker deadline), expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:waited"
+
     def run_behind(self, run_id: str) -> str:
         """Hash: ticker -> why one run left it behind on purpose (waiting for a table, deferred), expiring."""
         return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:behind"

@@ -92,11 +92,11 @@ def run_once(
         )  # fmt: skip
         appending.log_handed_on(result)
         for code in result.to_fetch:
-            _index(store, guarded, code, as_of, run_id, full_refresh)
+            _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         first = summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
         for code in first.retry:
             store.count(run_id, retries=1)
-            _index(store, guarded, code, as_of, run_id, full_refresh)
+            _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         mark = store.publish_watermark(watermark_codes(store, guarded.name, market, plan.universe))
         log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
     finally:
@@ -114,9 +114,11 @@ def run_once(
     return RunOutcome(first, state.still_failing, record, overdue)
 
 
-def _index(store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool) -> None:
+def _index(
+    store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool, deadline: float
+) -> None:
     try:
-        result = indexer.index_ticker(store, source, code, as_of, full_refresh=full_refresh)
+        result = indexer.index_within(store, source, code, as_of, run_id, deadline=deadline, full_refresh=full_refresh)
     except HistoryBudgetSpent as exc:
         store.record_postponed(run_id, {code: str(Status.DEFERRED)}, {code: str(exc)})
         log.info("%s deferred: %s", code, exc)

@@ -12,6 +12,7 @@ Imports nothing heavy: the DAG file builds one when the scheduler parses it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ MAX_CATCHUP_SESSIONS = 60
 DEFAULT_HISTORY_BUDGET = 300
 #: the day's last evening run of the default schedule: a table still missing then turns a run red
 DEFAULT_TABLE_DEADLINE = "12:23"
+#: the seconds one ticker may wait for the vendor in a run, across its tries and the retry pass
+DEFAULT_TICKER_DEADLINE = 600.0
 _DEADLINE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 #: what a key prefix may hold: it is put in front of every key (``ohlcv.keys.KeySpace``)
 KEY_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
@@ -71,6 +74,9 @@ class Settings:
         first fill and ``full_refresh``; the tickers beyond it are deferred to the next run
     :param table_deadline: ``OHLCV_TABLE_DEADLINE``, ``HH:MM`` in ``schedule_timezone``: a session's
         table still missing at this time of its day turns the run red (the day's last evening run)
+    :param ticker_deadline_seconds: ``OHLCV_TICKER_DEADLINE``, the seconds one ticker's tries may
+        spend waiting for the vendor in a run, across its tries and the retry pass; a ticker whose
+        vendor has not answered by then fails with ``TickerDeadline`` and is not asked again
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -87,6 +93,7 @@ class Settings:
     catchup_sessions: int = DEFAULT_CATCHUP_SESSIONS
     history_budget: int = DEFAULT_HISTORY_BUDGET
     table_deadline: str = DEFAULT_TABLE_DEADLINE
+    ticker_deadline_seconds: float = DEFAULT_TICKER_DEADLINE
 
     def __post_init__(self) -> None:
         if not KEY_PREFIX_PATTERN.fullmatch(self.key_prefix):
@@ -106,6 +113,10 @@ class Settings:
             )
         if self.history_budget < 0:
             raise ConfigurationError(f"OHLCV_HISTORY_BUDGET={self.history_budget!r}: give a number of calls, 0 or more")
+        if not 0 < self.ticker_deadline_seconds < math.inf:
+            raise ConfigurationError(
+                f"OHLCV_TICKER_DEADLINE={self.ticker_deadline_seconds!r}: give a number of seconds above 0, e.g. 600"
+            )
         if not _DEADLINE.fullmatch(self.table_deadline):
             raise ConfigurationError(
                 f"OHLCV_TABLE_DEADLINE={self.table_deadline!r}: give a time of day as HH:MM, e.g. 12:23"
@@ -134,6 +145,7 @@ class Settings:
             catchup_sessions=_count(environ, "OHLCV_CATCHUP_SESSIONS", DEFAULT_CATCHUP_SESSIONS),
             history_budget=_count(environ, "OHLCV_HISTORY_BUDGET", DEFAULT_HISTORY_BUDGET),
             table_deadline=text("OHLCV_TABLE_DEADLINE") or DEFAULT_TABLE_DEADLINE,
+            ticker_deadline_seconds=_number(environ, "OHLCV_TICKER_DEADLINE", DEFAULT_TICKER_DEADLINE),
         )
 
     @property
@@ -217,4 +229,5 @@ _UNITS = {
     "OHLCV_RETRY_DELAY_SECONDS": "seconds",
     "OHLCV_SOURCE_POKE_SECONDS": "seconds",
     "OHLCV_SOURCE_WAIT_SECONDS": "seconds",
+    "OHLCV_TICKER_DEADLINE": "seconds",
 }

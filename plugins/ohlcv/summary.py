@@ -112,6 +112,7 @@ def summarize(
     state = standing(store, universe_codes, planned, results, as_of)
     records = store.failures(state.failed, run_id=run_id)
     reasons = {code: records[code]["reason"] for code in state.failed[:REASONS_KEPT] if code in records}
+    retry = [code for code in state.failed if records.get(code, {}).get("retry", True)]
     return RunSummary(
         as_of=as_of.isoformat(),
         universe=len(universe_codes),
@@ -128,20 +129,25 @@ def summarize(
         settled=statuses.count(Status.SETTLED),
         failed=state.failed,
         reasons=reasons,
-        retry=[code for code in state.failed if records.get(code, {}).get("retry", True)],
-        canary=_canary(planned, results, universe_codes, state.current),
+        retry=retry,
+        canary=_canary(planned, results, universe_codes, state.current, state.failed) or next(iter(retry), None),
     )
 
 
 def _canary(
-    planned: list[str], results: Mapping[str, str], universe_codes: list[str], current: list[str]
+    planned: list[str], results: Mapping[str, str], universe_codes: list[str], current: list[str], failed: list[str]
 ) -> str | None:
     """A ticker to ask the vendor for to see whether it answers again: one whose history it
-    served in this pass, else one cached through ``as_of``; never a ticker that lags."""
+    served in this pass, else one cached through ``as_of``, else one of the universe that did
+    not fail; None when every ticker failed (the caller then asks a failed one worth retrying,
+    never one past its deadline: the vendor may hang on that one)."""
     served = [code for code in planned if results.get(code) in SERVED]
     if served:
         return served[0]
-    return current[0] if current else (universe_codes[0] if universe_codes else None)
+    if current:
+        return current[0]
+    failing = set(failed)
+    return next((code for code in universe_codes if code not in failing), None)
 
 
 def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_universe: list[str]) -> list[str]:

@@ -246,3 +246,30 @@ def test_a_table_still_missing_at_the_deadline_notifies_once_and_keeps_the_cache
     assert {code: redis_client.get(f"ticker:{code}") for code in before} == before
     assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-19"
     assert redis_client.get("getOHLCV_isUpdating") == b"0"
+
+
+def test_a_vendor_that_never_answers_for_one_ticker_ends_the_run_red_at_its_deadline(
+    run_dag, redis_client, monkeypatch
+):
+    monkeypatch.setenv("OHLCV_TICKER_DEADLINE", "3")
+    dag_run = run_dag("synthetic:4?hang=000200&fail=000300&fail=000100")  # 2 retries per task
+    assert dag_run.state == "failed"
+    tries = {
+        (ti.task_id, ti.rendered_map_index): ti.try_number
+        for ti in dag_run.get_task_instances()
+        if ti.task_id in ("index_ticker", "retry_ticker")
+    }
+    assert tries[("index_ticker", "000200")] == 1  # its deadline passed in its first try: no Airflow retry
+    assert ("retry_ticker", "000200") not in tries  # nor a second pass
+    assert tries[("retry_ticker", "000300")] == 3  # a failure that answers is retried as before
+    store = OhlcvStore(redis_client, KeySpace())
+    waited = {code.decode(): float(seconds) for code, seconds in redis_client.hgetall(
+        store.keys.run_waited(dag_run.run_id)).items()}  # fmt: skip
+    assert 3 <= waited["000200"] < 10
+    reason = store.failures(["000200"])["000200"]
+    assert reason["retry"] is False
+    assert "ticker deadline (3 s" in reason["reason"]
+    assert current(redis_client) == {"000400", "KS11"}  # the other tickers were written
+    assert probe.CALLS[0]["event"] == "run_failed"
+    assert probe.CALLS[0]["failed"] == ["000100", "000200", "000300"]
+    assert "000200 (TickerDeadline: 000200: no answer from the vendor" in probe.CALLS[0]["message"]

@@ -26,6 +26,7 @@ EVERY_VARIABLE = {
     "OHLCV_RETRY_DELAY_SECONDS": "5",
     "OHLCV_SOURCE_POKE_SECONDS": "2",
     "OHLCV_SOURCE_WAIT_SECONDS": "30",
+    "OHLCV_TICKER_DEADLINE": "90",
 }
 
 
@@ -42,6 +43,7 @@ def test_an_empty_environment_gives_the_production_defaults():
     assert (settings.schedule, settings.schedule_timezone) == ("23 8-12,18 * * *", "Europe/London")
     assert settings.retry_delay == dt.timedelta(seconds=60)
     assert (settings.source_poke_seconds, settings.source_wait_seconds) == (60, 3600)
+    assert settings.ticker_deadline_seconds == 600
     assert settings.rate_for("fdr") == limits.parse("5/second")
     assert settings.rate_for("synthetic") is None
 
@@ -61,6 +63,7 @@ def test_every_variable_is_read():
     assert (settings.schedule, settings.schedule_timezone) == ("5 * * * *", "Asia/Seoul")
     assert settings.retry_delay == dt.timedelta(seconds=5)
     assert (settings.source_poke_seconds, settings.source_wait_seconds) == (2, 30)
+    assert settings.ticker_deadline_seconds == 90
 
 
 def test_special_values_turn_things_off():
@@ -81,6 +84,9 @@ def test_special_values_turn_things_off():
         ("OHLCV_RETRY_DELAY_SECONDS", "-5"),
         ("OHLCV_SOURCE_POKE_SECONDS", "nan"),
         ("OHLCV_SOURCE_WAIT_SECONDS", "1h"),
+        ("OHLCV_TICKER_DEADLINE", "0"),
+        ("OHLCV_TICKER_DEADLINE", "inf"),
+        ("OHLCV_TICKER_DEADLINE", "ten minutes"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):

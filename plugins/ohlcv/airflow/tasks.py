@@ -20,6 +20,9 @@ from ohlcv.airflow import runtime
 
 log = logging.getLogger(__name__)
 
+#: the seconds the sensor's canary call may take before the vendor counts as still down
+CANARY_WITHIN = 120.0
+
 
 def start_run(**context: Any) -> dict[str, str]:
     """Take the run lock, set ``getOHLCV_isUpdating`` to 1 and fix the run's ``as_of`` session."""
@@ -112,8 +115,9 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     The DAG maps it twice: as ``index_ticker`` over the handed-on tickers, and as
     ``retry_ticker`` over the failed ones once the vendor answers again.
 
-        Bad data fails the task without retries (the old cache stays); vendor errors are retried
-        by Airflow. Either way the reason is recorded for ``summarize``.
+    Bad data, and a ticker whose tries have used up ``OHLCV_TICKER_DEADLINE``, fail the task
+    without retries (the old cache stays); vendor errors are retried by Airflow. Either way the
+    reason is recorded for ``summarize``.
     """
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -130,13 +134,10 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
         store.count(run_id, retries=1)
     as_of = runtime.as_of(run)
     try:
-        result = indexer.index_ticker(
-            store,
-            runtime.run_source(store, settings, run_id),
-            ticker,
-            as_of,
-            full_refresh=bool(context["params"]["full_refresh"]),
-        )
+        result = indexer.index_within(
+            store, runtime.run_source(store, settings, run_id), ticker, as_of, run_id,
+            deadline=settings.ticker_deadline_seconds, full_refresh=bool(context["params"]["full_refresh"]),
+        )  # fmt: skip
     except HistoryBudgetSpent as exc:
         store.record_postponed(run_id, {ticker: str(Status.DEFERRED)}, {ticker: str(exc)})
         raise AirflowSkipException(str(exc)) from exc
@@ -196,12 +197,15 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     answers again. Keeps the run lock alive while it waits.
 
     Its XCom value is the list of tickers ``retry_ticker`` maps over: the failed ones except
-    those with bad data or a block answer, which asking again cannot fix.
+    those with bad data, a block answer or past their deadline, which asking again cannot fix.
+    The canary's call is bounded (``CANARY_WITHIN``): a vendor that does not answer it is
+    still down.
     """
     from airflow.sdk import PokeReturnValue
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable
+    from ohlcv.deadline import call_within
+    from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable, TickerDeadline
 
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
@@ -209,18 +213,19 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     failed = summary["retry"]
     hopeless = sorted(set(summary["failed"]) - set(failed))
     if hopeless:
-        log.info("not retried (bad data or blocked): %s", ", ".join(hopeless))
+        log.info("not retried (bad data, blocked or past the ticker deadline): %s", ", ".join(hopeless))
     if not failed:
         log.info("nothing to retry; no need to ask the vendor")
         return PokeReturnValue(is_done=True, xcom_value=[])
     as_of = dt.date.fromisoformat(summary["as_of"])
     canary = summary["canary"]
+    vendor = runtime.run_source(store, settings, context["run_id"], budgeted=False)
+    within = min(CANARY_WITHIN, settings.ticker_deadline_seconds)
     try:
-        vendor = runtime.run_source(store, settings, context["run_id"], budgeted=False)
-        vendor.history(canary, as_of - dt.timedelta(days=14), as_of)
+        call_within(within, vendor.history, canary, as_of - dt.timedelta(days=14), as_of, what=f"canary {canary}")
     except (SourceBlocked, BreakerOpen) as exc:
         raise AirflowFailException(f"not retrying {len(failed)} tickers: {exc}") from exc
-    except SourceUnavailable as exc:
+    except (SourceUnavailable, TickerDeadline) as exc:
         log.info("vendor still failing for canary %s: %s", canary, exc)
         return PokeReturnValue(is_done=False)
     except (NoData, BadOhlcvData):

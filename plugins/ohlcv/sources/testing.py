@@ -19,6 +19,9 @@ way real vendors do, keyed by ticker code:
 - ``down=N``: the whole vendor fails with ``SourceUnavailable`` on its first N history calls;
 - ``fail={code, ...}``: these tickers always fail with ``SourceUnavailable``;
 - ``block={code, ...}``: asking for these tickers gets a block answer (``SourceBlocked``);
+- ``hang={code, ...}``: asking for these tickers connects to a local server (``SilentServer``)
+  that accepts the connection and never answers, and waits for its answer without a timeout:
+  a vendor that hangs on one ticker;
 - ``latency=0.5``: every history call takes that many seconds more (Naver's answer time), so
   that a run lasts long enough for a test to break something in the middle of it.
 
@@ -36,6 +39,8 @@ read the run's counters in Redis (``OhlcvStore.run_metrics``), which every proce
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -68,7 +73,7 @@ BAD_KINDS: tuple[str, ...] = (
 SWITCHES: frozenset[str] = frozenset(
     {
         "bad", "snapshot_lag", "snapshot_down", "table_missing", "preliminary", "stale_table",
-        "transient", "down", "fail", "block", "latency",
+        "transient", "down", "fail", "block", "hang", "latency",
     }
 )  # fmt: skip
 #: the share of Volume a preliminary table lacks (KRX's after-hours session)
@@ -100,6 +105,7 @@ class FaultySource:
         down: int = 0,
         fail: set[str] | frozenset[str] = frozenset(),
         block: set[str] | frozenset[str] = frozenset(),
+        hang: set[str] | frozenset[str] = frozenset(),
         latency: float = 0.0,
     ) -> None:
         self.inner = inner
@@ -117,6 +123,7 @@ class FaultySource:
         self.down = down
         self.fail = frozenset(fail)
         self.block = frozenset(block)
+        self.hang = frozenset(hang)
         self.latency = latency
         self.calls: Counter[tuple[str, str]] = Counter()
 
@@ -169,6 +176,8 @@ class FaultySource:
         return _broken(self.inner.history(code, start, end), self.bad[code], end)
 
     def _misbehave(self, code: str) -> None:
+        if code in self.hang:
+            SilentServer.shared().wait_for_answer(code)
         if code in self.block:
             raise SourceBlocked(f"synthetic vendor: HTTP 429 Too Many Requests for {code}")
         if self.down and sum(n for (kind, _), n in self.calls.items() if kind == "history") <= self.down:
@@ -177,6 +186,46 @@ class FaultySource:
             raise SourceUnavailable(f"synthetic vendor: connection reset for {code}, every time")
         if self.transient and self.calls["history", code] == 1 and share(code) < self.transient:
             raise SourceUnavailable(f"synthetic vendor: read timed out for {code} (first attempt)")
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte."""
+
+    _shared: SilentServer | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, name="silent-server", daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> SilentServer:
+        """This process's server, started on first use."""
+        with cls._lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.held.append(connection)  # kept open, never answered
+
+    def wait_for_answer(self, code: str) -> bytes:
+        """Ask for ``code`` and wait for the answer, without a timeout: forever."""
+        with socket.create_connection(("127.0.0.1", self.port)) as connection:
+            connection.sendall(f"GET /history?code={code} HTTP/1.1\r\nHost: vendor\r\n\r\n".encode())
+            return connection.recv(1)
+
+    def close(self) -> None:
+        self.socket.close()
+        for connection in self.held:
+            connection.close()
 
 
 def from_options(inner: Source, options: Mapping[str, list[str]]) -> FaultySource:
@@ -194,6 +243,7 @@ def from_options(inner: Source, options: Mapping[str, list[str]]) -> FaultySourc
             down=int(options.get("down", ["0"])[0]),
             fail=set(options.get("fail", [])),
             block=set(options.get("block", [])),
+            hang=set(options.get("hang", [])),
             latency=float(options.get("latency", ["0"])[0]),
         )
     except ValueError as exc:

@@ -277,6 +277,16 @@ class RunStore(StoreBase):
         """Count one history call against the run's budget; False (nothing counted) once it is spent."""
         return bool(self._spend_history_call(keys=[self.keys.run_metrics(run_id)]))
 
+    def ticker_waited(self, run_id: str, code: str, seconds: float = 0.0) -> float:
+        """Add ``seconds`` to what ``code``'s tries in the run have spent on the vendor and return
+        the total (shared by every process of the run: the ticker deadline)."""
+        key = self.keys.run_waited(run_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrbyfloat(key, validate_ticker(code), float(seconds))
+            pipe.expire(key, RUN_METRICS_TTL)
+            total, _ = pipe.execute()
+        return float(total)
+
     def count(self, run_id: str, **counters: int) -> None:
         """Add to the run's counters (``rows_written=...``, ``retries=...``)."""
         key = self.keys.run_metrics(run_id)
