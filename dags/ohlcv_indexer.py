@@ -34,14 +34,21 @@ from ohlcv.settings import Settings
 
 #: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
 VENDOR_POOL = "ohlcv_vendor"
-#: the mapped per-ticker tasks: labelled with the ticker, in the vendor pool, reporting through
-#: Redis (ohlcv:run:{run_id}:results) rather than XCom, an api-server request each
-PER_TICKER = {"map_index_template": "{{ ticker }}", "pool": VENDOR_POOL, "do_xcom_push": False}
 #: deployment settings, read when the file is parsed (see ohlcv/settings.py): the schedule (by
 #: default the Jenkins trigger it replaces; OHLCV_SCHEDULE=none for triggered runs only), the
-#: retry delay and the vendor sensor's timing
+#: retry delay, the vendor sensor's timing and the per-ticker tasks' timeout
 SETTINGS = Settings.from_env()
 SCHEDULE = CronTriggerTimetable(SETTINGS.schedule, timezone=SETTINGS.schedule_timezone) if SETTINGS.schedule else None
+#: the mapped per-ticker tasks: labelled with the ticker, in the vendor pool, reporting through
+#: Redis (ohlcv:run:{run_id}:results) rather than XCom, an api-server request each; a try ends
+#: at the ticker deadline (TickerDeadline, not retried) before Airflow's own timeout would kill
+#: it (and retry it), with a minute to write what came
+PER_TICKER = {
+    "map_index_template": "{{ ticker }}",
+    "pool": VENDOR_POOL,
+    "do_xcom_push": False,
+    "execution_timeout": dt.timedelta(seconds=SETTINGS.ticker_deadline_seconds + 60),
+}
 
 
 @dag(

@@ -1,5 +1,6 @@
 """Every DAG in dags/ imports cleanly and follows the project's rules."""
 
+import datetime as dt
 import itertools
 import os
 import subprocess
@@ -145,6 +146,15 @@ def test_the_per_ticker_tasks_push_no_xcom(dagbag):
     dag = dagbag.dags["ohlcv_indexer"]
     for task_id in ("index_ticker", "retry_ticker"):
         assert dag.get_task(task_id).partial_kwargs["do_xcom_push"] is False, task_id
+
+
+def test_a_per_ticker_try_outlives_the_ticker_deadline_by_a_minute(dagbag):
+    # Airflow's timeout would kill the try (and retry it) before TickerDeadline could end it
+    dag = dagbag.dags["ohlcv_indexer"]
+    for task_id in ("index_ticker", "retry_ticker"):
+        timeout = dag.get_task(task_id).partial_kwargs["execution_timeout"]
+        assert timeout == dt.timedelta(seconds=600 + 60), task_id
+    assert dag.get_task("list_universe").execution_timeout == dt.timedelta(minutes=10)
 
 
 def test_the_schedule_is_deployment_configuration():

@@ -85,6 +85,7 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "ohlcv:sessions",  # the XKRX session table readers load instead of building the calendar
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:results",  # what each ticker's task did, expiring
+        "ohlcv:run:manual__2026-11-20T09_23_00+00_00:waited",  # each ticker's time with the vendor, expiring
     }
     assert calendar.SessionTable.decode(redis_client.get("ohlcv:sessions")).last > dt.date(2027, 11, 20)
     assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:results") == {
