@@ -9,7 +9,8 @@ of them hands the ticker on with that session and the reason. A table that is no
 yet holds its tickers where they are (``waiting``): a later run appends it; only continuity
 breaks, new listings, tickers too far behind and index symbols fetch their histories, and at
 most ``OHLCV_HISTORY_BUDGET`` of those outside the first fill and ``full_refresh``: the rest are
-``deferred`` to the next run, in a stable order.
+``deferred`` to the next run, in a stable order. With a second table source, the newest
+sessions' final tables are then cross-checked against it (``tables.cross_check``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: handed-on tickers named one per log line; the rest are counted
 LOGGED_PER_REASON = 50
+#: the newest sessions whose kept final table is compared with a second table source's
+#: (``tables.cross_check``), once each: the next morning's runs find the night's tables there
+CROSS_CHECKED = 5
 
 
 @dataclass(frozen=True)
@@ -115,9 +119,11 @@ def apply_snapshot(
             waiting.update(dict.fromkeys(candidates, f"the table of {session} was refused ({refused}): waiting"))
             _stop(position, candidates)
             continue
+        served = store.run_tables(run_id).get(session.isoformat(), "")
         store.note_table(
             run_id, session, f"applied to {len(moved)} tickers ({'final' if table.final else 'preliminary'})"
-        )
+            + (f"; {served}" if served.startswith("second:") else ""),
+        )  # fmt: skip
         store.save_snapshot(table, asked=session)  # the newest table applied is the market's listing
         newest = session
         for code in moved:
@@ -129,6 +135,9 @@ def apply_snapshot(
         if day is not None and day < as_of and code not in waiting:
             waiting[code] = f"cached through {day}: waiting for a later table"
     settled = settling.settle(store, source, plan.universe, as_of, now, run_id)
+    if use:
+        recent = [day.date() for day in calendar.sessions(as_of - dt.timedelta(days=14), as_of)][-CROSS_CHECKED:]
+        tables.cross_check(store, source, recent)
     ordered = _by_priority(plan, handed_on)
     fetch = ordered if budget is None else ordered[:budget]
     deferred = {

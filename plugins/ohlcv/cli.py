@@ -64,6 +64,14 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     )
     for day, count in sorted(held.items()):
         print(f"  of {day}  {count}")
+    checks = sorted(store.cross_checked().items(), reverse=True)[:5]
+    if checks:
+        print("tables cross-checked      (newest first; the differing codes are in ohlcv:quality)")
+    for day, note in checks:
+        if note.get("served"):
+            print(f"  {day}  served by {note['second']} (the first source had none)")
+        else:
+            print(f"  {day}  {note['differing']} of {note['codes']} codes differ from {note['second']}")
     stale = sorted(updates.items(), key=lambda item: (item[1], item[0]))[: args.oldest]
     if stale and meta.last_update_at and stale[0][1] < meta.last_update_at.isoformat():
         print("oldest tickers:")
@@ -84,7 +92,11 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         print("  " + " ".join(f"{titles.get(name, name):>{width}}" for name, width in columns) + "  run_id")
         for run in runs:
             cells = " ".join(f"{run.get(name, '-'):>{width}}" for name, width in columns)
-            gaps = [f"{field} {run[field]}" for field in ("table_missing", "table_refused") if run.get(field)]
+            gaps = [
+                f"{field} {run[field]}"
+                for field in ("table_missing", "table_refused", "table_second")
+                if run.get(field)
+            ]
             print(f"  {cells}  {run['run_id']}" + (f"  ({'; '.join(gaps)})" if gaps else ""))
     return EXIT_OK
 

@@ -189,6 +189,18 @@ class KeySpace:
         return f"{self.prefix}ohlcv:table:{source}:{session.isoformat()}"
 
     @property
+    def quality(self) -> str:
+        """Stream: one entry per code whose values differ between two sources' tables of a
+        session (``session``, ``code``, ``first``, ``second`` and both values as JSON), the newest
+        ``QUALITY_KEPT`` kept."""
+        return f"{self.prefix}ohlcv:quality"
+
+    @property
+    def quality_checked(self) -> str:
+        """Hash: session -> JSON of its cross-check (the second source, codes, differing codes)."""
+        return f"{self.prefix}ohlcv:quality:checked"
+
+    @property
     def preliminary(self) -> str:
         """Hash: code -> JSON list of the sessions whose cached row holds a preliminary table's
         volume (read on the session's evening), until a final table or a history fetch settles it."""

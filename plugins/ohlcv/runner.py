@@ -19,6 +19,7 @@ from ohlcv import appending, calendar, indexer, planning, tables
 from ohlcv.errors import HistoryBudgetSpent, OhlcvError
 from ohlcv.planning import DEFAULT_BENCHMARK
 from ohlcv.settings import Settings
+from ohlcv.sources import second_tables
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.status import Status
@@ -70,7 +71,9 @@ def run_once(
     if isinstance(source, GuardedSource):
         guarded = source
     else:
-        guarded = GuardedSource(source, store, run_id=run_id, settings=settings)
+        guarded = GuardedSource(
+            source, store, run_id=run_id, settings=settings, second=second_tables(settings.krx_openapi_key)
+        )
     started = store.begin_run(token=run_id)
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")

@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ohlcv.errors import ConfigurationError, InvalidKeyPrefix
@@ -38,6 +38,8 @@ DEFAULT_CLIENT_CACHE_MB = 256
 #: each vendor's rate limit when ``OHLCV_VENDOR_RATE`` does not set one: KRX and Naver block
 #: addresses that ask too fast; the offline vendors need none
 VENDOR_RATES: Mapping[str, str | None] = {"fdr": "5/second", "synthetic": None, "csv": None}
+#: the KRX Open API's own limit: KRX allows a key 10,000 calls a day
+DEFAULT_KRX_OPENAPI_RATE = "10000/day"
 #: a ticker this many sessions behind is still brought forward from the daily tables
 DEFAULT_CATCHUP_SESSIONS = 15
 MAX_CATCHUP_SESSIONS = 60
@@ -77,6 +79,9 @@ class Settings:
     :param ticker_deadline_seconds: ``OHLCV_TICKER_DEADLINE``, the seconds one ticker's tries may
         spend waiting for the vendor in a run, across its tries and the retry pass; a ticker whose
         vendor has not answered by then fails with ``TickerDeadline`` and is not asked again
+    :param krx_openapi_key: ``OHLCV_KRX_OPENAPI_KEY``, the KRX Open API key (inside Airflow the
+        Connection ``ohlcv_krx_openapi`` gives it); None: the Open API is not used. Never shown
+    :param krx_openapi_rate: ``OHLCV_KRX_OPENAPI_RATE``, the Open API's own rate limit
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -94,6 +99,8 @@ class Settings:
     history_budget: int = DEFAULT_HISTORY_BUDGET
     table_deadline: str = DEFAULT_TABLE_DEADLINE
     ticker_deadline_seconds: float = DEFAULT_TICKER_DEADLINE
+    krx_openapi_key: str | None = field(default=None, repr=False)
+    krx_openapi_rate: str = DEFAULT_KRX_OPENAPI_RATE
 
     def __post_init__(self) -> None:
         if not KEY_PREFIX_PATTERN.fullmatch(self.key_prefix):
@@ -106,6 +113,7 @@ class Settings:
             )
         if self.vendor_rate is not None:
             _parse_rate(self.vendor_rate)
+        _parse_rate(self.krx_openapi_rate, "OHLCV_KRX_OPENAPI_RATE")
         if not 1 <= self.catchup_sessions <= MAX_CATCHUP_SESSIONS:
             raise ConfigurationError(
                 f"OHLCV_CATCHUP_SESSIONS={self.catchup_sessions!r}: give a number of sessions from 1 to "
@@ -146,6 +154,8 @@ class Settings:
             history_budget=_count(environ, "OHLCV_HISTORY_BUDGET", DEFAULT_HISTORY_BUDGET),
             table_deadline=text("OHLCV_TABLE_DEADLINE") or DEFAULT_TABLE_DEADLINE,
             ticker_deadline_seconds=_number(environ, "OHLCV_TICKER_DEADLINE", DEFAULT_TICKER_DEADLINE),
+            krx_openapi_key=text("OHLCV_KRX_OPENAPI_KEY") or None,
+            krx_openapi_rate=text("OHLCV_KRX_OPENAPI_RATE") or DEFAULT_KRX_OPENAPI_RATE,
         )
 
     @property
@@ -172,10 +182,12 @@ class Settings:
     def rate_for(self, source: str) -> limits.RateLimitItem | None:
         """The rate limit of the vendor named ``source``: ``vendor_rate``, else its entry in
         ``VENDOR_RATES``; None for no limit."""
+        if source == "krx_openapi":
+            return _parse_rate(self.krx_openapi_rate, "OHLCV_KRX_OPENAPI_RATE")
         return _parse_rate(self.vendor_rate or VENDOR_RATES.get(source))
 
 
-def _parse_rate(text: str | None) -> limits.RateLimitItem | None:
+def _parse_rate(text: str | None, name: str = "OHLCV_VENDOR_RATE") -> limits.RateLimitItem | None:
     if not text or text.lower() == "none":
         return None
     import limits  # only a configured rate needs the parser, so parsing the DAG file does not
@@ -183,7 +195,7 @@ def _parse_rate(text: str | None) -> limits.RateLimitItem | None:
     try:
         return limits.parse(text)
     except ValueError:
-        raise ConfigurationError(f"OHLCV_VENDOR_RATE={text!r} is not a rate such as 5/second or 300/minute") from None
+        raise ConfigurationError(f"{name}={text!r} is not a rate such as 5/second or 300/minute") from None
 
 
 def _count(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -207,6 +207,7 @@ def record_run(
         "preliminary": store.preliminary_rows(),
         "table_missing": " ".join(sorted(day for day, note in tables.items() if note.startswith("missing"))),
         "table_refused": " ".join(sorted(day for day, note in tables.items() if note.startswith("refused"))),
+        "table_second": " ".join(sorted(day for day, note in tables.items() if "second: from" in note)),
         "current": current,
         "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
         "published_count": meta.last_update_count or 0,

@@ -11,18 +11,25 @@ came of it (kept, missing, refused) is noted in ``ohlcv:run:{run_id}:tables``.
 The public table files carry no date column, so a file is trusted only as far as its data
 shows it describes the session: ``judge`` refuses a table in which more than ``REFUSE_SHARE``
 of the continuing codes (at least ``REFUSE_MIN``) break continuity, are missing or have bad rows.
+
+With a second table source (the KRX Open API, when a key is configured), a session the first
+has no table of is asked from the second, and every final table the first gave is compared
+with the second's once (``cross_check``): the codes whose values differ are kept in
+``ohlcv:quality`` with both values.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterator
 from contextvars import ContextVar
 
 from ohlcv.errors import BadOhlcvData, SourceUnavailable, TableMissing
-from ohlcv.snapshot import Snapshot
+from ohlcv.snapshot import COLUMNS, Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
 
@@ -77,25 +84,115 @@ def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, r
             return kept
         raise TableMissing(noted.partition(": ")[2] or noted)
     try:
-        fetched = source.table(session)
-        if fetched.session != session:
-            raise BadOhlcvData(f"asked for the table of {session}, the vendor's says it is of {fetched.session}")
+        fetched = _ask(source, session)
     except (SourceUnavailable, BadOhlcvData) as exc:
         if kept is not None:
             log.info("the final table of %s is not to be had yet (%s); using the evening's", session, exc)
             return kept
         if _RETRYING.get() and not isinstance(exc, (TableMissing, BadOhlcvData)):
             raise  # an outage, with tries left: asked again before any ticker is made to wait
-        store.note_table(run_id, session, f"missing: {exc}")
-        if isinstance(exc, TableMissing):
-            raise
-        raise TableMissing(f"{type(exc).__name__}: {exc}") from exc
+        fetched, why = _from_second(store, source, session, run_id, exc)
+        if fetched is None:
+            store.note_table(run_id, session, f"missing: {why}")
+            if isinstance(exc, TableMissing) and why == str(exc):
+                raise
+            raise TableMissing(why) from exc
     store.save_table(fetched)
     log.info(
         "%s table of %s: %d codes, %s", source.name, session, len(fetched.frame),
         "final" if fetched.final else "preliminary (volumes before the after-hours session)",
     )  # fmt: skip
     return fetched
+
+
+def _ask(source: Source, session: dt.date) -> Snapshot:
+    fetched = source.table(session)
+    if fetched.session != session:
+        raise BadOhlcvData(f"asked for the table of {session}, the vendor's says it is of {fetched.session}")
+    return fetched
+
+
+def _from_second(
+    store: OhlcvStore, source: Source, session: dt.date, run_id: str, failure: Exception
+) -> tuple[Snapshot | None, str]:
+    """The table of ``session`` from the second table source when the first has none (kept under
+    the first's name, as the first's would be), or None with both reasons."""
+    why = str(failure) if isinstance(failure, TableMissing) else f"{type(failure).__name__}: {failure}"
+    second = getattr(source, "second", None)
+    if second is None:
+        return None, why
+    try:
+        table = _ask(second, session)
+    except (SourceUnavailable, BadOhlcvData) as exc:
+        log.info("no table of %s from %s either: %s", session, second.name, exc)
+        return None, f"{why}; {second.name}: {exc}"
+    log.warning("the %s table of %s is missing (%s): using %s's", source.name, session, why, second.name)
+    store.note_table(run_id, session, f"second: from {second.name}, {source.name}'s missing: {why}")
+    store.note_cross_check(session, {"second": second.name, "served": True, "codes": len(table.frame)})
+    return dataclasses.replace(table, source=source.name), why
+
+
+def cross_check(store: OhlcvStore, source: Source, sessions: list[dt.date]) -> dict[str, int]:
+    """Compare the kept final tables of ``sessions`` with the second table source's, once per
+    session, recording every code whose values differ (or that only one lists) in
+    ``ohlcv:quality`` with both values. Returns session -> differing codes, for the sessions
+    compared now; a session the second source has no table of yet is compared by a later run.
+    Never fails the caller: a failed comparison is logged and tried again later."""
+    second = getattr(source, "second", None)
+    if second is None:
+        return {}
+    checked = store.cross_checked()
+    compared = {}
+    for session in sessions:
+        kept = store.saved_table(source.name, session)
+        if session.isoformat() in checked or kept is None or not kept.final:
+            continue
+        try:
+            other = _ask(second, session)
+        except (SourceUnavailable, BadOhlcvData) as exc:
+            log.info("the %s table of %s is not cross-checked yet: %s", second.name, session, exc)
+            continue
+        differing = disagreements(kept, other)
+        store.record_disagreements(session, source.name, second.name, differing)
+        store.note_cross_check(session, {"second": second.name, "codes": len(kept.frame), "differing": len(differing)})
+        if differing:
+            log.warning(
+                "the %s and %s tables of %s differ for %d codes (ohlcv:quality), e.g. %s",
+                source.name, second.name, session, len(differing), ", ".join(row["code"] for row in differing[:5]),
+            )  # fmt: skip
+        compared[session.isoformat()] = len(differing)
+    return compared
+
+
+def disagreements(first: Snapshot, second: Snapshot) -> list[dict]:
+    """Every code whose values differ between two tables of one session, with both values
+    (None for a code only one lists), in code order."""
+    columns = [name for name in COLUMNS if name != "Market"]
+    a, b = first.frame[columns], second.frame[columns]
+    rows = []
+    for code in sorted(set(a.index) | set(b.index)):
+        left = a.loc[code].to_dict() if code in a.index else None
+        right = b.loc[code].to_dict() if code in b.index else None
+        if left is not None and right is not None:
+            fields = [name for name in columns if not _same(left[name], right[name])]
+            if not fields:
+                continue
+            left, right = {name: left[name] for name in fields}, {name: right[name] for name in fields}
+        rows.append({"code": str(code), "first": _plain(left), "second": _plain(right)})
+    return rows
+
+
+def _same(x, y) -> bool:
+    try:
+        return float(x) == float(y) or (math.isnan(float(x)) and math.isnan(float(y)))
+    except (TypeError, ValueError):
+        return str(x) == str(y)
+
+
+def _plain(values: dict | None) -> dict | None:
+    if values is None:
+        return None
+    return {name: (value.item() if hasattr(value, "item") else value) for name, value in values.items()}
 
 
 def refuse(store: OhlcvStore, table: Snapshot, run_id: str, reason: str) -> None:

@@ -127,6 +127,17 @@ def test_status_counts_the_preliminary_rows_by_session(store, redis_server, caps
     assert "  of 2026-11-20  3" in out
 
 
+def test_status_shows_the_cross_checks_of_the_tables(store, redis_server, capsys):
+    store.note_cross_check(dt.date(2026, 11, 19), {"second": "krx_openapi", "codes": 2881, "differing": 3})
+    store.note_cross_check(AS_OF, {"second": "krx_openapi", "served": True, "codes": 2880})
+    assert cli.main(["--redis-url", redis_server.url, "status"]) == 0
+    out = capsys.readouterr().out
+    assert "tables cross-checked      (newest first; the differing codes are in ohlcv:quality)" in out
+    assert out.index("  2026-11-20  served by krx_openapi (the first source had none)") < out.index(
+        "  2026-11-19  3 of 2881 codes differ from krx_openapi"
+    )
+
+
 def test_a_blocked_vendor_is_exit_code_4(filled, store, monkeypatch, capsys):
     monkeypatch.setenv("OHLCV_SOURCE", "synthetic:5")
     store.open_breaker("HTTP 429", dt.timedelta(hours=1))

@@ -36,13 +36,33 @@ def settings(run: dict[str, Any] | None = None) -> Settings:
     return dataclasses.replace(built, source=source) if source else built
 
 
-def run_source(store, settings: Settings, run_id: str, *, budgeted: bool = True):
+def run_source(store, settings: Settings, run_id: str, *, budgeted: bool = True, tables: bool = False):
     """The run's vendor behind the breaker, the shared rate limit, the run's history budget
-    (unless ``budgeted`` is false: the sensor's canary) and the run's counters."""
-    from ohlcv.sources import from_spec
+    (unless ``budgeted`` is false: the sensor's canary) and the run's counters; with ``tables``
+    (the tasks that read the market's tables), the KRX Open API as the second table source when
+    a key is configured (``openapi_key``)."""
+    from ohlcv.sources import from_spec, second_tables
     from ohlcv.sources.guard import GuardedSource
 
-    return GuardedSource(from_spec(settings.source), store, run_id=run_id, settings=settings, budgeted=budgeted)
+    second = second_tables(openapi_key(settings)) if tables else None
+    return GuardedSource(
+        from_spec(settings.source), store, run_id=run_id, settings=settings, budgeted=budgeted, second=second
+    )
+
+
+def openapi_key(settings: Settings) -> str | None:
+    """The KRX Open API key: the password of the Connection ``ohlcv_krx_openapi``, else
+    ``OHLCV_KRX_OPENAPI_KEY``; None when neither is set. Airflow masks it in task logs."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from ohlcv.sources.krx_openapi import CONNECTION_ID
+
+    try:
+        connection = BaseHook.get_connection(CONNECTION_ID)
+    except AirflowNotFoundException:
+        return settings.krx_openapi_key
+    return connection.password or settings.krx_openapi_key
 
 
 def source_name(settings: Settings) -> str:

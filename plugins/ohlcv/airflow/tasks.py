@@ -64,7 +64,7 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     params = context["params"]
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
-    source = runtime.run_source(store, settings, context["run_id"])
+    source = runtime.run_source(store, settings, context["run_id"], tables=True)
     as_of = runtime.as_of(run)
     with tables.retrying_outages(runtime.tries_left(context)):
         plan = planning.prepare(
@@ -94,7 +94,7 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     planned = Plan(**plan)
     run_id, params = context["run_id"], context["params"]
     budget = None if planned.first_fill or params["full_refresh"] else settings.history_budget
-    source = runtime.run_source(store, settings, run_id)
+    source = runtime.run_source(store, settings, run_id, tables=True)
     with tables.retrying_outages(runtime.tries_left(context)):
         result = appending.apply_snapshot(store, source, planned, run_id, use=bool(params["snapshot"]), budget=budget)
     if result.to_fetch:  # index_ticker and retry_ticker draw on it; a run with nothing to fetch writes nothing

@@ -8,6 +8,9 @@
   ``ohlcv.sources.synthetic``), and for tests with failures, ``...&fail=CODE&down=5`` (see
   ``ohlcv.sources.testing``);
 - ``csv:<dir>``: a directory of CSV files.
+
+With a KRX Open API key (``OHLCV_KRX_OPENAPI_KEY``, or the Connection ``ohlcv_krx_openapi``),
+``second_tables`` gives the second source of the market's tables (``ohlcv.sources.krx_openapi``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ from ohlcv.sources.synthetic import DEFAULT_TICKERS, SyntheticSource
 
 DEFAULT_SPEC = DEFAULT_SOURCE
 
-__all__ = ["MARKETS", "CsvDirSource", "FdrSource", "Source", "SyntheticSource", "from_spec", "spec_from_env"]
+__all__ = [
+    "MARKETS",
+    "CsvDirSource",
+    "FdrSource",
+    "Source",
+    "SyntheticSource",
+    "from_spec",
+    "second_tables",
+    "spec_from_env",
+]
 
 
 def spec_from_env(settings: Settings | None = None) -> str:
@@ -45,6 +57,15 @@ def from_spec(spec: str) -> Source:
     if kind == "csv" and argument:
         return CsvDirSource(argument)
     raise ConfigurationError(f"unknown source {spec!r}: expected 'fdr', 'synthetic', 'synthetic:N' or 'csv:<dir>'")
+
+
+def second_tables(key: str | None) -> Source | None:
+    """The second source of the market's tables for a KRX Open API ``key`` (None: none)."""
+    if not key:
+        return None
+    from ohlcv.sources.krx_openapi import KrxOpenApiSource
+
+    return KrxOpenApiSource(key)
 
 
 def _synthetic(spec: str, tickers: int, query: str) -> Source:

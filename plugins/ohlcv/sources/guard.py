@@ -14,6 +14,9 @@ Around any source it adds, in this order:
   asking the vendor, in whichever process it is made;
 - **metrics**: calls (by kind: ``history``, ``snapshot`` for tables) and their seconds counted
   into the run's metrics hash, when given.
+
+A **second table source** (``second``, the KRX Open API when a key is configured) is kept
+behind a guard of its own, with its own rate limit; ``ohlcv.tables`` asks it.
 """
 
 from __future__ import annotations
@@ -53,14 +56,17 @@ class GuardedSource:
         breaker_ttl: dt.timedelta | None = None,
         settings: Settings | None = None,
         budgeted: bool = True,
+        second: Source | None = None,
     ) -> None:
         """:param rate: the vendor's rate limit (``"default"``: the settings' rate for it; None: none)
         :param breaker_ttl: how long a block answer opens the breaker (default: the settings')
         :param settings: where the defaults come from (default: ``Settings.from_env()``)
         :param budgeted: whether history calls count against the run's history budget (the
             sensor's canary does not)
+        :param second: a second source of the market's tables (its calls rate-limited by its own
+            name's limit)
         """
-        if settings is None and (rate == "default" or breaker_ttl is None):
+        if settings is None and (rate == "default" or breaker_ttl is None or second is not None):
             settings = Settings.from_env()
         self.inner = source
         self.name = source.name
@@ -69,6 +75,11 @@ class GuardedSource:
         self.rate = settings.rate_for(source.name) if rate == "default" else rate
         self.breaker_ttl = settings.breaker_ttl if breaker_ttl is None else breaker_ttl
         self.budgeted = budgeted
+        self.second = (
+            None
+            if second is None
+            else GuardedSource(second, store, run_id=run_id, rate=settings.rate_for(second.name), settings=settings)
+        )
         self._limiter: MovingWindowRateLimiter | None = None
 
     def snapshot(self, session: dt.date) -> Snapshot:

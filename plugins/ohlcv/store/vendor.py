@@ -1,5 +1,7 @@
 """The vendor family: the breaker ``ohlcv:breaker`` and its log ``ohlcv:breaker:log``, the
-market snapshot ``ohlcv:snapshot:{source}``, and the rate limit's windows under ``ohlcv:rate:``.
+market snapshot ``ohlcv:snapshot:{source}``, the kept tables ``ohlcv:table:{source}:{session}``,
+where two sources' tables disagree (``ohlcv:quality``, ``ohlcv:quality:checked``), and the rate
+limit's windows under ``ohlcv:rate:``.
 
 Opening the breaker and closing it are each one MULTI/EXEC; the log entry of a closing is
 written after it. A snapshot is saved by one Lua script, so a later session is never replaced.
@@ -8,6 +10,7 @@ written after it. A snapshot is saved by one Lua script, so a later session is n
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import TYPE_CHECKING
 
 import redis
@@ -23,6 +26,8 @@ if TYPE_CHECKING:  # the vendors' dependencies load with the vendors, not with e
 #: how long a session's table is kept: every run of the session and any catch-up within
 #: ``OHLCV_CATCHUP_SESSIONS`` reads it from Redis instead of asking the vendor again
 TABLE_KEPT = dt.timedelta(days=40)
+#: the disagreements between two sources' tables kept in ``ohlcv:quality`` (about)
+QUALITY_KEPT = 50_000
 
 # KEYS: table hash. ARGV: data, final ('1'/'0'), fetched (ISO), ttl (ms). A preliminary table
 # never replaces a final one of the same session.
@@ -125,6 +130,45 @@ class VendorStore(StoreBase):
     def drop_table(self, source: str, session: dt.date) -> None:
         """Forget a kept table (one refused as describing another session), so later runs ask again."""
         self.client.delete(self.keys.table(source, session))
+
+    def record_disagreements(self, session: dt.date, first: str, second: str, rows: list[dict]) -> None:
+        """Keep the codes whose values differ between ``first``'s and ``second``'s tables of
+        ``session`` (``tables.disagreements``), one stream entry each, in one round trip."""
+        if not rows:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for row in rows:
+                entry = {
+                    "session": session.isoformat(), "code": row["code"], "first": first, "second": second,
+                    "first_values": json.dumps(row["first"]), "second_values": json.dumps(row["second"]),
+                }  # fmt: skip
+                pipe.xadd(self.keys.quality, entry, maxlen=QUALITY_KEPT, approximate=True)
+            pipe.execute()
+
+    def disagreements(self, count: int = 100, session: dt.date | None = None) -> list[dict]:
+        """The newest ``count`` recorded disagreements (of ``session`` only, if given), newest first."""
+        rows = []
+        for _, fields in self.client.xrevrange(self.keys.quality, count=count if session is None else 10 * count):
+            row = {text(name): text(value) for name, value in fields.items()}
+            if session is not None and row["session"] != session.isoformat():
+                continue
+            row["first_values"], row["second_values"] = (
+                json.loads(row[name]) for name in ("first_values", "second_values")
+            )
+            rows.append(row)
+            if len(rows) == count:
+                break
+        return rows
+
+    def note_cross_check(self, session: dt.date, note: dict) -> None:
+        """Note that ``session``'s table was compared with a second source's (or served by it)."""
+        note = {**note, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        self.client.hset(self.keys.quality_checked, session.isoformat(), json.dumps(note))
+
+    def cross_checked(self) -> dict[str, dict]:
+        """Session -> its cross-check note (``note_cross_check``)."""
+        values = self.client.hgetall(self.keys.quality_checked)
+        return {text(day): json.loads(note) for day, note in values.items()}
 
     def rate_limit_storage(self) -> RedisStorage:
         """The ``limits`` library's storage of the vendors' moving windows, on this store's
