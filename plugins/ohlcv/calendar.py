@@ -236,6 +236,23 @@ def last_complete_session(moment: dt.datetime | pd.Timestamp) -> dt.date:
     return sessions_.days[position].astype(dt.date)
 
 
+def check_as_of(day: dt.date, moment: dt.datetime | pd.Timestamp) -> dt.date:
+    """``day`` if a run may index through it at ``moment``: not before the first XKRX session
+    and not after the last final one (``last_complete_session``); ``InvalidDate`` with the
+    reason otherwise. A later day would store unfinished or future rows and publish a cut no
+    vendor can confirm."""
+    first = dt.date.fromisoformat(FIRST_DAY)
+    if day < first:
+        raise InvalidDate(f"as of {day}: before {first}, the first XKRX session this package knows")
+    final = last_complete_session(moment)
+    if day > final:
+        raise InvalidDate(
+            f"as of {day}: after {final}, the last final XKRX session at {_utc(moment):%Y-%m-%d %H:%M} UTC "
+            "(a session is final 2 h 45 min after its close, 18:15 KST on a normal day)"
+        )
+    return day
+
+
 def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """XKRX sessions from ``start`` to ``end``, both included, as a tz-naive index."""
     days = table(end).sessions(start, end)

@@ -37,6 +37,8 @@ from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 EXIT_AUTH, EXIT_PERMISSION = 6, 7
+#: the longest a breaker opened by hand stays open: a month
+MAX_BREAKER_HOURS = 24 * 31
 
 
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
@@ -271,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "breaker" and args.action == "open" and not args.reason.strip():
         parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
+    if args.command == "breaker" and not 0 < args.hours <= MAX_BREAKER_HOURS:
+        parser.error(
+            f"--hours {args.hours:g}: give the hours the breaker stays open, above 0 and at most {MAX_BREAKER_HOURS}"
+        )
     try:
         # the one read of the environment: every command takes what it needs from args.settings
         args.settings = Settings.from_env()

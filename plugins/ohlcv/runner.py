@@ -64,10 +64,12 @@ def run_once(
     :param run_id: names the run in the lock, the results and the metrics hashes
     :param settings: the vendor's rate limit and breaker, the catch-up reach, the history budget
         and the table deadline (default: ``Settings.from_env()``)
-    :param now: the run's moment: which tables are final and whether a missing one is overdue
+    :param now: the run's moment: which tables are final and whether a missing one is overdue;
+        ``as_of`` may not be later than its last final session (``InvalidDate``)
     """
     settings = settings or Settings.from_env()
     now = now or dt.datetime.now(dt.UTC)
+    calendar.check_as_of(as_of, now)  # before the lock is taken or a key written
     if isinstance(source, GuardedSource):
         guarded = source
     else:

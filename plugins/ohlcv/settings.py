@@ -121,6 +121,10 @@ class Settings:
             )
         if self.history_budget < 0:
             raise ConfigurationError(f"OHLCV_HISTORY_BUDGET={self.history_budget!r}: give a number of calls, 0 or more")
+        if not 0 < self.breaker_hours < math.inf:
+            raise ConfigurationError(
+                f"OHLCV_BREAKER_HOURS={self.breaker_hours!r}: give the hours a block answer opens the breaker, above 0"
+            )
         if not 0 < self.ticker_deadline_seconds < math.inf:
             raise ConfigurationError(
                 f"OHLCV_TICKER_DEADLINE={self.ticker_deadline_seconds!r}: give a number of seconds above 0, e.g. 600"
@@ -193,9 +197,12 @@ def _parse_rate(text: str | None, name: str = "OHLCV_VENDOR_RATE") -> limits.Rat
     import limits  # only a configured rate needs the parser, so parsing the DAG file does not
 
     try:
-        return limits.parse(text)
+        rate = limits.parse(text)
     except ValueError:
         raise ConfigurationError(f"{name}={text!r} is not a rate such as 5/second or 300/minute") from None
+    if rate.amount < 1:
+        raise ConfigurationError(f"{name}={text!r}: a rate allows at least 1 call (or 'none' for no limit)")
+    return rate
 
 
 def _count(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -231,8 +238,8 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:  # also rejects nan
-        raise ConfigurationError(f"{name}={text!r}: give a number of {_UNITS[name]}, 0 or more")
+    if not 0 <= value < math.inf:  # also rejects nan
+        raise ConfigurationError(f"{name}={text!r}: give a number of {_UNITS[name]}, 0 or more (not infinite)")
     return value
 
 

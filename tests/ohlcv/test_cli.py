@@ -138,6 +138,44 @@ def test_status_shows_the_cross_checks_of_the_tables(store, redis_server, capsys
     )
 
 
+@pytest.mark.parametrize(
+    ("as_of", "why"),
+    [
+        ("2030-01-02", "after 20"),  # a future session: rows dated 2030, a 2030 cut
+        ("1800-01-02", "before 1990-01-03, the first XKRX session"),  # a stack trace before
+    ],
+)
+def test_index_refuses_an_as_of_outside_the_final_sessions_before_taking_the_lock(
+    store, redis_server, monkeypatch, capsys, as_of, why
+):
+    monkeypatch.setenv("OHLCV_SOURCE", "synthetic:3")
+    assert cli.main(["--redis-url", redis_server.url, "index", "--as-of", as_of]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: as of {as_of}: ")
+    assert why in err
+    assert "Traceback" not in err
+    assert store.client.keys("*") == []  # no lock taken, nothing written
+
+
+def test_today_before_its_session_is_final_is_refused(store):
+    from ohlcv.errors import InvalidDate
+    from ohlcv.runner import run_once
+
+    afternoon = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # 17:00 KST: the after-hours session trades
+    with pytest.raises(InvalidDate, match="after 2026-11-19, the last final XKRX session"):
+        run_once(store, SyntheticSource(3), AS_OF, run_id="early", now=afternoon)
+    assert store.client.keys("*") == []
+
+
+@pytest.mark.parametrize("hours", ["0", "-1", "10000"])
+def test_breaker_open_refuses_hours_it_cannot_keep_and_logs_nothing(store, redis_server, capsys, hours):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--redis-url", redis_server.url, "breaker", "open", "Naver answers 429", "--hours", hours])
+    assert exited.value.code == cli.EXIT_USAGE
+    assert "--hours" in capsys.readouterr().err
+    assert store.client.keys("*") == []
+
+
 def test_a_blocked_vendor_is_exit_code_4(filled, store, monkeypatch, capsys):
     monkeypatch.setenv("OHLCV_SOURCE", "synthetic:5")
     store.open_breaker("HTTP 429", dt.timedelta(hours=1))
