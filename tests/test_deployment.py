@@ -117,3 +117,13 @@ def test_the_two_commands_people_type_exist_and_ci_runs_the_test_command():
     done = subprocess.run(["make", "-n", "demo", "test"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_s_cutover_indexes_once_after_migrating_as_docs_cutover_does():
+    """Without the index run, getOHLCV_lastUpdateAt keeps the old job's run date and readers go
+    to the vendor for the sessions in between."""
+    for page, step in (("README.md", "3. **Convert"), ("docs/cutover.md", "3. **Migrate.**")):
+        text = (ROOT / page).read_text()
+        start = text.index(step)
+        steps = text[start : text.index("\n4. ", start)]
+        assert steps.index("python -m ohlcv migrate") < steps.index("python -m ohlcv index"), page
