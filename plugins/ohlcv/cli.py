@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import re
 import socket
 import sys
 from collections import Counter
@@ -37,6 +38,9 @@ from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
 EXIT_AUTH, EXIT_PERMISSION = 6, 7
+EXIT_REDIS_FULL, EXIT_REDIS_READ_ONLY, EXIT_REDIS_COMMAND, EXIT_REDIS_TIMEOUT = 8, 9, 10, 11
+#: redis-py names a failed pipeline command with its arguments: a value's bytes among them
+_PIPELINE_COMMAND = re.compile(r"^Command # (\d+) \((\S+)(?: (\S+))?.*?\) of pipeline caused error: ", re.DOTALL)
 #: the longest a breaker opened by hand stays open: a month
 MAX_BREAKER_HOURS = 24 * 31
 
@@ -268,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _said(exc: BaseException) -> str:
+    """What Redis said, in one line without the values a command carried: a failed pipeline
+    command is named by its verb and key only."""
+    message = str(exc)
+    found = _PIPELINE_COMMAND.match(message)
+    if found:
+        number, verb, key = found.groups()
+        message = f"{message[found.end() :]} (pipeline command {number}: {verb} {key or ''})".replace(" )", ")")
+    line = " ".join(message.split())
+    return "".join(char if char.isprintable() else "?" for char in line)[:300]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -304,6 +320,19 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.read_only else " (a read-only user can read with --read-only)"
         print(f"error: the Redis user may not do this: {exc}{hint}", file=sys.stderr)
         return EXIT_PERMISSION
-    except redis.RedisError as exc:
-        print(f"error: Redis: {exc}", file=sys.stderr)
+    except redis.exceptions.OutOfMemoryError as exc:
+        said = "writing stopped at the refused command and nothing is half-written"
+        print(f"error: Redis is out of memory (maxmemory reached); {said}: {_said(exc)}", file=sys.stderr)
+        return EXIT_REDIS_FULL
+    except redis.exceptions.ReadOnlyError as exc:
+        print(f"error: this Redis is a read-only replica; point the URL at the primary: {_said(exc)}", file=sys.stderr)
+        return EXIT_REDIS_READ_ONLY
+    except redis.exceptions.TimeoutError as exc:
+        print(f"error: Redis did not answer in time (a busy or stalled server): {_said(exc)}", file=sys.stderr)
+        return EXIT_REDIS_TIMEOUT
+    except redis.exceptions.ConnectionError as exc:
+        print(f"error: Redis unreachable: {_said(exc)}", file=sys.stderr)
         return EXIT_REDIS
+    except redis.RedisError as exc:
+        print(f"error: Redis refused a command: {_said(exc)}", file=sys.stderr)
+        return EXIT_REDIS_COMMAND
