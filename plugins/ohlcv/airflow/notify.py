@@ -98,6 +98,18 @@ def notify(event: str, message: str, context: dict[str, Any], **details: Any) ->
         raise NotifierFailed(f"{event} could not be sent: " + "; ".join(failures))
 
 
+def _stale_sessions(value: Any) -> int:
+    try:
+        allowed = int(str(value).strip())
+    except ValueError:
+        allowed = -1
+    if allowed < 0:
+        raise ConfigurationError(
+            f"the Variable ohlcv_stale_sessions={value!r}: give how many sessions the cut may lag, a whole number >= 0"
+        )
+    return allowed
+
+
 def warn_if_stale(store, as_of: dt.date, context: dict[str, Any]) -> str:
     """Tell people when the published cut is more than ``ohlcv_stale_sessions`` behind; return
     why notifying failed ("" when it did not), for ``finish_run`` to end the run red with."""
@@ -109,7 +121,7 @@ def warn_if_stale(store, as_of: dt.date, context: dict[str, Any]) -> str:
     if published is None or published >= as_of:
         return ""
     behind = len(calendar.sessions(published, as_of)) - 1
-    allowed = int(Variable.get("ohlcv_stale_sessions", default=STALE_SESSIONS))
+    allowed = _stale_sessions(Variable.get("ohlcv_stale_sessions", default=STALE_SESSIONS))
     if behind <= allowed:
         return ""
     try:

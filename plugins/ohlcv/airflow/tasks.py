@@ -38,18 +38,22 @@ def start_run(**context: Any) -> dict[str, str]:
     as_of = last_complete_session(moment)
     store = runtime.open_store(settings)
     started = store.begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
-    if started.found_dead_run:
-        log.warning("an earlier run took the run lock and never released it: it died without cleanup")
-    store.publish_sessions(table(as_of))
-    log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
-    return {
-        "as_of": as_of.isoformat(),
-        "moment": moment.isoformat(),
-        "lock_token": started.token,
-        "started_at": dt.datetime.now(dt.UTC).isoformat(),
-        "source": source,
-        "notifier_error": warn_if_stale(store, as_of, context),
-    }
+    try:  # without this task's result finish_run cannot release the lock: a failure here does
+        if started.found_dead_run:
+            log.warning("an earlier run took the run lock and never released it: it died without cleanup")
+        store.publish_sessions(table(as_of))
+        log.info("run %s indexes through the XKRX session %s (trigger time %s)", dag_run.run_id, as_of, moment)
+        return {
+            "as_of": as_of.isoformat(),
+            "moment": moment.isoformat(),
+            "lock_token": started.token,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(),
+            "source": source,
+            "notifier_error": warn_if_stale(store, as_of, context),
+        }
+    except BaseException:
+        store.release_run(started.token)
+        raise
 
 
 def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
@@ -284,11 +288,10 @@ def finish_run(
     run = runtime.require_run(run)
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
-    as_of = runtime.as_of(run)
-    run_id = context["run_id"]
     problem, still_failing, current = "", [], 0
-    universe = plan["universe"] if plan else None
     try:
+        as_of, run_id = runtime.as_of(run), context["run_id"]
+        universe = plan["universe"] if plan else None
         if universe is None:
             problem = "the run stopped before its universe was planned; see list_universe"
         else:
