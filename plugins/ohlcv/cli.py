@@ -12,6 +12,7 @@ what was asked (``--read-only`` reads with a read-only user).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import re
@@ -45,6 +46,14 @@ _PIPELINE_COMMAND = re.compile(r"^Command # (\d+) \((\S+)(?: (\S+))?.*?\) of pip
 MAX_BREAKER_HOURS = 24 * 31
 
 
+def _dates(updates: dict[str, str]) -> dict[str, dt.date]:
+    dates = {}
+    for code, day in updates.items():
+        with contextlib.suppress(ValueError):
+            dates[code] = dt.date.fromisoformat(day)
+    return dates
+
+
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     meta = store.meta()
     updates = {key.decode(): value.decode() for key, value in store.client.hgetall(store.keys.last_update_hash).items()}
@@ -63,6 +72,13 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     print(f"tickers cached            {len(updates)}")
     for day, count in sorted(Counter(updates.values()).items(), reverse=True)[:5]:
         print(f"  current through {day}  {count}")
+    damaged = store.check_series(_dates(updates))
+    for kind in ("unreadable", "missing", "mismatched"):
+        found = sorted((code, damage.reason) for code, damage in damaged.items() if damage.kind == kind)
+        if found:
+            print(f"series {kind:<18} {len(found)} (the next index run indexes them again)")
+        for code, reason in found[: args.oldest]:
+            print(f"  {code}  {reason}")
     held = Counter(day for days in store.preliminary().values() for day in days)
     print(
         f"preliminary rows          {sum(held.values())}"

@@ -14,6 +14,7 @@ shared Redis cannot run code in a reader.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import msgpack
 import numpy as np
@@ -136,32 +137,42 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The dates (int32 days) and the six value columns as read-only views of ``blob``.
-
-    Checks the structure the specification requires; keys it does not know are ignored.
-    """
-    doc = _unpack(blob)
+def _check_header(doc: dict) -> tuple[int, list[str]]:
+    """The rows and column types of an unpacked value, checked as the specification requires."""
     version = doc.get("version")
     if not (_is_int(version) and version == VERSION):
         raise BadOhlcvData(f"unsupported OHLCV_STR version {version!r}; this reader reads version {VERSION}")
-    rows, dtypes, data = doc.get("rows"), doc.get("dtypes"), doc.get("data")
+    rows, dtypes = doc.get("rows"), doc.get("dtypes")
     if not (_is_int(rows) and rows >= 1):
         raise BadOhlcvData(f"OHLCV_STR header is damaged: rows must be an integer >= 1, got {rows!r}")
     if not isinstance(doc.get("source"), str):
         raise BadOhlcvData("OHLCV_STR header is damaged: source must be a string")
     if doc.get("columns") != list(COLUMNS):
         raise BadOhlcvData(f"OHLCV_STR header is damaged: columns must be {list(COLUMNS)}")
-    if not (isinstance(dtypes, list) and isinstance(data, list) and len(dtypes) == len(data) == len(COLUMNS)):
+    if not (isinstance(dtypes, list) and len(dtypes) == len(COLUMNS)):
         raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
     if dtypes[0] != "<i4":
         raise BadOhlcvData("OHLCV_STR Date column must be <i4 days")
     if dtypes[-1] != "<f8":
         raise BadOhlcvData("OHLCV_STR Change column must be <f8")
-    views = []
-    for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=True):
+    for name, dtype in zip(COLUMNS, dtypes, strict=True):
         if not isinstance(dtype, str) or dtype not in _ALLOWED_DTYPES:
             raise BadOhlcvData(f"OHLCV_STR column {name} has unsupported type {dtype!r}")
+    return rows, dtypes
+
+
+def _columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The dates (int32 days) and the six value columns as read-only views of ``blob``.
+
+    Checks the structure the specification requires; keys it does not know are ignored.
+    """
+    doc = _unpack(blob)
+    rows, dtypes = _check_header(doc)
+    data = doc.get("data")
+    if not (isinstance(data, list) and len(data) == len(COLUMNS)):
+        raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
+    views = []
+    for name, dtype, raw in zip(COLUMNS, dtypes, data, strict=True):
         if not isinstance(raw, bytes):
             raise BadOhlcvData(f"OHLCV_STR column {name} is not a MessagePack bin")
         if len(raw) != rows * np.dtype(dtype).itemsize:
@@ -247,6 +258,76 @@ def last_date(blob: bytes) -> dt.date:
     """The last session of an OHLCV_STR value, without building a frame."""
     days, _ = _columns(blob)
     return (_EPOCH_DAY + int(days[-1])).astype(dt.date)
+
+
+#: the bytes of a value's beginning that hold its header and where its dates start, unless
+#: its ``source`` label is unusually long (``layout`` then asks for the whole value)
+PROBE_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a value's last date lies and how long the value is, read from its first bytes.
+
+    :param last_day_at: the byte offset of the last date (``<i4`` days since 1970-01-01)
+    :param length: the value's length in bytes when every column is where this writer puts it
+    """
+
+    rows: int
+    last_day_at: int
+    length: int
+
+
+def _bin_header(length: int) -> int:
+    return 2 if length < 2**8 else 3 if length < 2**16 else 5
+
+
+def layout(prefix: bytes) -> Layout | None:
+    """The layout of the OHLCV_STR value that begins with ``prefix``, without reading its columns.
+
+    Raises ``BadOhlcvData`` when the header breaks a rule; None when ``prefix`` is too short to
+    tell or the value is laid out differently from what ``encode`` writes (another writer's key
+    order): read and decode the whole value then. A value whose length differs from
+    ``Layout.length`` is truncated or laid out differently: decode it to tell which.
+    """
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(prefix)
+    try:
+        entries, doc = unpacker.read_map_header(), {}
+        for _ in range(entries):
+            key = unpacker.unpack()
+            if key == "data":
+                break
+            doc[key] = unpacker.unpack()
+        else:
+            raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
+        if len(doc) != entries - 1:
+            return None  # keys after data: the columns' bytes cannot be located from here
+        if unpacker.read_array_header() != len(COLUMNS):
+            raise BadOhlcvData("OHLCV_STR header is damaged: expected 7 dtypes and 7 columns")
+        columns_at = unpacker.tell()
+    except msgpack.OutOfData:
+        return None
+    except BadOhlcvData:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated classes on garbage
+        raise BadOhlcvData(f"not an OHLCV_STR value: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BadOhlcvData("not an OHLCV_STR value: missing format marker")
+    rows, dtypes = _check_header(doc)
+    sizes = [rows * np.dtype(dtype).itemsize for dtype in dtypes]
+    length = columns_at + sum(_bin_header(size) + size for size in sizes)
+    return Layout(rows, columns_at + _bin_header(sizes[0]) + (rows - 1) * 4, length)
+
+
+def day_at(raw: bytes) -> dt.date:
+    """The date the four bytes at ``Layout.last_day_at`` hold."""
+    if len(raw) != 4:
+        raise BadOhlcvData("OHLCV_STR Date column is truncated")
+    day = int(np.frombuffer(raw, dtype="<i4")[0])
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        raise BadOhlcvData(f"OHLCV_STR dates must lie {_DATE_RANGE}, found day {day}")
+    return (_EPOCH_DAY + day).astype(dt.date)
 
 
 def source_of(blob: bytes) -> str:

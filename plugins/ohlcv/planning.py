@@ -38,6 +38,8 @@ class Plan:
     :param last: the last cached session of each ticker of ``to_index`` (None: not cached)
     :param first_fill: no stock of the universe is cached yet: the run fetches every history,
         without a history budget
+    :param damaged: tickers ``ticker:lastUpdateAt`` counted as current whose series is missing,
+        unreadable or ends on another session, with the reason: they are indexed like the rest
     """
 
     as_of: str
@@ -48,6 +50,7 @@ class Plan:
     catchup: list[str] = field(default_factory=list)
     last: dict[str, str | None] = field(default_factory=dict)
     first_fill: bool = False
+    damaged: dict[str, str] = field(default_factory=dict)
 
     def to_xcom(self) -> dict:
         return asdict(self)
@@ -120,6 +123,9 @@ def plan(
     :param catchup_sessions: how many sessions behind a ticker may be for the tables to bring it forward
     """
     last, inactive = store.state_of(codes)
+    damaged = _damaged(store, {code: last[code] for code in codes if is_current(last[code], as_of)})
+    for code, damage in damaged.items():
+        last[code] = damage.ends
     current = [code for code in codes if is_current(last[code], as_of)]
     recently_inactive = [
         code
@@ -137,7 +143,19 @@ def plan(
     return Plan(
         as_of.isoformat(), list(codes), to_index, len(current), [] if full_refresh else recently_inactive,
         catchup, {code: last[code].isoformat() if last[code] else None for code in to_index}, first_fill,
+        {code: f"{damage.kind}: {damage.reason}" for code, damage in damaged.items()},
     )  # fmt: skip
+
+
+def _damaged(store: OhlcvStore, current: dict[str, dt.date]) -> dict:
+    """The series of ``current`` that are not what their ``lastUpdateAt`` says, with the entries
+    corrected so the indexer sees them as they are (``OhlcvStore.check_series``)."""
+    damaged = store.check_series(current)
+    if damaged:
+        store.correct_last_updates(current, damaged)
+    for code, damage in sorted(damaged.items()):
+        log.warning("%s counted as current but %s: %s; indexing it again", code, damage.kind, damage.reason)
+    return damaged
 
 
 def _recent_sessions(as_of: dt.date, count: int) -> list[dt.date]:

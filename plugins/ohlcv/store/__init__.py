@@ -41,6 +41,7 @@ from ohlcv.store.batches import EXTEND_BATCH, WRITE_ATTEMPTS
 from ohlcv.store.runs import RUN_LOCK_TTL, Meta, RunLocked, RunStart, RunStore, Watermark
 from ohlcv.store.series import (
     UNREADABLE_KEPT,
+    Damage,
     SeriesStore,
     WriteOutcome,
     readable,
@@ -56,6 +57,7 @@ __all__ = [
     "RUN_METRICS_TTL",
     "UNREADABLE_KEPT",
     "WRITE_ATTEMPTS",
+    "Damage",
     "Meta",
     "OhlcvStore",
     "RunLocked",

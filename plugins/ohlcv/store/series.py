@@ -46,6 +46,29 @@ return 1
 """
 
 
+# KEYS: lastUpdateAt. ARGV: code, the entry the check saw, the series' real last date ("": none).
+# Corrects the entry only if no writer changed it since the check.
+_CORRECT_LAST_UPDATE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A series a reader cannot use as ``ticker:lastUpdateAt`` describes it.
+
+    :param kind: ``missing`` (no value), ``unreadable`` (not a whole OHLCV_STR value) or
+        ``mismatched`` (its last session is not the entry's)
+    :param ends: the series' real last session (``mismatched`` only)
+    """
+
+    kind: str
+    reason: str
+    ends: dt.date | None = None
+
+
 @dataclass(frozen=True)
 class WriteOutcome:
     """What writing a vendor answer did to one ticker's series.
@@ -105,6 +128,7 @@ class SeriesStore(BatchStore):
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         super().__init__(client, keys)
         self._keep_period = client.register_script(_KEEP_PERIOD)
+        self._correct_last_update = client.register_script(_CORRECT_LAST_UPDATE)
 
     def write_series(self, code: str, fresh: pd.DataFrame, source: str, *, repair: bool = True) -> WriteOutcome:
         """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
@@ -196,6 +220,79 @@ class SeriesStore(BatchStore):
         """The cached history of ``code``, or None when it is not cached."""
         blob = self.client.get(self.keys.series(code))
         return None if blob is None else codec.decode(blob)
+
+    def check_series(self, entries: dict[str, dt.date]) -> dict[str, Damage]:
+        """The series of ``entries`` (code: its ``lastUpdateAt``) that are missing, unreadable or
+        end on another session, without decoding them: one pipelined pass reads each value's
+        length and first bytes, a second the four bytes of its last date. Only a value laid out
+        otherwise than ``codec.encode`` writes, or whose length disagrees, is read whole."""
+        codes = list(entries)
+        with self.client.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.strlen(self.keys.series(code))
+                pipe.getrange(self.keys.series(code), 0, codec.PROBE_BYTES - 1)
+            answers = pipe.execute()
+        damage: dict[str, Damage] = {}
+        located: dict[str, int] = {}
+        for code, length, prefix in zip(codes, answers[::2], answers[1::2], strict=True):
+            if not length:
+                damage[code] = Damage("missing", f"{self.keys.series(code)} does not exist")
+                continue
+            try:
+                found = codec.layout(prefix)
+            except BadOhlcvData as exc:
+                damage[code] = Damage("unreadable", str(exc))
+                continue
+            if found is None or found.length != length:
+                ends, reason = self._decoded_end(code)
+                if ends is None and found is not None:
+                    reason = f"{reason} ({length} bytes where its header describes {found.length}: truncated)"
+                if ends is None:
+                    damage[code] = Damage("unreadable", reason)
+                elif ends != entries[code]:
+                    damage[code] = self._mismatch(code, ends, entries[code])
+            else:
+                located[code] = found.last_day_at
+        with self.client.pipeline(transaction=False) as pipe:
+            for code, offset in located.items():
+                pipe.getrange(self.keys.series(code), offset, offset + 3)
+            days = pipe.execute()
+        for (code, _), raw in zip(located.items(), days, strict=True):
+            try:
+                ends = codec.day_at(raw)
+            except BadOhlcvData as exc:
+                damage[code] = Damage("unreadable", str(exc))
+                continue
+            if ends != entries[code]:
+                damage[code] = self._mismatch(code, ends, entries[code])
+        return damage
+
+    def _decoded_end(self, code: str) -> tuple[dt.date | None, str]:
+        blob = self.client.get(self.keys.series(code))
+        if blob is None:
+            return None, f"{self.keys.series(code)} was deleted while it was checked"
+        try:
+            return codec.last_date(blob), ""
+        except BadOhlcvData as exc:
+            return None, str(exc)
+
+    def _mismatch(self, code: str, ends: dt.date, entry: dt.date) -> Damage:
+        return Damage(
+            "mismatched", f"{self.keys.series(code)} ends on {ends}, {self.keys.last_update_hash} says {entry}", ends
+        )
+
+    def correct_last_updates(self, entries: dict[str, dt.date], damage: dict[str, Damage]) -> None:
+        """Make each damaged code's ``lastUpdateAt`` entry say what its series holds: the real last
+        session of a mismatched one, no entry for a missing or unreadable one (the next write
+        replaces it, keeping an unreadable value in ``ohlcv:unreadable:{code}``). An entry a
+        writer changed since the check stays."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for code, found in damage.items():
+                ends = found.ends.isoformat() if found.ends else ""
+                self._correct_last_update(
+                    keys=[self.keys.last_update_hash], args=[code, entries[code].isoformat(), ends], client=pipe
+                )
+            pipe.execute()
 
     def last_updates(self, codes: list[str]) -> dict[str, dt.date | None]:
         """The last cached session of each of ``codes``, in one round trip (see ``state_of``)."""
