@@ -33,7 +33,7 @@ import pandas as pd
 import redis
 
 from ohlcv import calendar, codec, frames
-from ohlcv.errors import InvalidDate
+from ohlcv.errors import ConfigurationError, InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
 from ohlcv.miss import CHECKED_TTL, MissPath  # noqa: F401 (CHECKED_TTL: part of this module's API)
 from ohlcv.settings import DEFAULT_CLIENT_CACHE_MB, Settings
@@ -82,6 +82,11 @@ class OhlcvCache(MissPath):
         client_cache: int | None = None,
         settings: Settings | None = None,
     ) -> None:
+        for name, value in (("period_ttl", period_ttl), ("fill_timeout", fill_timeout), ("cut_ttl", cut_ttl)):
+            if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
+                raise ConfigurationError(f"{name}={value!r}: give a datetime.timedelta above zero")
+        if client_cache is not None and (not isinstance(client_cache, int) or client_cache < 0):
+            raise ConfigurationError(f"client_cache={client_cache!r}: give the megabytes to keep, or 0 (off)")
         self.settings = settings if settings is not None else Settings.from_env()
         self.store = OhlcvStore(client, keys if keys is not None else self.settings.keys)
         self.client = client

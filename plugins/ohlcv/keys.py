@@ -78,6 +78,11 @@ def to_date(value: DateLike) -> dt.date:
                 return dt.date(*(int(part) for part in match.groups()))
             except ValueError as exc:
                 raise InvalidDate(f"invalid date {value!r}: {exc}") from None
+        if re.fullmatch(r"[0-9]{4}(-[0-9]{1,2})?", text):
+            raise InvalidDate(
+                f"invalid date {value!r}: give a whole date such as {text[:4]}-01-02 (only getOHLCV, like "
+                "FinanceDataReader, reads a bare year or month as its first day)"
+            )
         raise InvalidDate(f"invalid date {value!r}: expected YYYY-MM-DD (2022-9-12 is fine too)")
     raise InvalidDate(f"invalid date {value!r}: expected a string, date, datetime or Timestamp")
 

@@ -103,6 +103,14 @@ class Settings:
     krx_openapi_rate: str = DEFAULT_KRX_OPENAPI_RATE
 
     def __post_init__(self) -> None:
+        problem = redis_url_problem(self.redis_url)
+        if problem:
+            raise ConfigurationError(f"OHLCV_REDIS_URL={masked(self.redis_url)!r}: {problem}")
+        if not SOURCE_PATTERN.fullmatch(self.source.strip()):
+            raise ConfigurationError(
+                f"OHLCV_SOURCE={self.source!r} is not a vendor: "
+                "expected 'fdr', 'synthetic', 'synthetic:N' or 'csv:<dir>'"
+            )
         if not KEY_PREFIX_PATTERN.fullmatch(self.key_prefix):
             raise InvalidKeyPrefix(
                 f"OHLCV_KEY_PREFIX={self.key_prefix!r} is not a key prefix: use letters, digits, '_', '.', '-' and ':'"
@@ -129,6 +137,14 @@ class Settings:
             raise ConfigurationError(
                 f"OHLCV_TICKER_DEADLINE={self.ticker_deadline_seconds!r}: give a number of seconds above 0, e.g. 600"
             )
+        if not 0 < self.source_poke_seconds < math.inf:
+            raise ConfigurationError(
+                f"OHLCV_SOURCE_POKE_SECONDS={self.source_poke_seconds!r}: give the seconds between the sensor's "
+                "pokes, above 0"
+            )
+        if self.schedule is not None:
+            _check_schedule(self.schedule)
+        _check_timezone(self.schedule_timezone)
         if not _DEADLINE.fullmatch(self.table_deadline):
             raise ConfigurationError(
                 f"OHLCV_TABLE_DEADLINE={self.table_deadline!r}: give a time of day as HH:MM, e.g. 12:23"
@@ -189,6 +205,77 @@ class Settings:
         if source == "krx_openapi":
             return _parse_rate(self.krx_openapi_rate, "OHLCV_KRX_OPENAPI_RATE")
         return _parse_rate(self.vendor_rate or VENDOR_RATES.get(source))
+
+
+#: the vendor specs ``ohlcv.sources.from_spec`` builds (the synthetic switches are checked there)
+SOURCE_PATTERN = re.compile(r"fdr|synthetic(:[0-9]+)?(\?\S+)?|csv:\S.*")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: the user information of a URL, with or without a scheme: ``user:password@`` up to the host
+_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?/*)([^/@:]*):[^/]*@")
+_MAX_DB = 2**31 - 1
+
+
+def masked(url: str) -> str:
+    """``url`` with its password replaced by ``***``, to be shown in a message or a log."""
+    return _PASSWORD.sub(r"\1\2:***@", url, count=1)
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL (None: nothing): the scheme, a space, the port, the db number.
+
+    redis-py takes ``redis://host/abc`` as database 0 and ``redis://host/-1`` as a database
+    Redis refuses later; both are refused here.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    outside_password = parts.scheme + (parts.hostname or "") + parts.path + parts.query
+    if any(char.isspace() or not char.isprintable() for char in outside_password):
+        return "a Redis URL holds no spaces or control characters outside its password"
+    if parts.scheme not in _REDIS_SCHEMES:
+        return f"the scheme must be one of {', '.join(f'{scheme}://' for scheme in _REDIS_SCHEMES)}"
+    if parts.scheme == "unix":
+        return None if parts.path else "a unix:// URL names the socket's path, e.g. unix:///run/redis.sock"
+    if not parts.hostname:
+        return "name the host, e.g. redis://127.0.0.1:6379/0"
+    if port == 0:
+        return "the port must be from 1 to 65535"
+    try:
+        query = parse_qs(parts.query, strict_parsing=bool(parts.query))
+    except ValueError:
+        return "the query is not name=value pairs"
+    db = parts.path.strip("/") or (query.get("db") or ["0"])[0]
+    if not (db.isascii() and db.isdigit() and int(db) <= _MAX_DB):
+        return f"the database must be a whole number, 0 or more, got {db!r}"
+    return None
+
+
+def _check_schedule(schedule: str) -> None:
+    if schedule == DEFAULT_SCHEDULE:
+        return
+    try:
+        from croniter import croniter
+    except ImportError:  # a reader without Airflow never schedules
+        return
+    if not croniter.is_valid(schedule):
+        raise ConfigurationError(
+            f"OHLCV_SCHEDULE={schedule!r} is not a cron expression such as {DEFAULT_SCHEDULE!r} (or 'none')"
+        )
+
+
+def _check_timezone(name: str) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"OHLCV_SCHEDULE_TIMEZONE={name!r} is not a time zone such as {DEFAULT_SCHEDULE_TIMEZONE!r}"
+        ) from None
 
 
 def _parse_rate(text: str | None, name: str = "OHLCV_VENDOR_RATE") -> limits.RateLimitItem | None:

@@ -264,3 +264,31 @@ def test_a_read_only_reader_serves_what_is_cached_and_asks_no_vendor(store, redi
         cache.get("000200")
     assert redis_client.keys("ticker:000100:*") == []  # no period key written back
     assert cache.get_many(["000100"], "2026-11-02")["000100"].index[-1] == pd.Timestamp("2026-11-13")
+
+
+def test_a_bad_vendor_stops_the_reader_when_it_is_built_not_at_its_first_miss(monkeypatch):
+    from ohlcv.errors import ConfigurationError
+
+    monkeypatch.setenv("OHLCV_SOURCE", "yahoo")
+    unreachable = redis.Redis(port=1)  # never asked: the check comes first
+    with pytest.raises(ConfigurationError, match="OHLCV_SOURCE='yahoo' is not a vendor"):
+        OhlcvCache(unreachable)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("period_ttl", dt.timedelta(0)), ("fill_timeout", dt.timedelta(seconds=-1)), ("cut_ttl", 60),
+     ("client_cache", -1)],
+)  # fmt: skip
+def test_the_readers_options_are_checked_when_it_is_built(option, value):
+    from ohlcv.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=option):
+        OhlcvCache(redis.Redis(port=1), SyntheticSource(3), **{option: value})
+
+
+def test_a_bare_year_is_refused_with_the_whole_date_to_give(redis_client):
+    cache = OhlcvCache(redis_client, SyntheticSource(3))
+    with pytest.raises(InvalidDate, match="give a whole date such as 2022-01-02"):
+        cache.get("000100", "2022")
+    assert redis_client.dbsize() == 0

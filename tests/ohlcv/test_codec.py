@@ -426,3 +426,57 @@ def test_a_damaged_value_decodes_or_raises_bad_ohlcv_data(position, value, cut):
     assert decoded.index[-1] <= pd.Timestamp("2199-12-31")
     assert decoded.index.is_monotonic_increasing
     assert decoded.index.is_unique
+
+
+def _layout_agrees_with_decode(blob: bytes) -> None:
+    """``layout`` raises only ``BadOhlcvData``; where it locates the last date and the value has
+    the length it describes, that date is the one ``decode`` finds (no false alarm, no miss)."""
+    try:
+        found = codec.layout(blob[: codec.PROBE_BYTES])
+    except BadOhlcvData:
+        with pytest.raises(BadOhlcvData):
+            codec.decode(blob)
+        return
+    try:
+        last = codec.last_date(blob)
+    except BadOhlcvData:
+        return  # a damaged column: check_series finds it by its length, or by decoding it whole
+    if found is not None and found.length == len(blob):
+        assert codec.day_at(blob[found.last_day_at : found.last_day_at + 4]) == last
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames(), st.text(max_size=600))
+def test_layout_locates_the_last_date_of_every_allowed_series(frame, source):
+    blob = codec.encode(frame, source)
+    found = codec.layout(blob[: codec.PROBE_BYTES])
+    if found is not None:  # None only when a long source label pushes the columns past the probe
+        assert found.length == len(blob)
+        assert codec.day_at(blob[found.last_day_at : found.last_day_at + 4]) == frame.index[-1].date()
+    else:
+        assert len(source.encode()) > codec.PROBE_BYTES - 120
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=FIELDS, position=st.integers(0, 6) | st.none(), value=MSGPACK_VALUES)
+def test_layout_of_any_field_replaced_by_anything_agrees_with_decode(field, position, value):
+    doc = _doc(4)
+    if position is not None and isinstance(doc[field], list):
+        doc[field][position] = value
+    else:
+        doc[field] = value
+    _layout_agrees_with_decode(msgpack.packb(doc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.integers(0, 10_000))
+def test_layout_of_a_damaged_value_agrees_with_decode(position, value, cut):
+    blob = bytearray(codec.encode(make_frame(4), "synthetic"))
+    blob[position % len(blob)] = value
+    _layout_agrees_with_decode(bytes(blob[: len(blob) - cut % len(blob)] if cut % 3 == 0 else blob))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_layout_of_any_bytes_raises_only_bad_ohlcv_data(blob):
+    _layout_agrees_with_decode(blob)

@@ -72,14 +72,21 @@ def _synthetic(spec: str, tickers: int, query: str) -> Source:
     """The synthetic vendor with a spec's switches: market events, and the test-only failures."""
     from ohlcv.sources import testing
 
-    options = {key: ",".join(values).split(",") for key, values in parse_qs(query, strict_parsing=True).items()}
+    try:
+        parsed = parse_qs(query, strict_parsing=True)
+    except ValueError:
+        raise ConfigurationError(f"source {spec!r}: the switches after '?' are not name=value pairs") from None
+    options = {key: ",".join(values).split(",") for key, values in parsed.items()}
     known = SyntheticSource.SWITCHES | testing.SWITCHES
     unknown = set(options) - known
     if unknown:
         raise ConfigurationError(f"unknown synthetic switches {sorted(unknown)}; expected {sorted(known)}")
     events = {key: values for key, values in options.items() if key in SyntheticSource.SWITCHES}
-    vendor = SyntheticSource.from_options(tickers, events)
     faults = {key: values for key, values in options.items() if key in testing.SWITCHES}
-    if not faults:
-        return vendor
-    return testing.shared(spec, lambda: testing.from_options(vendor, faults))
+    try:
+        vendor = SyntheticSource.from_options(tickers, events)
+        return testing.shared(spec, lambda: testing.from_options(vendor, faults)) if faults else vendor
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise ConfigurationError(f"source {spec!r}: a switch has a value it cannot take ({exc})") from None

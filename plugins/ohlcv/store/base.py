@@ -8,7 +8,7 @@ import redis
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.keys import KeySpace
-from ohlcv.settings import Settings
+from ohlcv.settings import Settings, masked, redis_url_problem
 
 #: the expiry of a run's metrics and results hashes
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
@@ -22,6 +22,9 @@ def client_from_url(url: str | None = None) -> redis.Redis:
     Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
     """
     url = url or Settings.from_env().redis_url
+    problem = redis_url_problem(url)
+    if problem:
+        raise ConfigurationError(f"cannot use Redis URL {masked(url)!r}: {problem}")
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:
