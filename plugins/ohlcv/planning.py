@@ -117,13 +117,15 @@ def plan(
     *,
     full_refresh: bool = False,
     catchup_sessions: int = DEFAULT_CATCHUP_SESSIONS,
+    run_id: str = "",
 ) -> Plan:
     """Split the universe into tickers to bring forward and tickers already current, in one round trip.
 
     :param catchup_sessions: how many sessions behind a ticker may be for the tables to bring it forward
+    :param run_id: the run whose record counts the damaged series found
     """
     last, inactive = store.state_of(codes)
-    damaged = _damaged(store, {code: last[code] for code in codes if is_current(last[code], as_of)})
+    damaged = _damaged(store, {code: last[code] for code in codes if is_current(last[code], as_of)}, run_id)
     for code, damage in damaged.items():
         last[code] = damage.ends
     current = [code for code in codes if is_current(last[code], as_of)]
@@ -147,12 +149,14 @@ def plan(
     )  # fmt: skip
 
 
-def _damaged(store: OhlcvStore, current: dict[str, dt.date]) -> dict:
+def _damaged(store: OhlcvStore, current: dict[str, dt.date], run_id: str) -> dict:
     """The series of ``current`` that are not what their ``lastUpdateAt`` says, with the entries
     corrected so the indexer sees them as they are (``OhlcvStore.check_series``)."""
     damaged = store.check_series(current)
     if damaged:
         store.correct_last_updates(current, damaged)
+        if run_id:
+            store.count(run_id, damaged=len(damaged))
     for code, damage in sorted(damaged.items()):
         log.warning("%s counted as current but %s: %s; indexing it again", code, damage.kind, damage.reason)
     return damaged
@@ -179,4 +183,4 @@ def prepare(
 ) -> Plan:
     """The universe and the plan of one run (the listing asks for ``as_of``'s table once per session)."""
     codes = universe(store, source, market, tickers, benchmark, as_of, now=now, run_id=run_id)
-    return plan(store, codes, as_of, full_refresh=full_refresh, catchup_sessions=catchup_sessions)
+    return plan(store, codes, as_of, full_refresh=full_refresh, catchup_sessions=catchup_sessions, run_id=run_id)

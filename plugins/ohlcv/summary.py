@@ -204,6 +204,7 @@ def record_run(
         "vendor_seconds": round(counters.get("vendor_seconds", 0.0), 3),
         "rows_written": int(counters.get("rows_written", 0)),
         "settled": int(counters.get("rows_settled", 0)),
+        "damaged": int(counters.get("damaged", 0)),
         "preliminary": store.preliminary_rows(),
         "table_missing": " ".join(sorted(day for day, note in tables.items() if note.startswith("missing"))),
         "table_refused": " ".join(sorted(day for day, note in tables.items() if note.startswith("refused"))),

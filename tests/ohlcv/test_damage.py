@@ -43,6 +43,7 @@ def test_a_damaged_current_series_is_indexed_again_the_same_day(current, how, ca
     vendor = CountingSource(3)
     outcome = runner.run_once(current, vendor, AS_OF, run_id="same-day", now=AFTER)
     assert outcome.record["state"] == "success"
+    assert outcome.record["damaged"] == 1
     kind = "mismatched" if how == "shorter" else "unreadable"
     assert f"000200 counted as current but {kind}" in caplog.text
     frame = codec.decode(current.client.get("ticker:000200"))

@@ -112,3 +112,15 @@ def test_finish_run_releases_the_lock_even_when_reading_the_run_dies(airflow_sto
     with pytest.raises(type(error)):
         tasks.finish_run(run, None, None, **_context())
     assert _released(airflow_store)
+
+
+def test_start_run_refuses_a_session_that_is_not_final_yet_before_taking_the_lock(airflow_store):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ohlcv.airflow import tasks
+
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    dag_run = types.SimpleNamespace(dag_id="ohlcv_indexer", run_id="manual__ahead", run_after=ahead)
+    with pytest.raises(AirflowFailException, match="the last final XKRX session"):
+        tasks.start_run(dag_run=dag_run, data_interval_end=ahead, run_id=dag_run.run_id)
+    assert airflow_store.client.keys("*") == []  # no lock, no flag, no session table

@@ -26,8 +26,11 @@ CANARY_WITHIN = 120.0
 
 def start_run(**context: Any) -> dict[str, str]:
     """Take the run lock, set ``getOHLCV_isUpdating`` to 1 and fix the run's ``as_of`` session."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from ohlcv.airflow.notify import warn_if_stale
-    from ohlcv.calendar import last_complete_session, table
+    from ohlcv.calendar import check_as_of, last_complete_session, table
+    from ohlcv.errors import InvalidDate
     from ohlcv.sources import from_spec
 
     settings = runtime.settings()  # the Variable ohlcv_source is looked up here, once per run
@@ -36,6 +39,10 @@ def start_run(**context: Any) -> dict[str, str]:
     dag_run = context["dag_run"]
     moment = context.get("data_interval_end") or dag_run.run_after
     as_of = last_complete_session(moment)
+    try:  # a run whose time lies ahead (a trigger with a later logical date) never indexes the future
+        check_as_of(as_of, dt.datetime.now(dt.UTC))
+    except InvalidDate as exc:
+        raise AirflowFailException(str(exc)) from None
     store = runtime.open_store(settings)
     started = store.begin_run(token=f"{dag_run.dag_id}:{dag_run.run_id}")
     try:  # without this task's result finish_run cannot release the lock: a failure here does
