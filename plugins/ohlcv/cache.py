@@ -88,7 +88,7 @@ class OhlcvCache(MissPath):
         if client_cache is not None and (not isinstance(client_cache, int) or client_cache < 0):
             raise ConfigurationError(f"client_cache={client_cache!r}: give the megabytes to keep, or 0 (off)")
         self.settings = settings if settings is not None else Settings.from_env()
-        self.store = OhlcvStore(client, keys if keys is not None else self.settings.keys)
+        self.store = OhlcvStore(client, keys if keys is not None else KeySpace(self.settings.key_prefix))
         self.client = client
         self.keys = self.store.keys
         self._source = source

@@ -180,7 +180,10 @@ def xkrx(through: dt.date | None = None) -> KrxCalendar:
     needed = pd.Timestamp(through or dt.date.today())
     with _building:
         if not _built or _built[0].last_session < needed:
-            _built[:] = [KrxCalendar(FIRST_DAY, needed.normalize() + pd.Timedelta(AHEAD))]
+            end = needed.normalize() + pd.Timedelta(AHEAD)
+            _built[:] = [
+                KrxCalendar(FIRST_DAY, end, last_saturday=LAST_SATURDAY_SESSION, closed=EXTRA_CLOSED, traded=TRADED)
+            ]
         return _built[0]
 
 

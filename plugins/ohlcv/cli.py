@@ -33,7 +33,7 @@ from ohlcv.errors import (
     SourceBlocked,
     SourceUnavailable,
 )
-from ohlcv.keys import validate_period, validate_ticker
+from ohlcv.keys import KeySpace, validate_period, validate_ticker
 from ohlcv.settings import Settings
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
@@ -312,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # the one read of the environment: every command takes what it needs from args.settings
         args.settings = Settings.from_env()
-        store = OhlcvStore(client_from_url(args.redis_url or args.settings.redis_url), args.settings.keys)
+        store = OhlcvStore(
+            client_from_url(args.redis_url or args.settings.redis_url), KeySpace(args.settings.key_prefix)
+        )
         commands = {
             "status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index, "migrate": _migrate,
         }  # fmt: skip

@@ -118,13 +118,6 @@ class KeySpace:
         if not KEY_PREFIX_PATTERN.fullmatch(self.prefix):
             raise InvalidKeyPrefix(f"invalid key prefix {self.prefix!r}: use letters, digits, '_', '.', '-' and ':'")
 
-    @classmethod
-    def from_env(cls) -> KeySpace:
-        """The key space named by ``OHLCV_KEY_PREFIX`` (empty: the original layout), through ``Settings``."""
-        from ohlcv.settings import Settings
-
-        return Settings.from_env().keys
-
     @property
     def last_update_hash(self) -> str:
         return f"{self.prefix}ticker:lastUpdateAt"

@@ -24,8 +24,6 @@ from ohlcv.errors import ConfigurationError, InvalidKeyPrefix
 if TYPE_CHECKING:
     import limits
 
-    from ohlcv.keys import KeySpace
-
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SOURCE = "fdr"
 #: the Jenkins trigger the DAG replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London, and the
@@ -177,13 +175,6 @@ class Settings:
             krx_openapi_key=text("OHLCV_KRX_OPENAPI_KEY") or None,
             krx_openapi_rate=text("OHLCV_KRX_OPENAPI_RATE") or DEFAULT_KRX_OPENAPI_RATE,
         )
-
-    @property
-    def keys(self) -> KeySpace:
-        """Every key name, under ``key_prefix``."""
-        from ohlcv.keys import KeySpace
-
-        return KeySpace(self.key_prefix)
 
     @property
     def breaker_ttl(self) -> dt.timedelta:

@@ -37,7 +37,7 @@ def test_an_empty_environment_gives_the_production_defaults():
     url = urlsplit(settings.redis_url)
     assert (url.scheme, url.hostname, url.port, url.path) == ("redis", "127.0.0.1", 6379, "/0")
     assert settings.source == "fdr"
-    assert settings.keys == KeySpace("")
+    assert KeySpace(settings.key_prefix) == KeySpace("")
     assert settings.client_cache_mb == 256
     assert settings.breaker_ttl == dt.timedelta(hours=12)
     assert (settings.schedule, settings.schedule_timezone) == ("23 8-12,18 * * *", "Europe/London")
@@ -56,7 +56,7 @@ def test_every_variable_is_read():
     settings = Settings.from_env(EVERY_VARIABLE)
     assert settings.redis_url == "rediss://:pw@cache.example:6380/2"
     assert settings.source == "synthetic:5"
-    assert settings.keys == KeySpace("staging:")
+    assert KeySpace(settings.key_prefix) == KeySpace("staging:")
     assert settings.rate_for("fdr") == settings.rate_for("synthetic") == limits.parse("300/minute")
     assert settings.client_cache_mb == 64
     assert settings.breaker_ttl == dt.timedelta(hours=1.5)
@@ -122,7 +122,7 @@ def test_settings_cannot_change_once_built():
 def test_the_default_environment_is_the_process_environment(monkeypatch):
     monkeypatch.setenv("OHLCV_SOURCE", "synthetic:3")
     assert Settings.from_env().source == "synthetic:3"
-    assert KeySpace.from_env() == KeySpace("")
+    assert KeySpace(Settings.from_env().key_prefix) == KeySpace("")
 
 
 def test_importing_the_package_reads_no_environment():

@@ -73,8 +73,9 @@ def source_name(settings: Settings) -> str:
 
 def open_store(settings: Settings):
     from ohlcv.airflow.hook import OhlcvRedisHook
+    from ohlcv.keys import KeySpace
 
-    return OhlcvRedisHook().get_store(settings.keys)
+    return OhlcvRedisHook().get_store(KeySpace(settings.key_prefix))
 
 
 def as_of(run: dict[str, Any]) -> dt.date:

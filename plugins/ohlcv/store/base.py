@@ -45,4 +45,4 @@ class StoreBase:
 
     def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
         self.client = client
-        self.keys = keys if keys is not None else Settings.from_env().keys
+        self.keys = keys if keys is not None else KeySpace(Settings.from_env().key_prefix)
