@@ -41,7 +41,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from ohlcv import calendar, indexer  # noqa: E402
+from ohlcv import calendar  # noqa: E402
+from ohlcv.indexer import per_ticker  # noqa: E402
 from ohlcv.keys import KeySpace  # noqa: E402
 from ohlcv.redis_server import ThrowawayRedis  # noqa: E402
 from ohlcv.sources.guard import GuardedSource  # noqa: E402
@@ -140,10 +141,10 @@ def in_process_work(tickers: int, sample: int = 100) -> float:
         source = GuardedSource(vendor, store, run_id="bench")
         codes = vendor.list_universe("KRX")[:sample]
         as_of = dt.date(2026, 11, 20)
-        indexer.index_ticker(store, source, codes[0], as_of)  # warm: calendar, schema
+        per_ticker.index_ticker(store, source, codes[0], as_of)  # warm: calendar, schema
         began = time.perf_counter()
         for code in codes[1:]:
-            indexer.index_ticker(store, source, code, as_of)
+            per_ticker.index_ticker(store, source, code, as_of)
         return (time.perf_counter() - began) / (len(codes) - 1)
 
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ohlcv import planning
+from ohlcv.indexer import planning
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
 from ohlcv.sources.synthetic import SyntheticSource

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from ohlcv import calendar  # noqa: E402
+from ohlcv.indexer.runner import run_once  # noqa: E402
 from ohlcv.keys import KeySpace  # noqa: E402
 from ohlcv.redis_server import ThrowawayRedis  # noqa: E402
-from ohlcv.runner import run_once  # noqa: E402
 from ohlcv.settings import Settings  # noqa: E402
 from ohlcv.sources.synthetic import SyntheticSource  # noqa: E402
 from ohlcv.sources.testing import FaultySource  # noqa: E402

@@ -30,7 +30,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from ohlcv.airflow import tasks
 from ohlcv.airflow.assets import CACHE
-from ohlcv.settings import Settings
+from ohlcv.settings import DEFAULT_BENCHMARK, MARKETS, Settings
 
 #: the Airflow pool that limits concurrent vendor calls (created by `make demo` and the compose init)
 VENDOR_POOL = "ohlcv_vendor"
@@ -69,11 +69,12 @@ PER_TICKER = {
         "tickers": Param(
             [], type="array", items={"type": "string"}, description="Codes to index; non-empty replaces the universe."
         ),
-        "universe": Param(
-            "KRX", enum=["KRX", "KOSPI", "KOSDAQ", "KONEX"], description="Market whose listing is indexed."
-        ),
+        "universe": Param(MARKETS[0], enum=list(MARKETS), description="Market whose listing is indexed."),
         "benchmark": Param(
-            ["KS11"], type="array", items={"type": "string"}, description="Index symbols indexed with the universe."
+            list(DEFAULT_BENCHMARK),
+            type="array",
+            items={"type": "string"},
+            description="Index symbols indexed with the universe.",
         ),
         "full_refresh": Param(
             False, type="boolean", description="Fetch every ticker again, even those already current."

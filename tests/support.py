@@ -48,6 +48,17 @@ class CountingSource(SyntheticSource):
         return super().history(code, start, end)
 
 
+def series_values(client, prefix: str = "") -> dict[bytes, bytes]:
+    """Every series value of one key space, without the prefix, and its lastUpdateAt hash."""
+    found = {
+        key[len(prefix) :]: client.get(key)
+        for key in client.scan_iter(f"{prefix}ticker:*")
+        if client.type(key) == b"string"
+    }
+    found[b"ticker:lastUpdateAt"] = client.hgetall(f"{prefix}ticker:lastUpdateAt")
+    return found
+
+
 def keep_period(store: OhlcvStore, code: str, start, end, ttl: dt.timedelta) -> str:
     """Keep ``start``..``end`` of ``code``'s cached history as a period key, the way a reader's
     write-back does (``OhlcvStore.keep_period``); return the key."""

@@ -13,11 +13,11 @@ __all__ = ["OhlcvCache", "getOHLCV"]
 def __getattr__(name: str):
     # Lazy, so that importing ohlcv.airflow while Airflow parses the DAG file loads no pandas.
     if name == "OhlcvCache":
-        from ohlcv.cache import OhlcvCache
+        from ohlcv.reader.cache import OhlcvCache
 
         return OhlcvCache
     if name == "getOHLCV":
-        from ohlcv.compat import getOHLCV
+        from ohlcv.reader.compat import getOHLCV
 
         return getOHLCV
     raise AttributeError(f"module 'ohlcv' has no attribute {name!r}")

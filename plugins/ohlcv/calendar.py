@@ -8,8 +8,7 @@ through its own mechanism (a calendar subclass) in one place:
   pandas 3 that weekmask yields no Saturday at all, and index histories from the 1990s hold
   them. Here the week is Monday to Saturday, and every Saturday from 12 December 1998 on is
   an ad-hoc holiday. exchange-calendars lists no holiday on a Saturday, so a holiday that
-  fell on a Saturday before 1999 counts as a session: a vendor row on it is accepted, and
-  ``weekday_sessions`` leaves Saturdays out where a missing row must mean a failed download.
+  fell on a Saturday before 1999 counts as a session: a vendor row on it is accepted.
 - **Closures it does not know** (``EXTRA_CLOSED``, e.g. election days) and **days it lists as
   holidays on which KRX traded** (``TRADED``), both found by checking it against KRX's own
   index histories.
@@ -53,7 +52,7 @@ AFTER_HOURS = dt.timedelta(hours=2, minutes=30)
 PUBLISH_MARGIN = dt.timedelta(minutes=15)
 #: a session is complete this long after its close: 18:15 KST on a normal day. Before that a
 #: run indexes through the previous session. The evening's table still lacks a few late
-#: corrections to the volumes; the night run settles them (``ohlcv.settling``).
+#: corrections to the volumes; the night run settles them (``ohlcv.indexer.settling``).
 FINAL_AFTER_CLOSE = AFTER_HOURS + PUBLISH_MARGIN
 # KRX closures exchange-calendars does not know yet (it treats them as sessions).
 # Each checked against KRX's own index histories (FinanceData's yearly KS11, KQ11 and KOSPI 200
@@ -260,13 +259,6 @@ def sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
     """XKRX sessions from ``start`` to ``end``, both included, as a tz-naive index."""
     days = table(end).sessions(start, end)
     return pd.DatetimeIndex(days.astype("datetime64[ns]"), name="Date")
-
-
-def weekday_sessions(start: dt.date, end: dt.date) -> pd.DatetimeIndex:
-    """``sessions`` without Saturdays: the sessions every complete history holds (a Saturday
-    before 1999 may have been a holiday exchange-calendars does not list)."""
-    days = sessions(start, end)
-    return days[days.day_of_week < 5]
 
 
 def previous_session(day: dt.date) -> dt.date:

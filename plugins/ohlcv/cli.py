@@ -22,7 +22,6 @@ from collections import Counter
 
 import redis
 
-from ohlcv.cache import OhlcvCache
 from ohlcv.errors import (
     BadOhlcvData,
     BreakerOpen,
@@ -34,7 +33,8 @@ from ohlcv.errors import (
     SourceUnavailable,
 )
 from ohlcv.keys import KeySpace, validate_period, validate_ticker
-from ohlcv.settings import Settings
+from ohlcv.reader.cache import OhlcvCache
+from ohlcv.settings import DEFAULT_BENCHMARK, MARKETS, Settings
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_REDIS, EXIT_VENDOR, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
@@ -130,8 +130,8 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ohlcv.calendar import last_complete_session
+    from ohlcv.indexer.runner import run_once
     from ohlcv.keys import to_date
-    from ohlcv.runner import run_once
     from ohlcv.sources import from_spec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -266,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
         "index", help="run the indexer once, without Airflow: the DAG's steps, lock, meta keys and run record"
     )
     index.add_argument("--tickers", nargs="+", default=[], help="codes to index instead of the market's listing")
-    index.add_argument("--universe", default="KRX", choices=["KRX", "KOSPI", "KOSDAQ", "KONEX"])
-    index.add_argument("--benchmark", nargs="*", default=["KS11"], help="index symbols indexed with the universe")
+    index.add_argument("--universe", default=MARKETS[0], choices=MARKETS)
+    index.add_argument(
+        "--benchmark", nargs="*", default=list(DEFAULT_BENCHMARK), help="index symbols indexed with the universe"
+    )
     index.add_argument("--as-of", help="the session to index through (default: the last final XKRX session)")
     index.add_argument("--source", help="vendor spec (default: $OHLCV_SOURCE, then fdr)")
     index.add_argument("--full-refresh", action="store_true", help="fetch every ticker's history again")

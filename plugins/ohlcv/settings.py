@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     import limits
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: the universes a run may index: the whole market or one of its boards
+MARKETS: tuple[str, ...] = ("KRX", "KOSPI", "KOSDAQ", "KONEX")
+#: the original job's ``benchmark`` setting: the index symbols indexed with every universe
+DEFAULT_BENCHMARK: tuple[str, ...] = ("KS11",)
 DEFAULT_SOURCE = "fdr"
 #: the Jenkins trigger the DAG replaces, ``H H(8-12)/1 * * *`` with TZ=Europe/London, and the
 #: night run at 18:23 London (03:23 KST in winter, 02:23 KST in summer) that settles the day's

@@ -32,6 +32,10 @@ class Status(StrEnum):
     DEFERRED = "deferred"
 
 
+#: a ticker recorded as inactive (no data, delisted, suspended) is asked again after this long,
+#: by the indexer's plan and by a reader's miss alike
+INACTIVE_RECHECK = dt.timedelta(days=7)
+
 #: outcomes in which the vendor served a history reaching past what the cache held
 SERVED: frozenset[Status] = frozenset({Status.WRITTEN, Status.REPAIRED})
 #: outcomes that leave nothing to index until the ticker is asked again

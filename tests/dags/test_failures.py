@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from ohlcv.cache import OhlcvCache
 from ohlcv.keys import KeySpace
+from ohlcv.reader.cache import OhlcvCache
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import FaultySource, share
 from ohlcv.store import OhlcvStore
@@ -185,15 +185,15 @@ def test_a_try_killed_by_its_timeout_still_records_why(redis_server, redis_clien
 
     from airflow.sdk.exceptions import AirflowTaskTimeout
 
-    from ohlcv import indexer
     from ohlcv.airflow import tasks
+    from ohlcv.indexer import per_ticker
 
     monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", redis_server.url)
 
     def hangs(*args, **kwargs):
         raise AirflowTaskTimeout("Timeout, PID: 4242")
 
-    monkeypatch.setattr(indexer, "index_ticker", hangs)
+    monkeypatch.setattr(per_ticker, "index_ticker", hangs)
     OhlcvStore(redis_client, KeySpace()).begin_run("run-lock")
     run = {"as_of": "2026-11-20", "lock_token": "run-lock", "source": "synthetic:3"}
     context = {"run_id": "run-1", "ti": SimpleNamespace(try_number=1), "params": {"full_refresh": False}}

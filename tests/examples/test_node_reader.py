@@ -1,6 +1,6 @@
 """The Node.js reader in ``examples/node-reader`` reads what this project writes, from the spec alone.
 
-A throwaway redis-server is filled as ``make demo`` fills it: the DAG's steps (``ohlcv.runner``)
+A throwaway redis-server is filled as ``make demo`` fills it: the DAG's steps (``ohlcv.indexer.runner``)
 over the demo's synthetic universe, run in this process instead of under ``airflow dags test``
 (about 2 s instead of 25 s). Period keys are added through ``OhlcvCache``, as forward tests add
 them, and one value with ``<i8`` and ``<f8`` columns through the codec. Then ``npm ci`` and
@@ -25,9 +25,9 @@ import pytest
 import redis
 
 from ohlcv import OhlcvCache, calendar, codec
+from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
-from ohlcv.runner import run_once
 from ohlcv.sources import from_spec
 from ohlcv.store import OhlcvStore
 from scripts import demo

@@ -114,7 +114,7 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
 
 
 def test_status_counts_the_preliminary_rows_by_session(store, redis_server, capsys):
-    from ohlcv.runner import run_once
+    from ohlcv.indexer.runner import run_once
     from ohlcv.sources.testing import FaultySource
 
     run_once(store, SyntheticSource(3), dt.date(2026, 11, 19), run_id="fill")
@@ -159,7 +159,7 @@ def test_index_refuses_an_as_of_outside_the_final_sessions_before_taking_the_loc
 
 def test_today_before_its_session_is_final_is_refused(store):
     from ohlcv.errors import InvalidDate
-    from ohlcv.runner import run_once
+    from ohlcv.indexer.runner import run_once
 
     afternoon = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # 17:00 KST: the after-hours session trades
     with pytest.raises(InvalidDate, match="after 2026-11-19, the last final XKRX session"):

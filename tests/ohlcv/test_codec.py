@@ -480,3 +480,16 @@ def test_layout_of_a_damaged_value_agrees_with_decode(position, value, cut):
 @given(st.binary(max_size=600))
 def test_layout_of_any_bytes_raises_only_bad_ohlcv_data(blob):
     _layout_agrees_with_decode(blob)
+
+
+def test_the_frame_builder_is_chosen_once_and_falls_back_when_pandas_changes(monkeypatch):
+    assert codec._build_frame is codec._frame_from_views  # this pandas: the fast road
+
+    def changed_internals(*args):
+        raise AttributeError("BlockManager has no attribute ...")
+
+    monkeypatch.setattr(codec, "_frame_from_views", changed_internals)
+    assert codec._choose_frame_builder() is codec._public_frame
+    monkeypatch.setattr(codec, "_build_frame", codec._public_frame)
+    blob = codec.encode(make_frame(40), "synthetic")
+    pd.testing.assert_frame_equal(codec.decode(blob), make_frame(40))

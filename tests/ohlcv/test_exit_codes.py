@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from ohlcv import cli, runner
+from ohlcv import cli
+from ohlcv.indexer import runner
 from ohlcv.redis_server import ThrowawayRedis
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import SilentServer

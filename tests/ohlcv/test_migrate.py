@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import responses
 
-from ohlcv import OhlcvCache, codec, indexer
+from ohlcv import OhlcvCache, codec
 from ohlcv.errors import ConfigurationError, SourceUnavailable
+from ohlcv.indexer import per_ticker
 from ohlcv.keys import KeySpace
 from ohlcv.migrate import Action, Migrator, from_pandas_json
 from ohlcv.sources import SyntheticSource
@@ -259,7 +260,7 @@ def test_after_migration_readers_and_the_indexer_use_the_values_without_a_vendor
     assert frame.index[-1] == pd.Timestamp("2026-06-30")
     assert cache.get("000200").index[-1] == pd.Timestamp(LAST)
     for code in ("000100", "000200"):
-        assert indexer.index_ticker(store, NoVendor(5), code, LAST).status == Status.CURRENT
+        assert per_ticker.index_ticker(store, NoVendor(5), code, LAST).status == Status.CURRENT
 
 
 def test_a_value_written_while_a_ticker_is_examined_is_examined_again_not_clobbered(store, redis_client):

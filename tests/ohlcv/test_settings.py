@@ -128,7 +128,7 @@ def test_the_default_environment_is_the_process_environment(monkeypatch):
 def test_importing_the_package_reads_no_environment():
     """A broken setting is reported when settings are built, not when a module is imported."""
     code = (
-        "import ohlcv.sources.guard, ohlcv.cache, ohlcv.cli, ohlcv.runner, ohlcv.sources\n"
+        "import ohlcv.sources.guard, ohlcv.reader.cache, ohlcv.cli, ohlcv.indexer.runner, ohlcv.sources\n"
         "from ohlcv.settings import Settings\n"
         "print('imported', flush=True)\n"
         "Settings.from_env()\n"

@@ -51,8 +51,8 @@ def test_an_older_series_never_replaces_a_newer_one(store, redis_client):
 
 def test_last_updates_reads_many_codes_at_once(store):
     store.write_series("000100", series("000100", dt.date(2026, 11, 20)), "synthetic")
-    assert store.last_updates(["000100", "000200"]) == {"000100": dt.date(2026, 11, 20), "000200": None}
-    assert store.last_updates([]) == {}
+    assert store.state_of(["000100", "000200"])[0] == {"000100": dt.date(2026, 11, 20), "000200": None}
+    assert store.state_of([])[0] == {}
 
 
 def test_prefix_keeps_two_environments_apart(redis_client):
@@ -244,7 +244,7 @@ def test_a_series_key_that_vanished_is_not_cached_even_if_the_hash_says_so(store
 def test_last_updates_ignores_a_hash_entry_whose_series_vanished(store, redis_client):
     store.write_series("000100", SOURCE.history("000100", None, dt.date(2026, 11, 20)), "synthetic")
     redis_client.delete("ticker:000100")
-    assert store.last_updates(["000100"]) == {"000100": None}
+    assert store.state_of(["000100"])[0] == {"000100": None}
 
 
 def test_a_runs_results_keep_the_last_answer_per_ticker_and_expire(store, redis_client):

@@ -14,7 +14,7 @@ def read_at_cut(**context: Any) -> dict[str, Any]:
     from ohlcv.airflow import runtime
     from ohlcv.airflow.assets import CACHE
     from ohlcv.airflow.hook import OhlcvRedisHook
-    from ohlcv.cache import OhlcvCache
+    from ohlcv.reader.cache import OhlcvCache
 
     events = context["triggering_asset_events"][CACHE]
     if not events:

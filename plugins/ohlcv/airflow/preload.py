@@ -29,15 +29,15 @@ import ohlcv.airflow.hook
 import ohlcv.airflow.notify
 import ohlcv.airflow.runtime
 import ohlcv.airflow.tasks
-import ohlcv.appending
-import ohlcv.cache
-import ohlcv.indexer
-import ohlcv.planning
+import ohlcv.indexer.appending
+import ohlcv.indexer.per_ticker
+import ohlcv.indexer.planning
+import ohlcv.indexer.summary
+import ohlcv.reader.cache
 import ohlcv.sources.csvdir
 import ohlcv.sources.fdr
 import ohlcv.sources.guard
 import ohlcv.sources.synthetic
-import ohlcv.summary
 from ohlcv import calendar, validation
 
 # Built once (about 2 s). It reaches a year past the fork server's start; a task asked

@@ -119,7 +119,7 @@ def require_run(run: dict[str, Any] | None) -> dict[str, Any]:
 
 def record_run(store, run, run_id, as_of, summary, still_failing, current, overdue=()) -> dict[str, Any]:
     """Store the run's counts in ``ohlcv:runs`` and emit them as metrics."""
-    from ohlcv.summary import record_run
+    from ohlcv.indexer.summary import record_run
 
     started = dt.datetime.fromisoformat(run["started_at"]) if run.get("started_at") else None
     record = record_run(store, run_id, as_of, summary, still_failing, current, started, overdue=list(overdue))

@@ -70,7 +70,7 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     The listing is the ``as_of`` session's market table, asked from the vendor at most once
     per session; while it is not published, the newest kept table.
     """
-    from ohlcv import planning, tables
+    from ohlcv.indexer import planning, tables
 
     params = context["params"]
     settings = runtime.settings(run)
@@ -96,8 +96,8 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     """Append each missing session's row from its market table to every ticker it continues, in
     session order (batches of writes, no history fetched); return the tickers ``index_ticker``
     fetches the history of, each with its reason in this task's log."""
-    from ohlcv import appending, tables
-    from ohlcv.planning import Plan
+    from ohlcv.indexer import appending, tables
+    from ohlcv.indexer.planning import Plan
 
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
@@ -132,8 +132,8 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
     """
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from ohlcv import indexer
     from ohlcv.errors import BadOhlcvData, HistoryBudgetSpent
+    from ohlcv.indexer import per_ticker
     from ohlcv.status import WITHOUT_DATA, Status
 
     context["ticker"] = ticker
@@ -145,7 +145,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
         store.count(run_id, retries=1)
     as_of = runtime.as_of(run)
     try:
-        result = indexer.index_within(
+        result = per_ticker.index_within(
             store, runtime.run_source(store, settings, run_id), ticker, as_of, run_id,
             deadline=settings.ticker_deadline_seconds, full_refresh=bool(context["params"]["full_refresh"]),
         )  # fmt: skip
@@ -153,7 +153,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
         store.record_postponed(run_id, {ticker: str(Status.DEFERRED)}, {ticker: str(exc)})
         raise AirflowSkipException(str(exc)) from exc
     except BaseException as exc:  # AirflowTaskTimeout is a BaseException: a timed-out try records why too
-        if indexer.record_failure(store, ticker, as_of, exc, run_id):
+        if per_ticker.record_failure(store, ticker, as_of, exc, run_id):
             raise
         why = "bad data from the vendor, cache left as it was: " if isinstance(exc, BadOhlcvData) else ""
         raise AirflowFailException(f"{ticker}: {why}{exc}") from exc
@@ -168,7 +168,7 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     The results are read from Redis in one call (``ohlcv:run:{run_id}:results``), not as
     thousands of XComs one api-server request each.
     """
-    from ohlcv import summary as tally
+    from ohlcv.indexer import summary as tally
 
     run = runtime.require_run(run)
     settings = runtime.settings(run)
@@ -215,8 +215,8 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     from airflow.sdk import PokeReturnValue
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv.deadline import call_within
     from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable, TickerDeadline
+    from ohlcv.indexer.deadline import call_within
 
     settings = runtime.settings(run)
     store = runtime.open_store(settings)
@@ -253,7 +253,7 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     from airflow.sdk.exceptions import AirflowSkipException
 
     from ohlcv.airflow.assets import CACHE
-    from ohlcv.summary import watermark_codes
+    from ohlcv.indexer.summary import watermark_codes
 
     run = runtime.require_run(run)
     if not plan:
@@ -288,9 +288,9 @@ def finish_run(
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ohlcv import tables
     from ohlcv.airflow.notify import RUN_FAILED, TABLE_MISSING, NotifierFailed, notify
-    from ohlcv.summary import standing
+    from ohlcv.indexer import tables
+    from ohlcv.indexer.summary import standing
 
     run = runtime.require_run(run)
     settings = runtime.settings(run)

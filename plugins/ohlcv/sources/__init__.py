@@ -18,13 +18,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from ohlcv.errors import ConfigurationError
-from ohlcv.settings import DEFAULT_SOURCE, Settings
 from ohlcv.sources.base import MARKETS, Source
 from ohlcv.sources.csvdir import CsvDirSource
 from ohlcv.sources.fdr import FdrSource
 from ohlcv.sources.synthetic import DEFAULT_TICKERS, SyntheticSource
-
-DEFAULT_SPEC = DEFAULT_SOURCE
 
 __all__ = [
     "MARKETS",
@@ -34,13 +31,7 @@ __all__ = [
     "SyntheticSource",
     "from_spec",
     "second_tables",
-    "spec_from_env",
 ]
-
-
-def spec_from_env(settings: Settings | None = None) -> str:
-    """The source spec of ``settings`` (default: ``Settings.from_env()``): ``OHLCV_SOURCE``, or ``fdr``."""
-    return (settings or Settings.from_env()).source
 
 
 def from_spec(spec: str) -> Source:

@@ -7,9 +7,10 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from ohlcv.settings import MARKETS
 from ohlcv.snapshot import Snapshot
 
-MARKETS: tuple[str, ...] = ("KRX", "KOSPI", "KOSDAQ", "KONEX")
+__all__ = ["MARKETS", "Source"]
 
 
 @runtime_checkable

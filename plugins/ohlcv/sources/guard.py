@@ -16,7 +16,7 @@ Around any source it adds, in this order:
   into the run's metrics hash, when given.
 
 A **second table source** (``second``, the KRX Open API when a key is configured) is kept
-behind a guard of its own, with its own rate limit; ``ohlcv.tables`` asks it.
+behind a guard of its own, with its own rate limit; ``ohlcv.indexer.tables`` asks it.
 """
 
 from __future__ import annotations
@@ -36,11 +36,6 @@ from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
 
 log = logging.getLogger(__name__)
-
-
-def rate_for(source: str, settings: Settings | None = None) -> limits.RateLimitItem | None:
-    """The rate limit of ``source`` under ``settings`` (default: the environment's), see ``Settings.rate_for``."""
-    return (settings or Settings.from_env()).rate_for(source)
 
 
 class GuardedSource:

@@ -2,7 +2,7 @@
 
 Used only when a key is configured (the Airflow Connection ``ohlcv_krx_openapi`` inside
 Airflow, ``OHLCV_KRX_OPENAPI_KEY`` outside): for a session whose public table file is
-missing, and to cross-check the public file's final table (``ohlcv.tables``). It serves no
+missing, and to cross-check the public file's final table (``ohlcv.indexer.tables``). It serves no
 histories and no listing of its own.
 
 Three services give one session's table, one per market (``stk_bydd_trd`` KOSPI,

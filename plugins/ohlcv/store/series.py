@@ -294,10 +294,6 @@ class SeriesStore(BatchStore):
                 )
             pipe.execute()
 
-    def last_updates(self, codes: list[str]) -> dict[str, dt.date | None]:
-        """The last cached session of each of ``codes``, in one round trip (see ``state_of``)."""
-        return self.state_of(codes)[0]
-
     def state_of(self, codes: list[str]) -> tuple[dict[str, dt.date | None], dict[str, dict]]:
         """The last cached session and inactive record of each of ``codes``, in one round trip.
 

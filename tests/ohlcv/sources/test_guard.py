@@ -5,8 +5,9 @@ import limits
 import pytest
 
 from ohlcv.errors import BreakerOpen, ConfigurationError, SourceBlocked, SourceUnavailable
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
-from ohlcv.sources.guard import GuardedSource, rate_for
+from ohlcv.sources.guard import GuardedSource
 from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
 from tests.support import until
@@ -52,15 +53,15 @@ def test_the_rate_limit_is_shared_by_every_process_through_redis(redis_server, s
 
 
 def test_each_vendor_has_its_own_rate_which_the_environment_overrides(monkeypatch):
-    assert rate_for("fdr") == limits.parse("5/second")
-    assert rate_for("synthetic") is None
+    assert Settings.from_env().rate_for("fdr") == limits.parse("5/second")
+    assert Settings.from_env().rate_for("synthetic") is None
     monkeypatch.setenv("OHLCV_VENDOR_RATE", "300/minute")
-    assert rate_for("synthetic") == limits.parse("300/minute")
+    assert Settings.from_env().rate_for("synthetic") == limits.parse("300/minute")
     monkeypatch.setenv("OHLCV_VENDOR_RATE", "none")
-    assert rate_for("fdr") is None
+    assert Settings.from_env().rate_for("fdr") is None
     monkeypatch.setenv("OHLCV_VENDOR_RATE", "fast please")
     with pytest.raises(ConfigurationError, match="not a rate such as 5/second"):
-        rate_for("fdr")
+        Settings.from_env().rate_for("fdr")
 
 
 def test_calls_and_their_time_are_counted_for_the_run_even_when_they_fail(store):

@@ -13,8 +13,8 @@ from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
 from tests import krx_openapi_stub
-from tests.ohlcv import test_vendor_gaps as gaps
-from tests.ohlcv.test_vendor_gaps import DAYS, TICKERS, evening, night, run, series
+from tests.ohlcv.indexer import test_vendor_gaps as gaps
+from tests.ohlcv.indexer.test_vendor_gaps import DAYS, TICKERS, evening, night, run, series
 
 reference = gaps.reference  # the fixture: the same days' cache kept by fetching every history
 

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ohlcv import calendar
-from ohlcv.cache import OhlcvCache
 from ohlcv.errors import InvalidDate
 from ohlcv.keys import DateLike, to_date
+from ohlcv.reader.cache import OhlcvCache
 
 # FinanceDataReader reads a bare year or year-month as its first day ("1900" is what the old
 # job passed for "from the beginning")

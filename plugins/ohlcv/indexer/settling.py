@@ -20,8 +20,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ohlcv import codec, tables
+from ohlcv import codec
 from ohlcv.errors import BadOhlcvData, TableMissing
+from ohlcv.indexer import tables
 from ohlcv.snapshot import Extension, Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
@@ -58,13 +59,12 @@ def _settle_table(store: OhlcvStore, table: Snapshot, codes: list[str], run_id: 
     good, _ = validate_snapshot(table.frame)  # a bad row leaves its code's row preliminary
     session = table.session
 
-    def guard(outcomes: list[Extension]) -> None:
-        changed = sum(1 for outcome in outcomes if outcome.kind == "changed")
-        if tables.too_many(changed, len(outcomes)):
-            raise tables.TableRefused(
-                f"{changed} of {len(outcomes)} preliminary rows have other prices in it: "
-                f"not the final table of {session}"
-            )
+    guard = tables.refusing(
+        "changed",
+        lambda changed, total: (
+            f"{changed} of {total} preliminary rows have other prices in it: not the final table of {session}"
+        ),
+    )
 
     day = session.isoformat()
     try:

@@ -11,16 +11,12 @@ from dataclasses import asdict, dataclass, field
 
 from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, TableMissing
-from ohlcv.indexer import INACTIVE_RECHECK
 from ohlcv.keys import is_index, validate_ticker
-from ohlcv.settings import DEFAULT_CATCHUP_SESSIONS
+from ohlcv.settings import DEFAULT_BENCHMARK, DEFAULT_CATCHUP_SESSIONS, MARKETS
 from ohlcv.snapshot import Snapshot
-from ohlcv.sources.base import MARKETS, Source
-from ohlcv.status import is_current
+from ohlcv.sources.base import Source
+from ohlcv.status import INACTIVE_RECHECK, is_current
 from ohlcv.store import OhlcvStore
-
-#: the original job's ``benchmark`` setting: the index symbols indexed with every universe
-DEFAULT_BENCHMARK: tuple[str, ...] = ("KS11",)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +54,8 @@ class Plan:
 
 def listing(store: OhlcvStore, source: Source, as_of: dt.date, now: dt.datetime, run_id: str) -> Snapshot:
     """The market table the universe is listed from: ``as_of``'s, asked from the vendor at most
-    once per session (``ohlcv.tables``); while it is not published, the newest kept one."""
-    from ohlcv import tables
+    once per session (``ohlcv.indexer.tables``); while it is not published, the newest kept one."""
+    from ohlcv.indexer import tables
 
     saved = store.saved_snapshot(source.name)
     if saved is not None and store.snapshot_asked(source.name) >= as_of:

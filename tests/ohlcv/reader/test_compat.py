@@ -10,8 +10,8 @@ import pytest
 import responses
 
 import ohlcv
-from ohlcv import compat
 from ohlcv.errors import InvalidDate, InvalidTicker
+from ohlcv.reader import compat
 from ohlcv.sources import FdrSource
 from tests.ohlcv.sources.test_fdr import NAVER, naver_chart
 
@@ -94,7 +94,7 @@ def test_bad_input_raises_a_value_error_before_redis_or_the_vendor_is_asked(fres
 def test_importing_ohlcv_stays_cheap_and_getohlcv_is_one_import_away():
     probe = (
         "import sys, ohlcv; cheap = 'pandas' not in sys.modules; "
-        "from ohlcv import getOHLCV; from ohlcv.compat import getOHLCV as same; print(cheap, getOHLCV is same)"
+        "from ohlcv import getOHLCV; from ohlcv.reader.compat import getOHLCV as same; print(cheap, getOHLCV is same)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"]

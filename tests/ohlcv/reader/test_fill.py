@@ -1,4 +1,4 @@
-"""What a reader may write on a miss (ohlcv.fill through OhlcvCache): add and append, never replace."""
+"""What a reader may write on a miss (ohlcv.reader.fill through OhlcvCache): add and append, never replace."""
 
 import datetime as dt
 import logging
@@ -8,7 +8,7 @@ import pytest
 
 from ohlcv import OhlcvCache, codec
 from ohlcv.errors import BadOhlcvData, NoData, SourceMismatch
-from ohlcv.indexer import index_ticker
+from ohlcv.indexer.per_ticker import index_ticker
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.csvdir import CsvDirSource
 
@@ -57,7 +57,7 @@ def test_a_reader_whose_vendor_rewrote_history_leaves_the_cache_alone_and_serves
     before = a_day_behind(store)
     split = SyntheticSource(5, splits={"000100": (dt.date(2026, 11, 20), 50)})
     cache = OhlcvCache(redis_client, split)
-    with caplog.at_level(logging.WARNING, logger="ohlcv.cache"):
+    with caplog.at_level(logging.WARNING, logger="ohlcv.reader.cache"):
         frame = cache.get("000100", "2026-11-2")
     assert frame.index[-1] == pd.Timestamp(CACHED)  # the cached rows, not the vendor's rewritten ones
     assert redis_client.get("ticker:000100") == before

@@ -19,11 +19,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from ohlcv import calendar, settling, tables
+from ohlcv import calendar
 from ohlcv.errors import TableMissing
+from ohlcv.indexer import settling, tables
+from ohlcv.indexer.planning import Plan
 from ohlcv.keys import is_index
-from ohlcv.planning import Plan
-from ohlcv.snapshot import Extension, Snapshot, extender
+from ohlcv.snapshot import Snapshot, extender
 from ohlcv.sources.base import Source
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore
@@ -184,13 +185,13 @@ def _apply(store: OhlcvStore, table: Snapshot, candidates: list[str], run_id: st
     previous = calendar.previous_session(session)
     extend = extender(good, session, previous, table.source)
 
-    def guard(outcomes: list[Extension]) -> None:
-        breaks = sum(1 for outcome in outcomes if outcome.kind == "break")
-        if tables.too_many(breaks, len(outcomes)):
-            raise tables.TableRefused(
-                f"{breaks} of {len(outcomes)} continuing codes break continuity ({breaks / len(outcomes):.0%}): "
-                f"it most likely describes another session than {session}"
-            )
+    guard = tables.refusing(
+        "break",
+        lambda breaks, total: (
+            f"{breaks} of {total} continuing codes break continuity ({breaks / total:.0%}): "
+            f"it most likely describes another session than {session}"
+        ),
+    )
 
     eligible = [code for code in candidates if code in good.index]
     marks = None if table.final else (lambda held: sorted({*held, session.isoformat()}))

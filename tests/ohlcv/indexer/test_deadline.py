@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from ohlcv import indexer, runner
-from ohlcv.deadline import call_within
 from ohlcv.errors import SourceUnavailable, TickerDeadline
+from ohlcv.indexer import per_ticker, runner
+from ohlcv.indexer.deadline import call_within
 from ohlcv.settings import Settings
 from ohlcv.sources import FdrSource, SyntheticSource
 from ohlcv.sources import fdr as fdr_module
@@ -37,10 +37,10 @@ def test_a_call_to_a_server_that_never_answers_is_given_up_after_its_time():
 def test_the_deadline_spans_the_tries_of_a_run_and_a_try_past_it_asks_nobody(store):
     vendor = FaultySource(SyntheticSource(3), hang={"000200"})
     with pytest.raises(TickerDeadline, match=r"000200: no answer from the vendor within the ticker deadline \(1 s"):
-        indexer.index_within(store, vendor, "000200", AS_OF, "run-1", deadline=1.0)
+        per_ticker.index_within(store, vendor, "000200", AS_OF, "run-1", deadline=1.0)
     assert 1.0 <= store.ticker_waited("run-1", "000200") < 10
     with pytest.raises(TickerDeadline):  # the next try (an Airflow retry, the retry pass) finds no time left
-        indexer.index_within(store, vendor, "000200", AS_OF, "run-1", deadline=1.0)
+        per_ticker.index_within(store, vendor, "000200", AS_OF, "run-1", deadline=1.0)
     assert vendor.calls["history", "000200"] == 1
     assert store.state_of(["000200"])[0]["000200"] is None  # nothing written
     assert store.ticker_waited("run-2", "000200") == 0  # another run starts afresh
@@ -50,9 +50,9 @@ def test_quick_tries_add_up_against_the_deadline(store):
     vendor = FaultySource(SyntheticSource(3), fail={"000100"})
     for _ in range(3):
         with pytest.raises(SourceUnavailable):
-            indexer.index_within(store, vendor, "000100", AS_OF, "run-1", deadline=600)
+            per_ticker.index_within(store, vendor, "000100", AS_OF, "run-1", deadline=600)
     assert 0 < store.ticker_waited("run-1", "000100") < 600
-    assert indexer.index_within(store, SyntheticSource(3), "000300", AS_OF, "run-1", deadline=600).new_rows > 0
+    assert per_ticker.index_within(store, SyntheticSource(3), "000300", AS_OF, "run-1", deadline=600).new_rows > 0
 
 
 def test_a_ticker_past_its_deadline_is_not_retried_and_is_never_the_canary(store):
@@ -78,6 +78,6 @@ def test_financedatareader_waiting_on_a_silent_server_is_bounded_by_the_deadline
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(fdr_module, "TIMEOUT", None)
     with pytest.raises(TickerDeadline, match="005930"):
-        indexer.index_within(store, FdrSource(), "005930", AS_OF, "run-1", deadline=1.5)
+        per_ticker.index_within(store, FdrSource(), "005930", AS_OF, "run-1", deadline=1.5)
     assert store.ticker_waited("run-1", "005930") >= 1.5
     assert len(SilentServer.shared().held) >= 1  # the connection was made and accepted

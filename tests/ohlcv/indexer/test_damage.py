@@ -8,7 +8,8 @@ import datetime as dt
 
 import pytest
 
-from ohlcv import cli, codec, runner
+from ohlcv import cli, codec
+from ohlcv.indexer import runner
 from ohlcv.sources import SyntheticSource
 from tests.support import CountingSource
 

@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from ohlcv import runner
 from ohlcv.errors import ConfigurationError
+from ohlcv.indexer import runner
 from ohlcv.migrate import migrator
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore

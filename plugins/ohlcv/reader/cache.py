@@ -4,7 +4,7 @@
 ``ticker:{code}:{start}:{end}``, then a slice of the whole history ``ticker:{code}`` (written
 back as a period key with a TTL), then the vendor. A miss fetches the whole history through the
 newest complete session once, even when many processes miss together (single flight
-behind a Redis lock, ``ohlcv.miss``), validates it, stores it with its ``ticker:lastUpdateAt``
+behind a Redis lock, ``ohlcv.reader.miss``), validates it, stores it with its ``ticker:lastUpdateAt``
 entry atomically and returns the slice.
 
 Reads are consistent by default: an open-ended or future ``end`` is cut at the published
@@ -15,8 +15,8 @@ indexer publishes a new session still ends every ticker on the same one. ``lates
 reads the newest data instead.
 
 A reader never rewrites history: on a miss it may add a ticker the cache does not hold or
-append sessions the vendor agrees with (``ohlcv.fill``); repairs are the indexer's. A reader
-keeps the values it read in the process until Redis says they changed (``ohlcv.tracking``),
+append sessions the vendor agrees with (``ohlcv.reader.fill``); repairs are the indexer's. A reader
+keeps the values it read in the process until Redis says they changed (``ohlcv.reader.tracking``),
 so a repeated read makes no round trip.
 """
 
@@ -32,13 +32,14 @@ import numpy as np
 import pandas as pd
 import redis
 
-from ohlcv import calendar, codec, frames
+from ohlcv import calendar, codec
 from ohlcv.errors import ConfigurationError, InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
-from ohlcv.miss import CHECKED_TTL, MissPath  # noqa: F401 (CHECKED_TTL: part of this module's API)
-from ohlcv.settings import DEFAULT_CLIENT_CACHE_MB, Settings
+from ohlcv.reader import frames
+from ohlcv.reader.miss import MissPath
+from ohlcv.reader.tracking import TrackedReads
+from ohlcv.settings import Settings
 from ohlcv.store import OhlcvStore, client_from_url
-from ohlcv.tracking import TrackedReads
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
@@ -46,8 +47,6 @@ if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first m
 log = logging.getLogger(__name__)
 
 PERIOD_TTL = dt.timedelta(days=7)
-#: megabytes of values a reader keeps in the process (``OHLCV_CLIENT_CACHE``; 0: off)
-CLIENT_CACHE_MB = DEFAULT_CLIENT_CACHE_MB
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 CUT_TTL = dt.timedelta(minutes=10)
 

@@ -1,4 +1,4 @@
-"""Client-side caching that Redis invalidates (ohlcv.tracking), against the session's redis-server."""
+"""Client-side caching that Redis invalidates (ohlcv.reader.tracking), against the session's redis-server."""
 
 import datetime as dt
 import logging
@@ -10,8 +10,8 @@ import redis
 
 from ohlcv import OhlcvCache, codec
 from ohlcv.errors import ConfigurationError
+from ohlcv.reader.tracking import TrackedReads
 from ohlcv.sources import SyntheticSource
-from ohlcv.tracking import TrackedReads
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -101,7 +101,7 @@ def test_a_user_without_tracking_permissions_reads_through_redis_after_one_warni
     try:
         user = redis.Redis(port=redis_server.port, username="plain", password="pw")
         tracked = TrackedReads(user, 2**20)
-        with caplog.at_level(logging.WARNING, logger="ohlcv.tracking"):
+        with caplog.at_level(logging.WARNING, logger="ohlcv.reader.tracking"):
             assert [tracked.get("a") for _ in range(3)] == [b"1"] * 3
         assert caplog.text.count("every read goes to Redis") == 1
         redis_client.set("a", b"2")

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ohlcv import appending, codec, planning, snapshot
+from ohlcv import codec, snapshot
 from ohlcv.errors import BadOhlcvData
+from ohlcv.indexer import appending, planning
 from ohlcv.keys import KeySpace
 from ohlcv.snapshot import Snapshot
 from ohlcv.status import Status
@@ -16,7 +17,7 @@ from ohlcv.store import OhlcvStore
 from ohlcv.validation import validate_snapshot
 from tests.support import TablesSource
 
-KRX = Path(__file__).resolve().parents[1] / "fixtures" / "krx"
+KRX = Path(__file__).resolve().parents[2] / "fixtures" / "krx"
 CORPORATE_ACTIONS = {"170900", "469880", "462020", "0068Y0"}
 
 

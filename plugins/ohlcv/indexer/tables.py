@@ -25,7 +25,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 from ohlcv.errors import BadOhlcvData, SourceUnavailable, TableMissing
@@ -64,6 +64,18 @@ class TableRefused(BadOhlcvData):
 def too_many(unusable: int, continuing: int) -> bool:
     """Whether ``unusable`` of ``continuing`` codes are enough to refuse a table as a whole."""
     return unusable >= REFUSE_MIN and unusable > REFUSE_SHARE * continuing
+
+
+def refusing(kind: str, reason: Callable[[int, int], str]) -> Callable[[list], None]:
+    """A guard for a batch of extensions from one table: ``TableRefused`` with ``reason(count,
+    total)`` when too many of the outcomes are of ``kind`` for the table to be the session's."""
+
+    def guard(outcomes: list) -> None:
+        count = sum(1 for outcome in outcomes if outcome.kind == kind)
+        if too_many(count, len(outcomes)):
+            raise TableRefused(reason(count, len(outcomes)))
+
+    return guard
 
 
 def get(store: OhlcvStore, source: Source, session: dt.date, now: dt.datetime, run_id: str) -> Snapshot:

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 
 from ohlcv import calendar
-from ohlcv.deadline import call_within
 from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable, TickerDeadline
+from ohlcv.indexer.deadline import call_within
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.sources.base import Source
 from ohlcv.status import Status, is_current
@@ -19,8 +19,6 @@ from ohlcv.validation import validate
 
 log = logging.getLogger(__name__)
 
-#: a ticker recorded as inactive (no data, delisted, suspended) is asked again after this long
-INACTIVE_RECHECK = dt.timedelta(days=7)
 #: a vendor answer ending more than this many sessions before ``as_of`` marks the ticker inactive
 INACTIVE_LAG_SESSIONS = 5
 

@@ -15,16 +15,16 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ohlcv import appending, calendar, indexer, planning, tables
+from ohlcv import calendar
 from ohlcv.errors import HistoryBudgetSpent, OhlcvError
-from ohlcv.planning import DEFAULT_BENCHMARK
-from ohlcv.settings import Settings
+from ohlcv.indexer import appending, per_ticker, planning, tables
+from ohlcv.indexer.summary import RunSummary, record_run, standing, summarize, watermark_codes
+from ohlcv.settings import DEFAULT_BENCHMARK, Settings
 from ohlcv.sources import second_tables
 from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore
-from ohlcv.summary import RunSummary, record_run, standing, summarize, watermark_codes
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +123,15 @@ def _index(
     store: OhlcvStore, source: Source, code: str, as_of: dt.date, run_id: str, full_refresh: bool, deadline: float
 ) -> None:
     try:
-        result = indexer.index_within(store, source, code, as_of, run_id, deadline=deadline, full_refresh=full_refresh)
+        result = per_ticker.index_within(
+            store, source, code, as_of, run_id, deadline=deadline, full_refresh=full_refresh
+        )
     except HistoryBudgetSpent as exc:
         store.record_postponed(run_id, {code: str(Status.DEFERRED)}, {code: str(exc)})
         log.info("%s deferred: %s", code, exc)
         return
     except OhlcvError as exc:
-        indexer.record_failure(store, code, as_of, exc, run_id)
+        per_ticker.record_failure(store, code, as_of, exc, run_id)
         log.error("%s failed: %s: %s", code, type(exc).__name__, exc)
         return
     store.record_result(run_id, code, result.status, result.new_rows)

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ohlcv import calendar
+from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
-from ohlcv.runner import run_once
 from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
+from tests.support import series_values as series
 
 LONDON = ZoneInfo("Europe/London")
 DAYS = [day.date() for day in calendar.sessions(dt.date(2026, 11, 2), dt.date(2026, 11, 20))]
@@ -29,17 +30,6 @@ def evening(day: dt.date) -> dt.datetime:
 def night(day: dt.date) -> dt.datetime:
     """18:23 in London (03:23 in Seoul the next day): the final table is out."""
     return dt.datetime.combine(day, dt.time(18, 23), LONDON)
-
-
-def series(client, prefix: str) -> dict[bytes, bytes]:
-    """Every series value of one key space, without the prefix, and the lastUpdateAt hash."""
-    found = {
-        key[len(prefix) :]: client.get(key)
-        for key in client.scan_iter(f"{prefix}ticker:*")
-        if client.type(key) == b"string"
-    }
-    found[b"ticker:lastUpdateAt"] = client.hgetall(f"{prefix}ticker:lastUpdateAt")
-    return found
 
 
 @pytest.fixture
@@ -172,8 +162,8 @@ def test_a_table_call_that_keeps_failing_is_a_missing_table_and_the_index_still_
 
 
 def test_inside_retrying_outages_an_outage_is_raised_for_the_task_to_retry(redis_client):
-    from ohlcv import tables
     from ohlcv.errors import SourceUnavailable
+    from ohlcv.indexer import tables
 
     store = OhlcvStore(redis_client, KeySpace("gap:"))
     down = FaultySource(SyntheticSource(TICKERS), snapshot_down=1)

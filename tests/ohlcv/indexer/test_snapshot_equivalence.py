@@ -6,11 +6,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from ohlcv import calendar
+from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
-from ohlcv.runner import run_once
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
+from tests.support import series_values as cache
 
 DAYS = [day.date() for day in calendar.sessions(dt.date(2026, 10, 14), dt.date(2026, 11, 13))]
 SPLIT, HALTED, NEW, DELISTED = "000200", "000300", "000500", "000600"
@@ -27,17 +28,6 @@ def vendor() -> SyntheticSource:
         listed={NEW: DAYS[12]},
         delisted={DELISTED: DAYS[15]},
     )
-
-
-def cache(client, prefix: str) -> dict[bytes, bytes]:
-    """Every series value and the lastUpdateAt hash of one key space, without the prefix."""
-    found = {
-        key[len(prefix) :]: client.get(key)
-        for key in client.scan_iter(f"{prefix}ticker:*")
-        if client.type(key) == b"string"
-    }
-    found[b"ticker:lastUpdateAt"] = client.hgetall(f"{prefix}ticker:lastUpdateAt")
-    return found
 
 
 def test_a_cache_kept_with_the_snapshot_is_byte_identical_to_one_kept_by_history_fetches(redis_client):

@@ -2,10 +2,10 @@
 be asked, once per ticker however many processes miss it together.
 
 The one reader holding ``ohlcv:fill:{code}`` (a redis-py ``Lock``) fetches and stores through
-``ohlcv.fill``; the others wait for it and read what it stored. A ticker the vendor had nothing
+``ohlcv.reader.fill``; the others wait for it and read what it stored. A ticker the vendor had nothing
 newer for is marked in ``ohlcv:checked:{code}`` for ``CHECKED_TTL``, and one the indexer found
 without data stays in ``ohlcv:inactive``, so readers stop asking. ``MissPath`` is the part of
-``ohlcv.cache.OhlcvCache`` that does this.
+``ohlcv.reader.cache.OhlcvCache`` that does this.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import redis
 
-from ohlcv import calendar, codec, frames
+from ohlcv import calendar, codec
 from ohlcv.errors import HistoryDisagrees, NoData, SourceUnavailable
 from ohlcv.keys import KeySpace
+from ohlcv.reader import frames
 from ohlcv.store import OhlcvStore
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
 
 # the reader's lines keep the logger name deployments know the reader by
-log = logging.getLogger("ohlcv.cache")
+log = logging.getLogger("ohlcv.reader.cache")
 
 #: after a miss found nothing newer at the vendor, readers do not ask again for this long
 CHECKED_TTL = dt.timedelta(hours=1)
@@ -81,7 +82,7 @@ class MissPath:
                 if frame.index[-1].date() >= last or self._settled(code, last):
                     return blob, frame
             self._raise_if_known_empty(code, last)
-            from ohlcv.fill import fill
+            from ohlcv.reader.fill import fill
 
             # One fetch serves every later window: store through the newest complete session.
             newest = max(last, calendar.last_complete_session(pd.Timestamp.now(tz="UTC")))
@@ -118,7 +119,7 @@ class MissPath:
     def _raise_if_known_empty(self, code: str, last: dt.date) -> None:
         """A code recently found without any data is not asked for again (``NoData`` at once):
         for ``INACTIVE_RECHECK`` after the indexer found it so, ``CHECKED_TTL`` after a reader did."""
-        from ohlcv.indexer import INACTIVE_RECHECK
+        from ohlcv.status import INACTIVE_RECHECK
 
         if self.client.exists(self.keys.series(code)):
             return

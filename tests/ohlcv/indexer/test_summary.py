@@ -1,6 +1,6 @@
 import datetime as dt
 
-from ohlcv import indexer, summary
+from ohlcv.indexer import per_ticker, summary
 from ohlcv.sources import SyntheticSource
 from ohlcv.status import Status
 
@@ -9,8 +9,10 @@ AS_OF = dt.date(2026, 11, 20)
 
 def test_summarize_counts_and_names_the_tickers_without_a_result(store):
     source = SyntheticSource(5)
-    indexer.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
-    results = {code: indexer.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")}
+    per_ticker.index_ticker(store, source, "000200", AS_OF)  # cached by an earlier run
+    results = {
+        code: per_ticker.index_ticker(store, source, code, AS_OF).status for code in ("000100", "000200", "999990")
+    }
     store.record_failure("000300", AS_OF, "SourceUnavailable: vendor down", "run-1")
     universe = ["000100", "000200", "000300", "999990", "KS11"]
     # 000300's task failed: it recorded no result. KS11 was current and not planned.
@@ -37,8 +39,8 @@ def test_a_failure_recorded_by_another_run_decides_nothing_in_this_one(store):
 
 def test_the_canary_is_a_ticker_the_vendor_served_never_one_that_lags(store):
     source = SyntheticSource(3)
-    indexer.index_ticker(store, source, "000100", AS_OF)  # current
-    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))  # lagging: the vendor had nothing newer
+    per_ticker.index_ticker(store, source, "000100", AS_OF)  # current
+    per_ticker.index_ticker(store, source, "000200", dt.date(2026, 11, 13))  # lagging: the vendor had nothing newer
     universe = ["000200", "000100", "000300"]
     lagging = {"000200": Status.UNCHANGED}
     assert summary.summarize(store, universe, ["000200", "000300"], lagging, AS_OF, "r").canary == "000100"
@@ -48,8 +50,8 @@ def test_the_canary_is_a_ticker_the_vendor_served_never_one_that_lags(store):
 
 def test_one_rule_sorts_a_runs_tickers_into_current_without_data_failed_and_still_failing(store):
     source = SyntheticSource(4)
-    indexer.index_ticker(store, source, "000100", AS_OF)  # current, with a result
-    indexer.index_ticker(store, source, "000200", AS_OF)  # current, but its task never reported
+    per_ticker.index_ticker(store, source, "000100", AS_OF)  # current, with a result
+    per_ticker.index_ticker(store, source, "000200", AS_OF)  # current, but its task never reported
     store.mark_inactive("000300", AS_OF, "no data")  # found without data in this run, no result
     store.mark_inactive("000400", AS_OF - dt.timedelta(days=1), "no data")  # found without data in an earlier run
     planned = ["000100", "000200", "000300", "000400"]

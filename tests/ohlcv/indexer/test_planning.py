@@ -2,10 +2,10 @@ import datetime as dt
 
 import pytest
 
-from ohlcv import indexer, planning
 from ohlcv.errors import InvalidTicker
+from ohlcv.indexer import per_ticker, planning
 from ohlcv.sources import SyntheticSource
-from ohlcv.status import Status
+from ohlcv.status import INACTIVE_RECHECK, Status
 from tests.support import CountingSource
 
 AS_OF = dt.date(2026, 11, 20)
@@ -41,8 +41,8 @@ def test_a_bad_code_stops_the_plan(store):
 
 def test_plan_maps_only_tickers_that_are_not_current(store):
     source = SyntheticSource(3)
-    indexer.index_ticker(store, source, "000100", AS_OF)
-    indexer.index_ticker(store, source, "000200", dt.date(2026, 11, 13))
+    per_ticker.index_ticker(store, source, "000100", AS_OF)
+    per_ticker.index_ticker(store, source, "000200", dt.date(2026, 11, 13))
     plan = planning.plan(store, ["000100", "000200", "000300"], AS_OF)
     assert (plan.to_index, plan.current) == (["000200", "000300"], 1)
     assert planning.plan(store, ["000100", "000200", "000300"], AS_OF, full_refresh=True).to_index == [
@@ -52,6 +52,6 @@ def test_plan_maps_only_tickers_that_are_not_current(store):
 
 def test_tickers_without_data_are_skipped_for_a_week_then_asked_again(store):
     source = CountingSource(3)
-    assert indexer.index_ticker(store, source, "999990", AS_OF).status == Status.NO_DATA
+    assert per_ticker.index_ticker(store, source, "999990", AS_OF).status == Status.NO_DATA
     assert planning.plan(store, ["999990"], AS_OF).to_index == []
-    assert planning.plan(store, ["999990"], AS_OF + indexer.INACTIVE_RECHECK).to_index == ["999990"]
+    assert planning.plan(store, ["999990"], AS_OF + INACTIVE_RECHECK).to_index == ["999990"]

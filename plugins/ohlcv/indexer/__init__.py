@@ -1,0 +1,3 @@
+"""The batch indexer: the run's plan (``planning``), the market's daily tables (``tables``,
+``appending``, ``settling``), one ticker from its history (``per_ticker``, bounded by
+``deadline``), the summary and run record (``summary``) and the run itself (``runner``)."""
