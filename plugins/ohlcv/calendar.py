@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -192,16 +193,33 @@ def load_from(fetch: Callable[[], bytes | None]) -> None:
     _published[:] = [fetch]
 
 
+#: the session table shipped with the package (``scripts/build_sessions.py`` writes it): a reader
+#: on a Redis no indexer has published one to answers without building the calendar
+BUNDLED = Path(__file__).with_name("xkrx_sessions.msgpack")
+
+
+def bundled(path: Path = BUNDLED) -> SessionTable | None:
+    """The shipped table, or None when it is missing or was built under other rules."""
+    try:
+        return SessionTable.decode(path.read_bytes())
+    except OSError:
+        return None
+
+
 def table(through: dt.date | None = None) -> SessionTable:
     """The session table that answers for every day up to ``through`` (default: today).
 
-    The one in hand if it reaches that far, else a published one that does, else one built
-    from the calendar (seconds) — so a long-running process never runs past the table's end.
+    The one in hand if it reaches that far, else a published one that does, else the shipped
+    one if it does, else one built from the calendar (seconds) — so a long-running process
+    never runs past the table's end.
     """
     needed = through or dt.date.today()
     if _table and _table[0].last >= needed:
         return _table[0]
     found = _published_table(needed)
+    if found is None:
+        shipped = bundled()
+        found = shipped if shipped is not None and shipped.last >= needed else None
     if found is None:
         found = SessionTable.from_calendar(xkrx(needed))
     _table[:] = [found]

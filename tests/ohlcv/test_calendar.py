@@ -169,7 +169,7 @@ def test_a_published_table_is_used_without_building_the_calendar(monkeypatch):
     assert previous_session(dt.date(2026, 9, 28)) == dt.date(2026, 9, 23)
 
 
-def test_a_table_that_ends_too_early_is_not_used_and_the_calendar_is_built(monkeypatch):
+def test_a_table_that_ends_too_early_is_not_used_and_one_that_reaches_is_found(monkeypatch):
     short = calendar.SessionTable.from_calendar(calendar.xkrx(dt.date(2026, 1, 1)))
     short = calendar.SessionTable(short.days[:-300], short.closes[:-300], short.rules)
     monkeypatch.setattr(calendar, "_table", [short])
@@ -206,3 +206,42 @@ def test_a_new_reader_process_builds_no_calendar_and_loads_no_vendor(redis_serve
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.stdout.split() == ["False", "False", "False"]
+
+
+def test_a_new_reader_process_on_a_redis_no_indexer_ran_on_builds_no_calendar(redis_server, store):
+    """A cache filled by readers only (cache-aside without the batch job): the shipped table answers."""
+    import subprocess
+    import sys
+
+    from ohlcv.sources import SyntheticSource
+
+    newest = last_complete_session(pd.Timestamp.now(tz="UTC"))
+    store.write_series("000100", SyntheticSource(3).history("000100", None, newest), "synthetic")
+    store.publish(newest, 1)
+    assert store.published_sessions() is None
+    done = subprocess.run(
+        [sys.executable, "-c", READER, f"redis://127.0.0.1:{redis_server.port}/0"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "False", "False"]
+
+
+def test_the_shipped_table_is_what_the_calendar_builds_under_the_same_rules():
+    """Fails after a change of exchange-calendars or of a correction until
+    scripts/build_sessions.py writes the table again."""
+    shipped = calendar.bundled()
+    assert shipped is not None, (
+        "xkrx_sessions.msgpack is missing or built under other rules: run scripts/build_sessions.py"
+    )
+    built = calendar.SessionTable.from_calendar(calendar.xkrx(shipped.last))
+    reach = min(len(shipped.days), len(built.days))
+    assert (shipped.days[:reach] == built.days[:reach]).all()
+    assert (shipped.closes[:reach] == built.closes[:reach]).all()
+    assert shipped.last >= dt.date(2027, 12, 31)
+
+
+def test_a_shipped_table_under_other_rules_or_missing_is_not_used(tmp_path, monkeypatch):
+    assert calendar.bundled(tmp_path / "absent.msgpack") is None
+    other = tmp_path / "other.msgpack"
+    other.write_bytes(calendar.bundled().encode().replace(calendar.rules().encode(), b"0" * 16))
+    assert calendar.bundled(other) is None
