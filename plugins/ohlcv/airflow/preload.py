@@ -1,8 +1,8 @@
 """Everything an ``ohlcv_indexer`` task needs, loaded once so that task processes inherit it.
 
 Every task instance runs in a new process. Without this module each one imports pandas,
-pandera, exchange-calendars, redis-py and FinanceDataReader again and builds the XKRX
-calendar (together several CPU-seconds) to index a single ticker. With the scheduler's
+pandera, redis-py and FinanceDataReader again and loads the session table (together
+several CPU-seconds) to index a single ticker. With the scheduler's
 LocalExecutor set to the ``forkserver`` start method and this module preloaded,
 
     AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
@@ -40,8 +40,7 @@ import ohlcv.sources.guard
 import ohlcv.sources.synthetic
 from ohlcv import calendar, validation
 
-# Built once (about 2 s). It reaches a year past the fork server's start; a task asked
-# beyond it builds it again.
+# The shipped session table (milliseconds); a task asked beyond it builds the calendar.
 calendar.table()
 # what dags/ohlcv_indexer.py uses (airflow.sdk loads these on first access)
 _ = (Asset, Param, dag, task.sensor, task.python)

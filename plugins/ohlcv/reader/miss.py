@@ -22,6 +22,7 @@ from ohlcv.errors import HistoryDisagrees, NoData, SourceUnavailable
 from ohlcv.keys import KeySpace
 from ohlcv.reader import frames
 from ohlcv.store import OhlcvStore
+from ohlcv.store.base import ms
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
@@ -114,7 +115,7 @@ class MissPath:
 
     def _checked(self, code: str, newest: dt.date) -> None:
         """Let readers stop asking the vendor about ``code`` for ``CHECKED_TTL``."""
-        self.client.set(self.keys.checked(code), newest.isoformat(), px=int(CHECKED_TTL.total_seconds() * 1000))
+        self.client.set(self.keys.checked(code), newest.isoformat(), px=ms(CHECKED_TTL))
 
     def _raise_if_known_empty(self, code: str, last: dt.date) -> None:
         """A code recently found without any data is not asked for again (``NoData`` at once):

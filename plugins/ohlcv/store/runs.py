@@ -19,7 +19,7 @@ import redis
 from ohlcv.calendar import SessionTable
 from ohlcv.errors import OhlcvError
 from ohlcv.keys import KeySpace, validate_ticker
-from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, StoreBase, text
+from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, StoreBase, ms, text
 
 #: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
 RUN_LOCK_TTL = dt.timedelta(minutes=30)
@@ -156,7 +156,7 @@ class RunStore(StoreBase):
         token = token or uuid.uuid4().hex
         acquired, detail = self._begin_run(
             keys=[self.keys.run_lock, self.keys.is_updating],
-            args=[token, int(ttl.total_seconds() * 1000)],
+            args=[token, ms(ttl)],
         )
         if not acquired:
             raise RunLocked(
@@ -197,7 +197,7 @@ class RunStore(StoreBase):
     def extend_run(self, token: str, ttl: dt.timedelta = RUN_LOCK_TTL) -> bool:
         """Push the run lock's expiry (and the flag's) ``ttl`` into the future if ``token`` holds it."""
         keys = [self.keys.run_lock, self.keys.is_updating]
-        return bool(self._extend_run(keys=keys, args=[token, int(ttl.total_seconds() * 1000)]))
+        return bool(self._extend_run(keys=keys, args=[token, ms(ttl)]))
 
     def release_run(self, token: str) -> bool:
         """Release the run lock and reset ``getOHLCV_isUpdating`` if ``token`` still holds it."""

@@ -65,7 +65,7 @@ class VendorStore(StoreBase):
     def open_breaker(self, reason: str, ttl: dt.timedelta, by: str = "a block answer") -> None:
         """Open the vendor breaker for ``ttl`` (a later block answer restarts it); logged."""
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.breaker, reason[:500], px=int(ttl.total_seconds() * 1000))
+            pipe.set(self.keys.breaker, reason[:500], px=ms(ttl))
             self._log_breaker(pipe, "open", reason, by, ttl)
             pipe.execute()
 
