@@ -45,6 +45,7 @@ from ohlcv import calendar  # noqa: E402
 from ohlcv.indexer import per_ticker  # noqa: E402
 from ohlcv.keys import KeySpace  # noqa: E402
 from ohlcv.redis_server import ThrowawayRedis  # noqa: E402
+from ohlcv.settings import Settings  # noqa: E402
 from ohlcv.sources.guard import GuardedSource  # noqa: E402
 from ohlcv.sources.synthetic import SyntheticSource  # noqa: E402
 from ohlcv.store import OhlcvStore  # noqa: E402
@@ -138,7 +139,7 @@ def in_process_work(tickers: int, sample: int = 100) -> float:
     with ThrowawayRedis() as server:
         store = OhlcvStore(server.client(), KeySpace())
         vendor = SyntheticSource(tickers)
-        source = GuardedSource(vendor, store, run_id="bench")
+        source = GuardedSource(vendor, store, settings=Settings.from_env(), run_id="bench")
         codes = vendor.list_universe("KRX")[:sample]
         as_of = dt.date(2026, 11, 20)
         per_ticker.index_ticker(store, source, codes[0], as_of)  # warm: calendar, schema

@@ -28,6 +28,7 @@ from ohlcv import OhlcvCache, calendar, codec
 from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
+from ohlcv.settings import Settings
 from ohlcv.sources import from_spec
 from ohlcv.store import OhlcvStore
 from scripts import demo
@@ -51,7 +52,7 @@ def fill_like_the_demo(store: OhlcvStore) -> tuple[dt.date, list[str]]:
     """What one ``make demo`` run writes: the DAG's steps over the demo's synthetic universe."""
     source = from_spec(f"synthetic:{demo.TICKERS}")
     as_of = calendar.last_complete_session(pd.Timestamp.now(tz="UTC"))
-    outcome = run_once(store, source, as_of, run_id="demo")
+    outcome = run_once(store, source, as_of, settings=Settings(), run_id="demo")
     assert not outcome.still_failing
     return as_of, [*source.list_universe("KRX"), "KS11"]
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from ohlcv import cli, codec
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 
 AS_OF = dt.date(2026, 11, 20)
@@ -117,10 +118,10 @@ def test_status_counts_the_preliminary_rows_by_session(store, redis_server, caps
     from ohlcv.indexer.runner import run_once
     from ohlcv.sources.testing import FaultySource
 
-    run_once(store, SyntheticSource(3), dt.date(2026, 11, 19), run_id="fill")
+    run_once(store, SyntheticSource(3), dt.date(2026, 11, 19), settings=Settings(), run_id="fill")
     evening = FaultySource(SyntheticSource(3), preliminary={AS_OF})
     moment = dt.datetime(2026, 11, 20, 10, 23, tzinfo=dt.UTC)
-    assert run_once(store, evening, AS_OF, run_id="evening", now=moment).summary.appended == 3
+    assert run_once(store, evening, AS_OF, settings=Settings(), run_id="evening", now=moment).summary.appended == 3
     assert cli.main(["--redis-url", redis_server.url, "status"]) == 0
     out = capsys.readouterr().out
     assert "preliminary rows          3 (evening volumes, settled by the night run)" in out
@@ -163,7 +164,7 @@ def test_today_before_its_session_is_final_is_refused(store):
 
     afternoon = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)  # 17:00 KST: the after-hours session trades
     with pytest.raises(InvalidDate, match="after 2026-11-19, the last final XKRX session"):
-        run_once(store, SyntheticSource(3), AS_OF, run_id="early", now=afternoon)
+        run_once(store, SyntheticSource(3), AS_OF, settings=Settings(), run_id="early", now=afternoon)
     assert store.client.keys("*") == []
 
 

@@ -9,6 +9,7 @@ import redis
 from ohlcv import codec
 from ohlcv.errors import InvalidTicker
 from ohlcv.keys import KeySpace
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore, RunLocked, client_from_url
@@ -159,7 +160,7 @@ def test_with_nothing_active_cached_the_published_cut_is_left_alone(store, redis
 
 def test_client_from_url_uses_the_db_in_the_url(redis_server, redis_client, monkeypatch):
     monkeypatch.setenv("OHLCV_REDIS_URL", redis_server.url.replace("/0", "/4"))
-    client_from_url().set("probe", "1")
+    client_from_url(Settings.from_env().redis_url).set("probe", "1")
     assert redis_client.get("probe") is None
     assert redis.Redis(port=redis_server.port, db=4).get("probe") == b"1"
 

@@ -102,6 +102,6 @@ class OhlcvRedisHook(RedisHook):
             self.redis = redis.Redis(**kwargs)
         return self.redis
 
-    def get_store(self, keys: KeySpace | None = None) -> OhlcvStore:
-        """An ``OhlcvStore`` on this connection, keyed by ``OHLCV_KEY_PREFIX`` unless ``keys`` is given."""
+    def get_store(self, keys: KeySpace) -> OhlcvStore:
+        """An ``OhlcvStore`` on this connection, with the key names of ``keys``."""
         return OhlcvStore(self.get_conn(), keys)

@@ -56,18 +56,17 @@ def run_once(
     benchmark: Iterable[str] = DEFAULT_BENCHMARK,
     full_refresh: bool = False,
     snapshot: bool = True,
-    settings: Settings | None = None,
+    settings: Settings,
     now: dt.datetime | None = None,
 ) -> RunOutcome:
     """Index the universe through ``as_of`` under the run lock and publish the meta keys.
 
     :param run_id: names the run in the lock, the results and the metrics hashes
     :param settings: the vendor's rate limit and breaker, the catch-up reach, the history budget
-        and the table deadline (default: ``Settings.from_env()``)
+        and the table deadline
     :param now: the run's moment: which tables are final and whether a missing one is overdue;
         ``as_of`` may not be later than its last final session (``InvalidDate``)
     """
-    settings = settings or Settings.from_env()
     now = now or dt.datetime.now(dt.UTC)
     calendar.check_as_of(as_of, now)  # before the lock is taken or a key written
     if isinstance(source, GuardedSource):

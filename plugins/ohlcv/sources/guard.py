@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 import time
 
-import limits
 import pandas as pd
 from limits.strategies import MovingWindowRateLimiter
 
@@ -46,35 +45,26 @@ class GuardedSource:
         source: Source,
         store: OhlcvStore,
         *,
+        settings: Settings,
         run_id: str | None = None,
-        rate: limits.RateLimitItem | str | None = "default",
-        breaker_ttl: dt.timedelta | None = None,
-        settings: Settings | None = None,
         budgeted: bool = True,
         second: Source | None = None,
     ) -> None:
-        """:param rate: the vendor's rate limit (``"default"``: the settings' rate for it; None: none)
-        :param breaker_ttl: how long a block answer opens the breaker (default: the settings')
-        :param settings: where the defaults come from (default: ``Settings.from_env()``)
+        """:param settings: the vendor's rate limit (``Settings.rate_for`` its name) and how long a
+            block answer opens the breaker (``Settings.breaker_ttl``)
         :param budgeted: whether history calls count against the run's history budget (the
             sensor's canary does not)
         :param second: a second source of the market's tables (its calls rate-limited by its own
             name's limit)
         """
-        if settings is None and (rate == "default" or breaker_ttl is None or second is not None):
-            settings = Settings.from_env()
         self.inner = source
         self.name = source.name
         self.store = store
         self.run_id = run_id
-        self.rate = settings.rate_for(source.name) if rate == "default" else rate
-        self.breaker_ttl = settings.breaker_ttl if breaker_ttl is None else breaker_ttl
+        self.rate = settings.rate_for(source.name)
+        self.breaker_ttl = settings.breaker_ttl
         self.budgeted = budgeted
-        self.second = (
-            None
-            if second is None
-            else GuardedSource(second, store, run_id=run_id, rate=settings.rate_for(second.name), settings=settings)
-        )
+        self.second = None if second is None else GuardedSource(second, store, settings=settings, run_id=run_id)
         self._limiter: MovingWindowRateLimiter | None = None
 
     def snapshot(self, session: dt.date) -> Snapshot:

@@ -8,7 +8,7 @@ import redis
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.keys import KeySpace
-from ohlcv.settings import Settings, masked, redis_url_problem
+from ohlcv.settings import masked, redis_url_problem
 
 #: the expiry of a run's metrics and results hashes
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
@@ -16,12 +16,9 @@ RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
 RUNS_KEPT = 200
 
 
-def client_from_url(url: str | None = None) -> redis.Redis:
-    """A Redis client for ``url`` (``redis://`` or ``rediss://``, password and db in the URL).
-
-    Without a URL, ``OHLCV_REDIS_URL`` is used, then ``redis://127.0.0.1:6379/0``.
-    """
-    url = url or Settings.from_env().redis_url
+def client_from_url(url: str) -> redis.Redis:
+    """A Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``, password and db in
+    the URL; ``Settings.redis_url`` is ``OHLCV_REDIS_URL``)."""
     problem = redis_url_problem(url)
     if problem:
         raise ConfigurationError(f"cannot use Redis URL {masked(url)!r}: {problem}")
@@ -43,6 +40,6 @@ class StoreBase:
     """The client and key names each family's methods use; each family registers its own
     Lua scripts in ``__init__`` and passes the arguments on (``OhlcvStore`` combines them)."""
 
-    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
         self.client = client
-        self.keys = keys if keys is not None else KeySpace(Settings.from_env().key_prefix)
+        self.keys = keys

@@ -10,6 +10,7 @@ import pytest
 
 from ohlcv import cli, codec
 from ohlcv.indexer import runner
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 from tests.support import CountingSource
 
@@ -20,7 +21,7 @@ AFTER = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)  # 21:00 KST: the session i
 @pytest.fixture
 def current(store):
     """Every ticker of synthetic:3 and KS11 cached through AS_OF and published."""
-    runner.run_once(store, SyntheticSource(3), AS_OF, run_id="fill", now=AFTER)
+    runner.run_once(store, SyntheticSource(3), AS_OF, settings=Settings(), run_id="fill", now=AFTER)
     return store
 
 
@@ -42,7 +43,7 @@ def _damage(store, code: str, how: str) -> None:
 def test_a_damaged_current_series_is_indexed_again_the_same_day(current, how, caplog):
     _damage(current, "000200", how)
     vendor = CountingSource(3)
-    outcome = runner.run_once(current, vendor, AS_OF, run_id="same-day", now=AFTER)
+    outcome = runner.run_once(current, vendor, AS_OF, settings=Settings(), run_id="same-day", now=AFTER)
     assert outcome.record["state"] == "success"
     assert outcome.record["damaged"] == 1
     kind = "mismatched" if how == "shorter" else "unreadable"
@@ -60,7 +61,7 @@ def test_a_damaged_current_series_is_indexed_again_the_same_day(current, how, ca
 def test_a_sound_cache_is_checked_without_a_vendor_call_or_a_change(current):
     before = {key: current.client.dump(key) for key in current.client.keys("ticker:*")}
     vendor = CountingSource(3)
-    runner.run_once(current, vendor, AS_OF, run_id="again", now=AFTER)
+    runner.run_once(current, vendor, AS_OF, settings=Settings(), run_id="again", now=AFTER)
     assert [ask for ask in vendor.asked if not isinstance(ask, tuple)] == []
     assert {key: current.client.dump(key) for key in current.client.keys("ticker:*")} == before
 

@@ -12,6 +12,7 @@ import pytest
 from ohlcv.errors import ConfigurationError
 from ohlcv.indexer import runner
 from ohlcv.migrate import migrator
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
 
@@ -52,7 +53,7 @@ RUN_ONCE_STEPS = [
 def test_run_once_releases_the_lock_whichever_step_dies(store, monkeypatch, owner, name, error):
     _kill(monkeypatch, store if owner == "store" else owner, name, error)
     with pytest.raises(type(error)):
-        runner.run_once(store, SyntheticSource(3), AS_OF, run_id="cli-killed", now=AFTER)
+        runner.run_once(store, SyntheticSource(3), AS_OF, settings=Settings(), run_id="cli-killed", now=AFTER)
     assert _released(store)
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from ohlcv import calendar
 from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import FaultySource
 from ohlcv.store import OhlcvStore
@@ -44,7 +45,7 @@ def test_a_cache_kept_with_the_snapshot_is_byte_identical_to_one_kept_by_history
                 continue
             run_id = f"{store.keys.prefix}{day}"
             served = late if use and day == LATE else source
-            outcome = run_once(store, served, day, run_id=run_id, snapshot=use, now=evening)
+            outcome = run_once(store, served, day, settings=Settings(), run_id=run_id, snapshot=use, now=evening)
             assert outcome.still_failing == [], (day, outcome.summary.reasons)
             history_calls[store.keys.prefix] += int(store.run_metrics(run_id)["history_calls"])
         results[day] = daily.run_results(f"daily:{day}")

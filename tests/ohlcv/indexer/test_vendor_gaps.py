@@ -38,7 +38,9 @@ def reference(redis_client):
 
     def build(through: dt.date) -> dict[bytes, bytes]:
         store = OhlcvStore(redis_client, KeySpace("history:"))
-        run_once(store, SyntheticSource(TICKERS), through, run_id=f"history:{through}", snapshot=False)
+        run_once(
+            store, SyntheticSource(TICKERS), through, settings=Settings(), run_id=f"history:{through}", snapshot=False
+        )
         return series(redis_client, "history:")
 
     return build

@@ -17,7 +17,7 @@ END = dt.date(2026, 11, 20)
 
 def test_a_block_answer_opens_the_breaker_and_no_call_passes_while_it_is_open(store, redis_client):
     source = FaultySource(SyntheticSource(3), block={"000200"})
-    guarded = GuardedSource(source, store, breaker_ttl=dt.timedelta(hours=12))
+    guarded = GuardedSource(source, store, settings=Settings(breaker_hours=12))
     guarded.history("000100", None, END)
     with pytest.raises(SourceBlocked):
         guarded.history("000200", None, END)
@@ -35,15 +35,15 @@ def test_the_breaker_closes_by_itself(store, redis_client):
     store.open_breaker("blocked", dt.timedelta(hours=12))
     redis_client.pexpire(store.keys.breaker, 1)  # its time runs out now
     assert until(lambda: store.breaker() is None)
-    GuardedSource(SyntheticSource(3), store).history("000100", None, END)
+    GuardedSource(SyntheticSource(3), store, settings=Settings()).history("000100", None, END)
 
 
 def test_the_rate_limit_is_shared_by_every_process_through_redis(redis_server, store):
     """Two guarded sources on two connection pools stand for two task processes."""
-    rate = limits.parse("4/second")
-    first = GuardedSource(SyntheticSource(3), store, rate=rate)
+    four = Settings(vendor_rate="4/second")
+    first = GuardedSource(SyntheticSource(3), store, settings=four)
     other = OhlcvStore(redis_server.client(), store.keys)
-    second = GuardedSource(SyntheticSource(3), other, rate=rate)
+    second = GuardedSource(SyntheticSource(3), other, settings=four)
     started = time.monotonic()
     for _ in range(6):
         first.history("000100", None, END)
@@ -65,7 +65,9 @@ def test_each_vendor_has_its_own_rate_which_the_environment_overrides(monkeypatc
 
 
 def test_calls_and_their_time_are_counted_for_the_run_even_when_they_fail(store):
-    guarded = GuardedSource(FaultySource(SyntheticSource(3), fail={"000200"}), store, run_id="run-1")
+    guarded = GuardedSource(
+        FaultySource(SyntheticSource(3), fail={"000200"}), store, settings=Settings(), run_id="run-1"
+    )
     guarded.history("000100", None, END)
     with pytest.raises(SourceUnavailable):
         guarded.history("000200", None, END)
