@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from ohlcv import cli
-from ohlcv.indexer import runner
+from ohlcv.indexer import planning
 from ohlcv.redis_server import ThrowawayRedis
 from ohlcv.sources import SyntheticSource
 from ohlcv.sources.testing import SilentServer
@@ -112,13 +112,13 @@ def _read_only_user_writes(c: Case) -> list[str]:
 def _out_of_memory(c: Case) -> list[str]:
     full = c.own_server("--maxmemory-policy", "noeviction")
     client = full.client()
-    prepare = runner.planning.prepare
+    prepare = planning.prepare
 
     def fills_up_after_the_lock(*args, **kwargs):  # another user's data takes the last byte mid-run
         client.config_set("maxmemory", 1)
         return prepare(*args, **kwargs)
 
-    c.monkeypatch.setattr(runner.planning, "prepare", fills_up_after_the_lock)
+    c.monkeypatch.setattr(planning, "prepare", fills_up_after_the_lock)
     c.after = lambda: (
         client.get("getOHLCV_isUpdating") == b"0" and not client.exists("ohlcv:lock:run")  # the lock is released
     )

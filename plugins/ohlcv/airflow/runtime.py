@@ -92,6 +92,17 @@ def metric(kind: str, name: str, value: float) -> None:
         log.debug("metric ohlcv.%s not emitted", name, exc_info=True)
 
 
+def open_run(run: dict[str, Any] | None, *, hold: bool = True):
+    """Every task's start after ``start_run``: the run's settings and its store, and (``hold``)
+    the run lock kept alive. Fails without retries when ``start_run`` did not finish."""
+    run = require_run(run)
+    built = settings(run)
+    store = open_store(built)
+    if hold:
+        hold_lock(store, run)
+    return built, store
+
+
 def hold_lock(store, run: dict[str, Any]) -> None:
     """Keep the run lock alive; take it again if it expired meanwhile, fail if another run has it."""
     from airflow.sdk.exceptions import AirflowFailException

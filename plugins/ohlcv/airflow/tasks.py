@@ -70,25 +70,16 @@ def list_universe(run: dict[str, str], **context: Any) -> dict[str, Any]:
     The listing is the ``as_of`` session's market table, asked from the vendor at most once
     per session; while it is not published, the newest kept table.
     """
-    from ohlcv.indexer import planning, tables
+    from ohlcv.indexer import steps, tables
 
     params = context["params"]
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
+    settings, store = runtime.open_run(run, hold=False)
     source = runtime.run_source(store, settings, context["run_id"], tables=True)
-    as_of = runtime.as_of(run)
     with tables.retrying_outages(runtime.tries_left(context)):
-        plan = planning.prepare(
-            store, source, as_of, market=params["universe"], tickers=params["tickers"], benchmark=params["benchmark"],
-            full_refresh=bool(params["full_refresh"]), catchup_sessions=settings.catchup_sessions,
-            run_id=context["run_id"],
+        plan = steps.plan_run(
+            store, source, runtime.as_of(run), settings=settings, market=params["universe"], tickers=params["tickers"],
+            benchmark=params["benchmark"], full_refresh=bool(params["full_refresh"]), run_id=context["run_id"],
         )  # fmt: skip
-    log.info(
-        "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index, "
-        "%d of them within %d sessions (brought forward from the market's tables)%s",
-        as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
-        len(plan.catchup), settings.catchup_sessions, "; the first fill" if plan.first_fill else "",
-    )  # fmt: skip
     return plan.to_xcom()
 
 
@@ -96,27 +87,17 @@ def apply_snapshot(run: dict[str, str], plan: dict[str, Any], **context: Any) ->
     """Append each missing session's row from its market table to every ticker it continues, in
     session order (batches of writes, no history fetched); return the tickers ``index_ticker``
     fetches the history of, each with its reason in this task's log."""
-    from ohlcv.indexer import appending, tables
+    from ohlcv.indexer import steps, tables
     from ohlcv.indexer.planning import Plan
 
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
-    runtime.hold_lock(store, run)
-    planned = Plan(**plan)
+    settings, store = runtime.open_run(run)
     run_id, params = context["run_id"], context["params"]
-    budget = None if planned.first_fill or params["full_refresh"] else settings.history_budget
     source = runtime.run_source(store, settings, run_id, tables=True)
     with tables.retrying_outages(runtime.tries_left(context)):
-        result = appending.apply_snapshot(store, source, planned, run_id, use=bool(params["snapshot"]), budget=budget)
-    if result.to_fetch:  # index_ticker and retry_ticker draw on it; a run with nothing to fetch writes nothing
-        store.set_history_budget(run_id, budget)
-    log.info(
-        "as of %s: %d tickers appended from the tables (the newest %s), %d rows settled, %d handed on to "
-        "index_ticker, %d waiting for a table, %d deferred (history budget %s)",
-        planned.as_of, len(result.appended), result.session or "none", result.settled, len(result.handed_on),
-        len(result.waiting), len(result.deferred), "none" if budget is None else budget,
-    )  # fmt: skip
-    appending.log_handed_on(result)
+        result = steps.append_from_tables(
+            store, source, Plan(**plan), run_id, settings=settings, use=bool(params["snapshot"]),
+            full_refresh=bool(params["full_refresh"]),
+        )  # fmt: skip
     return result.to_fetch
 
 
@@ -138,9 +119,7 @@ def index_ticker(ticker: str, run: dict[str, str], **context: Any) -> None:
 
     context["ticker"] = ticker
     run_id = context["run_id"]
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
-    runtime.hold_lock(store, run)
+    settings, store = runtime.open_run(run)
     if context["ti"].try_number > 1:
         store.count(run_id, retries=1)
     as_of = runtime.as_of(run)
@@ -170,10 +149,7 @@ def summarize(run: dict[str, str], plan: dict[str, Any], handed_on: list[str], *
     """
     from ohlcv.indexer import summary as tally
 
-    run = runtime.require_run(run)
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
-    runtime.hold_lock(store, run)
+    _, store = runtime.open_run(run)
     universe, planned = (plan or {}).get("universe", []), (plan or {}).get("to_index", [])
     results = store.run_results(context["run_id"])
     summary = tally.summarize(store, list(universe), list(planned), results, runtime.as_of(run), context["run_id"])
@@ -218,9 +194,7 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
     from ohlcv.errors import BadOhlcvData, BreakerOpen, NoData, SourceBlocked, SourceUnavailable, TickerDeadline
     from ohlcv.indexer.deadline import call_within
 
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
-    runtime.hold_lock(store, runtime.require_run(run))
+    settings, store = runtime.open_run(run)
     failed = summary["retry"]
     hopeless = sorted(set(summary["failed"]) - set(failed))
     if hopeless:
@@ -253,22 +227,18 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     from airflow.sdk.exceptions import AirflowSkipException
 
     from ohlcv.airflow.assets import CACHE
-    from ohlcv.indexer.summary import watermark_codes
+    from ohlcv.indexer import steps
 
     run = runtime.require_run(run)
     if not plan:
         raise AirflowSkipException("the run stopped before its universe was planned; the cut stays")
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
-    runtime.hold_lock(store, run)
-    codes = watermark_codes(store, runtime.source_name(settings), context["params"]["universe"], plan["universe"])
-    mark = store.publish_watermark(codes)
+    settings, store = runtime.open_run(run)
+    mark = steps.publish_cut(store, runtime.source_name(settings), context["params"]["universe"], plan["universe"])
     published = {
         "cut": mark.cut.isoformat() if mark.cut else None,
         "count": mark.count,
         "previous": mark.previous.isoformat() if mark.previous else None,
     }
-    log.info("published cut %s (%d tickers cached through it), before %s", *published.values())
     if not mark.advanced:
         raise AirflowSkipException(f"the published cut stays at {published['cut']}: no Asset event")
     context["outlet_events"][CACHE].extra = published
@@ -293,8 +263,7 @@ def finish_run(
     from ohlcv.indexer.summary import standing
 
     run = runtime.require_run(run)
-    settings = runtime.settings(run)
-    store = runtime.open_store(settings)
+    settings, store = runtime.open_run(run, hold=False)
     problem, still_failing, current = "", [], 0
     try:
         as_of, run_id = runtime.as_of(run), context["run_id"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from ohlcv import calendar
 from ohlcv.errors import HistoryBudgetSpent, OhlcvError
-from ohlcv.indexer import appending, per_ticker, planning, tables
-from ohlcv.indexer.summary import RunSummary, record_run, standing, summarize, watermark_codes
+from ohlcv.indexer import per_ticker, steps
+from ohlcv.indexer.summary import RunSummary, record_run, standing, summarize
 from ohlcv.settings import DEFAULT_BENCHMARK, Settings
 from ohlcv.sources import second_tables
 from ohlcv.sources.base import Source
@@ -81,35 +81,24 @@ def run_once(
     began = dt.datetime.now(dt.UTC)
     try:
         store.publish_sessions(calendar.table(as_of))
-        plan = planning.prepare(
-            store, guarded, as_of, market=market, tickers=tickers, benchmark=benchmark, full_refresh=full_refresh,
-            catchup_sessions=settings.catchup_sessions, now=now, run_id=run_id,
+        plan = steps.plan_run(
+            store, guarded, as_of, settings=settings, market=market, tickers=tickers, benchmark=benchmark,
+            full_refresh=full_refresh, now=now, run_id=run_id,
         )  # fmt: skip
-        budget = None if plan.first_fill or full_refresh else settings.history_budget
-        result = appending.apply_snapshot(store, guarded, plan, run_id, use=snapshot, now=now, budget=budget)
-        if result.to_fetch:  # retries draw on what the first pass left of the budget
-            store.set_history_budget(run_id, budget)
-        log.info(
-            "as of %s: %d appended from the tables, %d settled, %d handed on, %d waiting for a table, %d deferred",
-            as_of, len(result.appended), result.settled, len(result.to_fetch), len(result.waiting),
-            len(result.deferred),
-        )  # fmt: skip
-        appending.log_handed_on(result)
+        result = steps.append_from_tables(
+            store, guarded, plan, run_id, settings=settings, use=snapshot, full_refresh=full_refresh, now=now
+        )
         for code in result.to_fetch:
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         first = summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
         for code in first.retry:
             store.count(run_id, retries=1)
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
-        mark = store.publish_watermark(watermark_codes(store, guarded.name, market, plan.universe))
-        log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
+        steps.publish_cut(store, guarded.name, market, plan.universe)
     finally:
         store.release_run(run_id)
     state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)
-    overdue = tables.overdue(store.run_tables(run_id), now, settings.deadline_time, settings.schedule_timezone)
-    for day in overdue:
-        log.error("the market table of %s is not published by %s %s", day, settings.table_deadline,
-                  settings.schedule_timezone)  # fmt: skip
+    overdue = steps.overdue_tables(store, run_id, now, settings)
     record = record_run(
         store, run_id, as_of, {**first.to_xcom(), "handed_on": len(result.to_fetch)}, state.still_failing,
         len(state.current), began, overdue=overdue,

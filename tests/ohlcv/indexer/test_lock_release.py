@@ -10,7 +10,7 @@ import types
 import pytest
 
 from ohlcv.errors import ConfigurationError
-from ohlcv.indexer import runner
+from ohlcv.indexer import appending, planning, runner, steps
 from ohlcv.migrate import migrator
 from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
@@ -37,13 +37,13 @@ def _kill(monkeypatch, owner, name: str, error: BaseException) -> None:
 
 RUN_ONCE_STEPS = [
     ("store", "publish_sessions"),
-    (runner.planning, "prepare"),
-    (runner.appending, "apply_snapshot"),
+    (planning, "prepare"),
+    (appending, "apply_snapshot"),
     ("store", "set_history_budget"),
-    (runner.appending, "log_handed_on"),
+    (appending, "log_handed_on"),
     (runner, "_index"),
     (runner, "summarize"),
-    (runner, "watermark_codes"),
+    (steps, "watermark_codes"),
     ("store", "publish_watermark"),
 ]
 

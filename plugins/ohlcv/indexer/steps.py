@@ -1,0 +1,90 @@
+"""The steps of one indexer run, called alike by ``python -m ohlcv index`` (``runner``) and by
+the Airflow tasks (``ohlcv.airflow.tasks``, which add XCom, mapping and retries): each does its
+work and logs it once, in the same words whichever way the run goes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+
+from ohlcv.indexer import appending, planning, tables
+from ohlcv.indexer.appending import SnapshotResult
+from ohlcv.indexer.planning import Plan
+from ohlcv.indexer.summary import watermark_codes
+from ohlcv.settings import Settings
+from ohlcv.sources.base import Source
+from ohlcv.store import OhlcvStore, Watermark
+
+log = logging.getLogger(__name__)
+
+
+def plan_run(
+    store: OhlcvStore,
+    source: Source,
+    as_of: dt.date,
+    *,
+    settings: Settings,
+    market: str,
+    tickers: Iterable[str],
+    benchmark: Iterable[str],
+    full_refresh: bool,
+    run_id: str,
+    now: dt.datetime | None = None,
+) -> Plan:
+    """The universe and what the run brings forward (``planning.prepare``)."""
+    plan = planning.prepare(
+        store, source, as_of, market=market, tickers=tickers, benchmark=benchmark, full_refresh=full_refresh,
+        catchup_sessions=settings.catchup_sessions, now=now, run_id=run_id,
+    )  # fmt: skip
+    log.info(
+        "as of %s: %d tickers in the universe (%s), %d already current, %d recently without data, %d to index, "
+        "%d of them within %d sessions (brought forward from the market's tables)%s",
+        as_of, len(plan.universe), source.name, plan.current, len(plan.inactive), len(plan.to_index),
+        len(plan.catchup), settings.catchup_sessions, "; the first fill" if plan.first_fill else "",
+    )  # fmt: skip
+    return plan
+
+
+def append_from_tables(
+    store: OhlcvStore,
+    source: Source,
+    plan: Plan,
+    run_id: str,
+    *,
+    settings: Settings,
+    use: bool,
+    full_refresh: bool,
+    now: dt.datetime | None = None,
+) -> SnapshotResult:
+    """The catch-up from the market's tables (``appending.apply_snapshot``), and the history
+    budget the tickers it hands on draw on (none on the first fill and a full refresh)."""
+    budget = None if plan.first_fill or full_refresh else settings.history_budget
+    result = appending.apply_snapshot(store, source, plan, run_id, use=use, now=now, budget=budget)
+    if result.to_fetch:  # the per-ticker fetches and the retries draw on it; else nothing is written
+        store.set_history_budget(run_id, budget)
+    log.info(
+        "as of %s: %d tickers appended from the tables (the newest %s), %d rows settled, %d handed on to "
+        "index_ticker, %d waiting for a table, %d deferred (history budget %s)",
+        plan.as_of, len(result.appended), result.session or "none", result.settled, len(result.handed_on),
+        len(result.waiting), len(result.deferred), "none" if budget is None else budget,
+    )  # fmt: skip
+    appending.log_handed_on(result)
+    return result
+
+
+def publish_cut(store: OhlcvStore, source_name: str, market: str, universe: list[str]) -> Watermark:
+    """Publish the watermark: the newest session every active ticker of ``universe`` is cached through."""
+    mark = store.publish_watermark(watermark_codes(store, source_name, market, universe))
+    log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
+    return mark
+
+
+def overdue_tables(store: OhlcvStore, run_id: str, now: dt.datetime, settings: Settings) -> list[str]:
+    """The sessions whose market table is still missing past ``OHLCV_TABLE_DEADLINE``, each logged."""
+    overdue = tables.overdue(store.run_tables(run_id), now, settings.deadline_time, settings.schedule_timezone)
+    for day in overdue:
+        log.error(
+            "the market table of %s is not published by %s %s", day, settings.table_deadline, settings.schedule_timezone
+        )
+    return overdue
