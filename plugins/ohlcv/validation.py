@@ -20,12 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from ohlcv.codec import VALUE_COLUMNS
-from ohlcv.errors import BadOhlcvData
+from ohlcv.errors import BadOhlcvData, NoData, SourceUnavailable
 
 PRICE_COLUMNS: tuple[str, ...] = ("Open", "High", "Low", "Close")
 NUMBER_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "Volume")
@@ -253,3 +254,30 @@ def validate_snapshot(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]
             reasons.setdefault(str(code), "; ".join(dict.fromkeys(group["check"].astype(str))))
     good = frame.loc[~frame.index.isin(list(reasons))]
     return pd.DataFrame({name: _narrow(numbers.loc[good.index, name]) for name in numbers.columns}), reasons
+
+
+def against_cache(
+    code: str, fetch: Callable[[], pd.DataFrame], through: dt.date, cached: dt.date | None
+) -> pd.DataFrame:
+    """The vendor's answer ``fetch()`` for ``code``, validated through ``through``, where the cache
+    holds ``code`` through ``cached`` (None: not at all).
+
+    A ticker with history does not vanish from the vendor, nor lose sessions: an empty answer
+    (``NoData``) or one ending before ``cached`` is an outage or a truncated download
+    (``SourceUnavailable``). ``NoData`` passes only for a code the cache does not hold.
+    """
+    try:
+        raw = fetch()
+    except NoData as exc:
+        if cached is not None:
+            raise SourceUnavailable(
+                f"{code}: the vendor returned nothing, but the cache holds it through {cached}"
+            ) from exc
+        raise
+    fresh = validate(raw, through)
+    vendor_last = fresh.index[-1].date()
+    if cached is not None and vendor_last < cached:
+        raise SourceUnavailable(
+            f"{code}: the vendor's answer ends on {vendor_last}, before the cached {cached}: a truncated download"
+        )
+    return fresh

@@ -281,3 +281,26 @@ def test_a_value_that_cannot_be_read_is_replaced_by_the_vendor_s_history_and_kep
     assert redis_client.get("ohlcv:unreadable:000300") == legacy
     assert 29 * 86_400 < redis_client.ttl("ohlcv:unreadable:000300") <= 30 * 86_400
     assert redis_client.exists("ticker:000300:2026-01-02:2026-06-30") == 0  # slices of it go too
+
+
+def test_an_optimistic_transaction_runs_again_on_what_changed_and_gives_up_in_the_end(redis_server, redis_client):
+    from ohlcv.errors import OhlcvError
+    from ohlcv.store.base import WRITE_ATTEMPTS, optimistic
+
+    other, runs = redis_server.client(), []
+
+    def attempt(pipe, changes=2):
+        runs.append(pipe.get("counted"))
+        if len(runs) <= changes:
+            other.incr("counted")  # another client writes between the read and the EXEC
+        pipe.multi()
+        pipe.set("result", f"after {len(runs)} runs")
+        pipe.execute()
+        return len(runs)
+
+    assert optimistic(redis_client, ["counted"], attempt, "gave up") == 3
+    assert runs == [None, b"1", b"2"]  # each run read what the other client had written
+    runs.clear()
+    with pytest.raises(OhlcvError, match="gave up"):
+        optimistic(redis_client, ["counted"], lambda pipe: attempt(pipe, changes=99), "gave up")
+    assert len(runs) == WRITE_ATTEMPTS

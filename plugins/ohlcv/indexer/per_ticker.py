@@ -15,7 +15,7 @@ from ohlcv.keys import is_index, validate_ticker
 from ohlcv.sources.base import Source
 from ohlcv.status import Status, is_current
 from ohlcv.store import OhlcvStore
-from ohlcv.validation import validate
+from ohlcv.validation import against_cache
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +96,19 @@ def index_ticker(
     if is_current(cached, as_of) and not full_refresh:
         log.info("%s current: cached through %s, run is as of %s; no vendor call", code, cached, as_of)
         return TickerResult(code, Status.CURRENT, last_date=cached.isoformat())
-    try:
+
+    def fetch():
         if within is None:
-            raw = source.history(code, None, as_of)
-        else:
-            raw = call_within(within, source.history, code, None, as_of, what=f"{code}: the vendor's history")
-    except NoData as exc:
-        if cached is not None:
-            # A ticker with history does not vanish from the vendor: treat it as an outage.
-            raise SourceUnavailable(
-                f"{code}: the vendor returned nothing, but the cache holds it through {cached}"
-            ) from exc
+            return source.history(code, None, as_of)
+        return call_within(within, source.history, code, None, as_of, what=f"{code}: the vendor's history")
+
+    try:
+        fresh = against_cache(code, fetch, as_of, cached)
+    except NoData as exc:  # a code the cache does not hold
         store.mark_inactive(code, as_of, f"no data: {exc}")
         log.warning("%s no data: %s", code, exc)
         return TickerResult(code, Status.NO_DATA, reason=str(exc))
-    fresh = validate(raw, as_of)
     vendor_last = fresh.index[-1].date()
-    if cached is not None and vendor_last < cached:
-        raise SourceUnavailable(
-            f"{code}: the vendor's answer ends on {vendor_last}, before the cached {cached}: a truncated download"
-        )
     outcome = store.write_series(code, fresh, source.name)
     behind = len(calendar.sessions(vendor_last, as_of)) - 1
     if behind > INACTIVE_LAG_SESSIONS and is_index(code):

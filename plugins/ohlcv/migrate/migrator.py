@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
-import redis
-
 from ohlcv import calendar
-from ohlcv.errors import BadOhlcvData, OhlcvError
+from ohlcv.errors import BadOhlcvData
 from ohlcv.keys import code_as_written, validate_ticker
 from ohlcv.migrate.legacy import Value, check_source, is_ohlcv_str, read_value
 from ohlcv.migrate.report import Action, MigrationReport, TickerMigration
 from ohlcv.store import UNREADABLE_KEPT, WRITE_ATTEMPTS, OhlcvStore, RunLocked
+from ohlcv.store.base import optimistic
 
 log = logging.getLogger(__name__)
 
@@ -110,23 +109,22 @@ class Migrator:
         periods = list(periods)
         series_key, legacy_key = self.keys.series(code), self.keys.legacy_series(code)
         watched = [series_key, legacy_key, self.keys.legacy_last_update_hash, *periods]
-        for _ in range(WRITE_ATTEMPTS):
-            with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(*watched)
-                    result, writes = self._plan(pipe, code, periods)
-                    if self.dry_run or not writes:
-                        pipe.unwatch()
-                        return result
-                    pipe.multi()
-                    for write in writes:
-                        write(pipe)
-                    pipe.execute()
-                    log.info("%s", result.line())
-                    return result
-                except redis.WatchError:
-                    continue
-        raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to its keys")
+
+        def attempt(pipe):
+            result, writes = self._plan(pipe, code, periods)
+            if self.dry_run or not writes:
+                pipe.unwatch()
+                return result
+            pipe.multi()
+            for write in writes:
+                write(pipe)
+            pipe.execute()
+            log.info("%s", result.line())
+            return result
+
+        return optimistic(
+            self.client, [*watched], attempt, f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to its keys"
+        )
 
     def _plan(self, pipe, code: str, periods: list[bytes | str]) -> tuple[TickerMigration, list]:
         """The outcome for ``code`` and the writes that make it, from what is on the server now."""

@@ -11,11 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from ohlcv.errors import NoData, SourceUnavailable
 from ohlcv.keys import validate_ticker
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore, WriteOutcome, readable, refuse_to_replace
-from ohlcv.validation import validate
+from ohlcv.validation import against_cache
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +32,8 @@ def fill(store: OhlcvStore, source: Source, code: str, through: dt.date) -> Writ
     blob = store.client.get(store.keys.series(code))
     cached, unreadable = readable(blob)
     refuse_to_replace(code, blob, unreadable, source.name)
-    try:
-        raw = source.history(code, None, through)
-    except NoData as exc:
-        if cached is not None:
-            raise SourceUnavailable(f"{code}: the vendor returned nothing, but the cache holds it") from exc
-        raise
-    fresh = validate(raw, through)
-    if cached is not None and fresh.index[-1] < cached.index[-1]:
-        raise SourceUnavailable(
-            f"{code}: the vendor's answer ends on {fresh.index[-1].date()}, before the cached "
-            f"{cached.index[-1].date()}: a truncated download"
-        )
+    last = cached.index[-1].date() if cached is not None else None
+    fresh = against_cache(code, lambda: source.history(code, None, through), through, last)
     outcome = store.write_series(code, fresh, source.name, repair=False)
     log.info(
         "%s cache miss filled from %s: %s, %d new sessions, %d rows through %s",

@@ -9,8 +9,8 @@ names below. What each write makes atomic: docs/correct-data.md, "Atomicity and 
 from __future__ import annotations
 
 from ohlcv.settings import DEFAULT_REDIS_URL
-from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, client_from_url
-from ohlcv.store.batches import EXTEND_BATCH, WRITE_ATTEMPTS
+from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, WRITE_ATTEMPTS, client_from_url
+from ohlcv.store.batches import EXTEND_BATCH
 from ohlcv.store.runs import RUN_LOCK_TTL, Meta, RunLocked, RunStart, RunStore, Watermark
 from ohlcv.store.series import (
     UNREADABLE_KEPT,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis
+from redis.client import Pipeline
 
-from ohlcv.errors import ConfigurationError
+from ohlcv.errors import ConfigurationError, OhlcvError
 from ohlcv.keys import KeySpace
 from ohlcv.settings import masked, redis_url_problem
 
@@ -26,6 +29,26 @@ def client_from_url(url: str) -> redis.Redis:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:
         raise ConfigurationError(f"cannot use Redis URL: {exc}") from None
+
+
+#: how often a transaction is tried again when another client changed a key it watches
+WRITE_ATTEMPTS = 10
+T = TypeVar("T")
+
+
+def optimistic(client: redis.Redis, watched: list[str], attempt: Callable[[Pipeline], T], gave_up: str) -> T:
+    """``attempt(pipe)`` as an optimistic transaction: it reads the keys ``watched`` (WATCH),
+    queues its writes after ``pipe.multi()`` and executes them; when another client changed a
+    watched key meanwhile it runs again on what is there now, up to ``WRITE_ATTEMPTS`` times
+    (then ``OhlcvError(gave_up)``). What it returns is returned."""
+    for _ in range(WRITE_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(*watched)
+                return attempt(pipe)
+            except redis.WatchError:
+                continue
+    raise OhlcvError(gave_up)
 
 
 def ms(duration: dt.timedelta) -> int:

@@ -8,17 +8,13 @@ import datetime as dt
 import json
 from collections.abc import Callable
 
-import redis
-
 from ohlcv import codec
-from ohlcv.errors import OhlcvError
 from ohlcv.keys import validate_ticker
 from ohlcv.snapshot import Extension
 from ohlcv.status import Status
-from ohlcv.store.base import RUN_METRICS_TTL, StoreBase, text
+from ohlcv.store.base import RUN_METRICS_TTL, WRITE_ATTEMPTS, StoreBase, optimistic, text
 
 #: attempts of one optimistic transaction before a write gives up
-WRITE_ATTEMPTS = 10
 #: series written per transaction by ``extend_many``: large enough to save round trips, small
 #: enough that a concurrent writer rarely forces a batch to start again
 EXTEND_BATCH = 250
@@ -68,47 +64,49 @@ class BatchStore(StoreBase):
         series = [self.keys.series(code) for code in codes]
         registries = [self.keys.periods(code) for code in codes] if periods_holding else []
         results, metrics = self.keys.run_results(run_id), self.keys.run_metrics(run_id)
-        for _ in range(WRITE_ATTEMPTS):
-            with self.client.pipeline(transaction=True) as pipe:
+
+        def attempt(pipe):
+            outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
+            if guard is not None:
                 try:
-                    pipe.watch(*series, *registries)
-                    outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
-                    if guard is not None:
-                        try:
-                            guard(outcomes)
-                        except BaseException:
-                            pipe.unwatch()
-                            raise
-                    accepted = [outcome for outcome in outcomes if outcome.blob is not None]
-                    if not accepted:
-                        pipe.unwatch()
-                        return outcomes
-                    names = [outcome.code for outcome in accepted]
-                    held = dict(zip(names, pipe.hmget(self.keys.preliminary, names), strict=True)) if marks else {}
-                    stale = self._periods_holding(pipe, names, periods_holding) if periods_holding else []
-                    pipe.multi()
-                    for outcome in accepted:
-                        pipe.set(self.keys.series(outcome.code), outcome.blob)
-                    days = {outcome.code: codec.last_date(outcome.blob).isoformat() for outcome in accepted}
-                    pipe.hset(self.keys.last_update_hash, mapping=days)
-                    pipe.hdel(self.keys.inactive, *names)
-                    if marks is not None:
-                        self._queue_marks(pipe, {code: marks(sessions_of(held[code])) for code in names})
-                    if stale:
-                        pipe.delete(*(key for key, _ in stale))
-                        for key, registry in stale:
-                            pipe.srem(registry, key)
-                    if status is not None:
-                        pipe.hdel(self.keys.failures, *names)
-                        pipe.hset(results, mapping=dict.fromkeys(names, str(status)))
-                        pipe.expire(results, RUN_METRICS_TTL)
-                    pipe.hincrby(metrics, counter, len(names))
-                    pipe.expire(metrics, RUN_METRICS_TTL)
-                    pipe.execute()
-                    return outcomes
-                except redis.WatchError:
-                    continue
-        raise OhlcvError(f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series")
+                    guard(outcomes)
+                except BaseException:
+                    pipe.unwatch()
+                    raise
+            accepted = [outcome for outcome in outcomes if outcome.blob is not None]
+            if not accepted:
+                pipe.unwatch()
+                return outcomes
+            names = [outcome.code for outcome in accepted]
+            held = dict(zip(names, pipe.hmget(self.keys.preliminary, names), strict=True)) if marks else {}
+            stale = self._periods_holding(pipe, names, periods_holding) if periods_holding else []
+            pipe.multi()
+            for outcome in accepted:
+                pipe.set(self.keys.series(outcome.code), outcome.blob)
+            days = {outcome.code: codec.last_date(outcome.blob).isoformat() for outcome in accepted}
+            pipe.hset(self.keys.last_update_hash, mapping=days)
+            pipe.hdel(self.keys.inactive, *names)
+            if marks is not None:
+                self._queue_marks(pipe, {code: marks(sessions_of(held[code])) for code in names})
+            if stale:
+                pipe.delete(*(key for key, _ in stale))
+                for key, registry in stale:
+                    pipe.srem(registry, key)
+            if status is not None:
+                pipe.hdel(self.keys.failures, *names)
+                pipe.hset(results, mapping=dict.fromkeys(names, str(status)))
+                pipe.expire(results, RUN_METRICS_TTL)
+            pipe.hincrby(metrics, counter, len(names))
+            pipe.expire(metrics, RUN_METRICS_TTL)
+            pipe.execute()
+            return outcomes
+
+        return optimistic(
+            self.client,
+            [*series, *registries],
+            attempt,
+            f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series",
+        )
 
     def _periods_holding(self, pipe, codes: list[str], day: dt.date) -> list[tuple[str, str]]:
         """(period key, registry) of every registered period of ``codes`` whose range holds ``day``."""

@@ -135,7 +135,7 @@ class RunStore(StoreBase):
     """The run lock, the meta keys and the record of runs; ``watermark`` reads the series
     family's ``state_of`` (both are parts of ``OhlcvStore``)."""
 
-    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
         super().__init__(client, keys)
         self._extend_run = client.register_script(_EXTEND_RUN)
         self._begin_run = client.register_script(_BEGIN_RUN)

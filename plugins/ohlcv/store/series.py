@@ -19,12 +19,12 @@ import pandas as pd
 import redis
 
 from ohlcv import codec
-from ohlcv.errors import BadOhlcvData, HistoryDisagrees, OhlcvError, SourceMismatch
+from ohlcv.errors import BadOhlcvData, HistoryDisagrees, SourceMismatch
 from ohlcv.keys import KeySpace, validate_ticker
 from ohlcv.merge import Merge, merge
 from ohlcv.status import Status
-from ohlcv.store.base import ms, text
-from ohlcv.store.batches import WRITE_ATTEMPTS, BatchStore, sessions_of
+from ohlcv.store.base import WRITE_ATTEMPTS, ms, optimistic, text
+from ohlcv.store.batches import BatchStore, sessions_of
 
 #: how long a cached value that could not be read is kept, after the vendor's history replaced it
 UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
@@ -125,7 +125,7 @@ def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: st
 class SeriesStore(BatchStore):
     """Reads and writes of the cached histories and their period keys."""
 
-    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
         super().__init__(client, keys)
         self._keep_period = client.register_script(_KEEP_PERIOD)
         self._correct_last_update = client.register_script(_CORRECT_LAST_UPDATE)
@@ -145,55 +145,54 @@ class SeriesStore(BatchStore):
         if fresh.empty:
             raise ValueError(f"refusing to store an empty series for {code}")
         series_key, registry = self.keys.series(code), self.keys.periods(code)
-        for _ in range(WRITE_ATTEMPTS):
-            with self.client.pipeline(transaction=True) as pipe:
-                try:
-                    # the registry too: a reader registering a period key meanwhile forces a retry
-                    pipe.watch(series_key, registry)
-                    blob = pipe.get(series_key)
-                    cached, unreadable = readable(blob)
-                    if not repair:
-                        refuse_to_replace(code, blob, unreadable, source)
-                    held = sessions_of(pipe.hget(self.keys.preliminary, code))
-                    result = merge(cached, fresh, pd.DatetimeIndex(held))
-                    if not repair and result.status == Status.REPAIRED:
-                        pipe.unwatch()
-                        ratio = f" (vendor/cached close {result.ratio:.6g})" if result.ratio else ""
-                        raise HistoryDisagrees(
-                            f"{code}: the vendor's history differs from the cache from {result.first_difference} on"
-                            f"{ratio}",
-                            result.first_difference,
-                            result.ratio,
-                        )
-                    if unreadable:  # nothing to merge with: the vendor's history replaces it
-                        result = Merge(fresh, Status.REPAIRED, len(fresh))
-                    last = result.frame.index[-1].date()
-                    if result.status == Status.UNCHANGED:
-                        pipe.unwatch()
-                        return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
-                    # a repair or a settled volume changes rows a period key may hold
-                    rewrites = result.status == Status.REPAIRED or result.settled > 0
-                    periods = list(pipe.smembers(registry)) if rewrites else []
-                    pipe.multi()
-                    if unreadable:
-                        pipe.set(self.keys.unreadable(code), blob, ex=UNREADABLE_KEPT)
-                    pipe.set(series_key, codec.encode(result.frame, source))
-                    pipe.hset(self.keys.last_update_hash, code, last.isoformat())
-                    pipe.hdel(self.keys.inactive, code)
-                    if rewrites:
-                        pipe.delete(registry, *periods)
-                    if held:  # the vendor's history holds the final volumes of what it covers
-                        self._queue_marks(
-                            pipe, {code: [day for day in held if day > fresh.index[-1].date().isoformat()]}
-                        )
-                    pipe.execute()
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe):
+            blob = pipe.get(series_key)
+            cached, unreadable = readable(blob)
+            if not repair:
+                refuse_to_replace(code, blob, unreadable, source)
+            held = sessions_of(pipe.hget(self.keys.preliminary, code))
+            result = merge(cached, fresh, pd.DatetimeIndex(held))
+            if not repair and result.status == Status.REPAIRED:
+                pipe.unwatch()
+                ratio = f" (vendor/cached close {result.ratio:.6g})" if result.ratio else ""
+                raise HistoryDisagrees(
+                    f"{code}: the vendor's history differs from the cache from {result.first_difference} on{ratio}",
+                    result.first_difference,
+                    result.ratio,
+                )
+            if unreadable:  # nothing to merge with: the vendor's history replaces it
+                result = Merge(fresh, Status.REPAIRED, len(fresh))
+            last = result.frame.index[-1].date()
+            if result.status == Status.UNCHANGED:
+                pipe.unwatch()
+                return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
+            # a repair or a settled volume changes rows a period key may hold
+            rewrites = result.status == Status.REPAIRED or result.settled > 0
+            periods = list(pipe.smembers(registry)) if rewrites else []
+            pipe.multi()
+            if unreadable:
+                pipe.set(self.keys.unreadable(code), blob, ex=UNREADABLE_KEPT)
+            pipe.set(series_key, codec.encode(result.frame, source))
+            pipe.hset(self.keys.last_update_hash, code, last.isoformat())
+            pipe.hdel(self.keys.inactive, code)
+            if rewrites:
+                pipe.delete(registry, *periods)
+            if held:  # the vendor's history holds the final volumes of what it covers
+                self._queue_marks(pipe, {code: [day for day in held if day > fresh.index[-1].date().isoformat()]})
+            pipe.execute()
             return WriteOutcome(
                 code, result.status, last, len(result.frame), result.new_rows,
                 result.first_difference, result.ratio, len(periods), result.settled, unreadable,
             )  # fmt: skip
-        raise OhlcvError(f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}")
+
+        # the registry too: a reader registering a period key meanwhile forces a retry
+        return optimistic(
+            self.client,
+            [series_key, registry],
+            attempt,
+            f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}",
+        )
 
     def keep_period(
         self,

@@ -53,7 +53,7 @@ return 1
 class VendorStore(StoreBase):
     """What every process that calls a vendor shares through Redis."""
 
-    def __init__(self, client: redis.Redis, keys: KeySpace | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
         super().__init__(client, keys)
         self._save_snapshot = client.register_script(_SAVE_SNAPSHOT)
         self._save_table = client.register_script(_SAVE_TABLE)
