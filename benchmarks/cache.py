@@ -25,6 +25,7 @@ import pandas as pd
 from ohlcv import OhlcvCache, calendar
 from ohlcv.keys import KeySpace
 from ohlcv.redis_server import ThrowawayRedis
+from ohlcv.settings import Settings
 from ohlcv.sources import FdrSource
 from ohlcv.sources.synthetic import SyntheticSource
 from ohlcv.store import OhlcvStore
@@ -132,7 +133,7 @@ def single_series(client, store: OhlcvStore) -> None:
     store.write_series("000100", frame, "synthetic")
     store.publish(AS_OF, 1)
     cache = OhlcvCache(client, SyntheticSource(1))  # keeps what it read until Redis says it changed
-    untracked = OhlcvCache(client, SyntheticSource(1), client_cache=0)
+    untracked = OhlcvCache(client, SyntheticSource(1), settings=Settings(client_cache_mb=0))
     cache.get("000100", *YEAR)  # writes the period key back
     raw = line("raw GET of the same bytes", timed(lambda: client.get("ticker:000100"), 1000))
     full = line("OhlcvCache.get(code): full history", timed(lambda: cache.get("000100"), 1000))

@@ -182,7 +182,7 @@ def _breaker(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _get(store: OhlcvStore, args: argparse.Namespace) -> int:
     code = validate_ticker(args.code)
-    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only, settings=args.settings)
+    cache = OhlcvCache(store.client, read_only=args.read_only, settings=args.settings)
     if args.cached_only:
         frame = store.read_series(code)
         if frame is None:
@@ -210,7 +210,7 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
         if not start.strip() or not end.strip():
             raise InvalidDate(f"--period {text!r} needs a start and an end: START:END, e.g. 2024-01-02:2024-12-30")
         periods.append(validate_period(start, end))
-    cache = OhlcvCache(store.client, keys=store.keys, read_only=args.read_only, settings=args.settings)
+    cache = OhlcvCache(store.client, read_only=args.read_only, settings=args.settings)
     for first, last in periods:
         frames = cache.get_many(codes, first, last)
         rows = sum(len(frame) for frame in frames.values())

@@ -58,10 +58,9 @@ class OhlcvCache(MissPath):
     :param period_ttl: how long a period key written back by a read lives
     :param fill_timeout: how long a miss waits for another process fetching the same ticker
     :param cut_ttl: how long the published session that consistent reads are cut at is kept
-    :param client_cache: megabytes of values kept in the process until Redis says they
-        changed (default ``OHLCV_CLIENT_CACHE``, else 256; 0 turns it off)
-    :param settings: the deployment settings: source, key prefix, client cache, vendor rate
-        (default: ``Settings.from_env()``, read once here)
+    :param settings: the deployment settings (default: ``Settings.from_env()``, read once here):
+        the vendor, the key prefix, the megabytes of values kept in the process until Redis
+        says they changed (``client_cache_mb``; 0 turns it off), the vendor's rate limit
     :param read_only: make no write and no vendor call: serve what is cached (for a read-only
         Redis user, or a report that must not touch production); a code not cached raises
         ``NoData``. A writing reader whose user turns out to lack write permission behaves the
@@ -73,21 +72,17 @@ class OhlcvCache(MissPath):
         client: redis.Redis,
         source: Source | None = None,
         *,
-        keys: KeySpace | None = None,
         period_ttl: dt.timedelta = PERIOD_TTL,
         fill_timeout: dt.timedelta = FILL_TIMEOUT,
         cut_ttl: dt.timedelta = CUT_TTL,
         read_only: bool = False,
-        client_cache: int | None = None,
         settings: Settings | None = None,
     ) -> None:
         for name, value in (("period_ttl", period_ttl), ("fill_timeout", fill_timeout), ("cut_ttl", cut_ttl)):
             if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
                 raise ConfigurationError(f"{name}={value!r}: give a datetime.timedelta above zero")
-        if client_cache is not None and (not isinstance(client_cache, int) or client_cache < 0):
-            raise ConfigurationError(f"client_cache={client_cache!r}: give the megabytes to keep, or 0 (off)")
         self.settings = settings if settings is not None else Settings.from_env()
-        self.store = OhlcvStore(client, keys if keys is not None else KeySpace(self.settings.key_prefix))
+        self.store = OhlcvStore(client, KeySpace(self.settings.key_prefix))
         self.client = client
         self.keys = self.store.keys
         self._source = source
@@ -96,7 +91,7 @@ class OhlcvCache(MissPath):
         self.cut_ttl = cut_ttl
         self._cut: tuple[float, dt.date | None] | None = None
         self.read_only = read_only
-        megabytes = self.settings.client_cache_mb if client_cache is None else client_cache
+        megabytes = self.settings.client_cache_mb
         self.tracked = TrackedReads(client, megabytes * 2**20) if megabytes > 0 else None
         # the indexer's session table answers calendar questions in a millisecond
         calendar.load_from(self.store.published_sessions)

@@ -277,8 +277,7 @@ def test_a_bad_vendor_stops_the_reader_when_it_is_built_not_at_its_first_miss(mo
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("period_ttl", dt.timedelta(0)), ("fill_timeout", dt.timedelta(seconds=-1)), ("cut_ttl", 60),
-     ("client_cache", -1)],
+    [("period_ttl", dt.timedelta(0)), ("fill_timeout", dt.timedelta(seconds=-1)), ("cut_ttl", 60)],
 )  # fmt: skip
 def test_the_readers_options_are_checked_when_it_is_built(option, value):
     from ohlcv.errors import ConfigurationError

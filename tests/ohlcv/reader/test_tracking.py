@@ -11,6 +11,7 @@ import redis
 from ohlcv import OhlcvCache, codec
 from ohlcv.errors import ConfigurationError
 from ohlcv.reader.tracking import TrackedReads
+from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
 
 AS_OF = dt.date(2026, 11, 20)
@@ -59,7 +60,7 @@ def test_after_the_indexer_writes_a_series_the_next_read_returns_it(store, redis
     source = SyntheticSource(3)
     store.write_series("000100", source.history("000100", None, dt.date(2026, 11, 19)), source.name)
     store.publish(dt.date(2026, 11, 19), 1)
-    cache = OhlcvCache(redis_client, source, client_cache=16)
+    cache = OhlcvCache(redis_client, source, settings=Settings(client_cache_mb=16))
     assert cache.get("000100").index[-1] == pd.Timestamp("2026-11-19")
     assert cache.get("000100").index[-1] == pd.Timestamp("2026-11-19")  # served from the process
     assert cache.tracked.hits >= 1
@@ -87,7 +88,7 @@ def test_it_can_be_turned_off(redis_client, monkeypatch):
     assert OhlcvCache(redis_client).tracked is None
     monkeypatch.setenv("OHLCV_CLIENT_CACHE", "64")
     assert OhlcvCache(redis_client).tracked.max_bytes == 64 * 2**20
-    assert OhlcvCache(redis_client, client_cache=0).tracked is None
+    assert OhlcvCache(redis_client, settings=Settings(client_cache_mb=0)).tracked is None
     monkeypatch.setenv("OHLCV_CLIENT_CACHE", "lots")
     with pytest.raises(ConfigurationError, match="OHLCV_CLIENT_CACHE"):
         OhlcvCache(redis_client)
