@@ -302,6 +302,28 @@ def _said(exc: BaseException) -> str:
     return "".join(char if char.isprintable() else "?" for char in line)[:300]
 
 
+_FULL = (
+    "Redis is out of memory (maxmemory reached); writing stopped at the refused command and nothing is half-written: "
+)
+#: what each error becomes, first match wins: its exit code, the words before it, and how it is said
+#: (what Redis says, through ``_said``: never a value's bytes)
+_ERRORS = [
+    (RunLocked, EXIT_LOCKED, "", str),
+    ((InvalidTicker, InvalidDate, ConfigurationError), EXIT_USAGE, "", str),
+    ((NoData, BadOhlcvData), EXIT_MISSING, "", str),
+    ((SourceUnavailable, SourceBlocked, BreakerOpen), EXIT_VENDOR, "vendor: ", str),
+    (redis.exceptions.AuthenticationError, EXIT_AUTH, "Redis refused the credentials in the URL: ", str),
+    (redis.exceptions.NoPermissionError, EXIT_PERMISSION, "the Redis user may not do this: ", str),
+    (redis.exceptions.OutOfMemoryError, EXIT_REDIS_FULL, _FULL, _said),
+    (redis.exceptions.ReadOnlyError, EXIT_REDIS_READ_ONLY, "this Redis is a read-only replica; point the URL at the "
+     "primary: ", _said),
+    (redis.exceptions.TimeoutError, EXIT_REDIS_TIMEOUT, "Redis did not answer in time (a busy or stalled server): ",
+     _said),
+    (redis.exceptions.ConnectionError, EXIT_REDIS, "Redis unreachable: ", _said),
+    (redis.RedisError, EXIT_REDIS_COMMAND, "Redis refused a command: ", _said),
+]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -321,38 +343,10 @@ def main(argv: list[str] | None = None) -> int:
             "status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index, "migrate": _migrate,
         }  # fmt: skip
         return commands[args.command](store, args)
-    except RunLocked as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except (InvalidTicker, InvalidDate, ConfigurationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (NoData, BadOhlcvData) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MISSING
-    except (SourceUnavailable, SourceBlocked, BreakerOpen) as exc:
-        print(f"error: vendor: {exc}", file=sys.stderr)
-        return EXIT_VENDOR
-    except redis.exceptions.AuthenticationError as exc:
-        print(f"error: Redis refused the credentials in the URL: {exc}", file=sys.stderr)
-        return EXIT_AUTH
-    except redis.exceptions.NoPermissionError as exc:
-        hint = "" if args.read_only else " (a read-only user can read with --read-only)"
-        print(f"error: the Redis user may not do this: {exc}{hint}", file=sys.stderr)
-        return EXIT_PERMISSION
-    except redis.exceptions.OutOfMemoryError as exc:
-        said = "writing stopped at the refused command and nothing is half-written"
-        print(f"error: Redis is out of memory (maxmemory reached); {said}: {_said(exc)}", file=sys.stderr)
-        return EXIT_REDIS_FULL
-    except redis.exceptions.ReadOnlyError as exc:
-        print(f"error: this Redis is a read-only replica; point the URL at the primary: {_said(exc)}", file=sys.stderr)
-        return EXIT_REDIS_READ_ONLY
-    except redis.exceptions.TimeoutError as exc:
-        print(f"error: Redis did not answer in time (a busy or stalled server): {_said(exc)}", file=sys.stderr)
-        return EXIT_REDIS_TIMEOUT
-    except redis.exceptions.ConnectionError as exc:
-        print(f"error: Redis unreachable: {_said(exc)}", file=sys.stderr)
-        return EXIT_REDIS
-    except redis.RedisError as exc:
-        print(f"error: Redis refused a command: {_said(exc)}", file=sys.stderr)
-        return EXIT_REDIS_COMMAND
+    except Exception as exc:
+        for kinds, code, before, said in _ERRORS:
+            if isinstance(exc, kinds):
+                hint = " (a read-only user can read with --read-only)" if code == EXIT_PERMISSION else ""
+                print(f"error: {before}{said(exc)}{'' if args.read_only else hint}", file=sys.stderr)
+                return code
+        raise

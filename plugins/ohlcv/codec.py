@@ -191,17 +191,21 @@ def _dates(days: np.ndarray) -> np.ndarray:
     return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
 
 
+def _widened(views: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The value columns by name, as int64 or float64."""
+    return {
+        name: view.astype(np.int64 if view.dtype.kind == "i" else np.float64)
+        for name, view in zip(VALUE_COLUMNS, views, strict=True)
+    }
+
+
 def decode_arrays(blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Decode OHLCV_STR into its dates (``datetime64[ns]``) and value columns (int64/float64).
 
     Raises ``BadOhlcvData`` if ``blob`` is not a valid value.
     """
     days, views = _columns(blob)
-    widened = {
-        name: view.astype(np.int64 if view.dtype.kind == "i" else np.float64)
-        for name, view in zip(VALUE_COLUMNS, views, strict=True)
-    }
-    return _dates(days), widened
+    return _dates(days), _widened(views)
 
 
 def decode(blob: bytes) -> pd.DataFrame:
@@ -249,11 +253,7 @@ def _frame_from_views(dates: np.ndarray, views: list[np.ndarray]) -> pd.DataFram
 
 def _public_frame(dates: np.ndarray, views: list[np.ndarray]) -> pd.DataFrame:
     """The same frame through pandas' public constructor."""
-    widened = {
-        name: view.astype(np.int64 if view.dtype.kind == "i" else np.float64)
-        for name, view in zip(VALUE_COLUMNS, views, strict=True)
-    }
-    return pd.DataFrame(widened, index=pd.DatetimeIndex(dates, name="Date"), columns=list(VALUE_COLUMNS))
+    return pd.DataFrame(_widened(views), index=pd.DatetimeIndex(dates, name="Date"), columns=list(VALUE_COLUMNS))
 
 
 def _choose_frame_builder():

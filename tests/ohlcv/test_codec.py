@@ -387,16 +387,28 @@ MSGPACK_VALUES = st.recursive(
 FIELDS = st.sampled_from(["format", "version", "rows", "source", "columns", "dtypes", "data"])
 
 
-@settings(max_examples=300, deadline=None)
-@given(field=FIELDS, position=st.integers(0, 6) | st.none(), value=MSGPACK_VALUES)
-def test_any_field_replaced_by_anything_decodes_or_raises_bad_ohlcv_data(field, position, value):
+def _byte_damaged(position: int, value: int, cut: int) -> bytes:
+    """A 4-row value with one byte set to ``value``, and every third case also cut short."""
+    blob = bytearray(codec.encode(make_frame(4), "synthetic"))
+    blob[position % len(blob)] = value
+    return bytes(blob[: len(blob) - cut % len(blob)] if cut % 3 == 0 else blob)
+
+
+def _replaced(field: str, position: int | None, value) -> bytes:
+    """A 4-row value with ``field`` (or its item at ``position``) replaced by ``value``."""
     doc = _doc(4)
     if position is not None and isinstance(doc[field], list):
         doc[field][position] = value
     else:
         doc[field] = value
+    return msgpack.packb(doc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=FIELDS, position=st.integers(0, 6) | st.none(), value=MSGPACK_VALUES)
+def test_any_field_replaced_by_anything_decodes_or_raises_bad_ohlcv_data(field, position, value):
     with contextlib.suppress(BadOhlcvData):
-        codec.decode(msgpack.packb(doc))
+        codec.decode(_replaced(field, position, value))
 
 
 @settings(max_examples=200, deadline=None)
@@ -414,9 +426,7 @@ def test_any_bytes_decode_or_raise_bad_ohlcv_data(blob):
 )
 def test_a_damaged_value_decodes_or_raises_bad_ohlcv_data(position, value, cut):
     """Flip one byte or cut the value short: never another exception, never a wrapped date."""
-    blob = bytearray(codec.encode(make_frame(4), "synthetic"))
-    blob[position % len(blob)] = value
-    damaged = bytes(blob[: len(blob) - cut % len(blob)] if cut % 3 == 0 else blob)
+    damaged = _byte_damaged(position, value, cut)
     try:
         decoded = codec.decode(damaged)
     except BadOhlcvData:
@@ -460,20 +470,13 @@ def test_layout_locates_the_last_date_of_every_allowed_series(frame, source):
 @settings(max_examples=300, deadline=None)
 @given(field=FIELDS, position=st.integers(0, 6) | st.none(), value=MSGPACK_VALUES)
 def test_layout_of_any_field_replaced_by_anything_agrees_with_decode(field, position, value):
-    doc = _doc(4)
-    if position is not None and isinstance(doc[field], list):
-        doc[field][position] = value
-    else:
-        doc[field] = value
-    _layout_agrees_with_decode(msgpack.packb(doc))
+    _layout_agrees_with_decode(_replaced(field, position, value))
 
 
 @settings(max_examples=300, deadline=None)
 @given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.integers(0, 10_000))
 def test_layout_of_a_damaged_value_agrees_with_decode(position, value, cut):
-    blob = bytearray(codec.encode(make_frame(4), "synthetic"))
-    blob[position % len(blob)] = value
-    _layout_agrees_with_decode(bytes(blob[: len(blob) - cut % len(blob)] if cut % 3 == 0 else blob))
+    _layout_agrees_with_decode(_byte_damaged(position, value, cut))
 
 
 @settings(max_examples=200, deadline=None)

@@ -52,7 +52,7 @@ URLS = st.builds(
     st.sampled_from(["redis://", "rediss://", "unix://", "http://", "", "redis:/", "REDIS://"]),
     st.sampled_from(["", "user:pw@", ":pw@", "user@", "a:b:c@", ":p%40ss@"]),
     st.sampled_from(["127.0.0.1", "", "[::1]", "cache", "ca che", "[::1"]),
-    st.sampled_from(["", ":6379", ":0", ":65536", ":x", ":"]),
+    st.sampled_from(["", ":6380", ":0", ":65536", ":x", ":"]),
     st.sampled_from(["", "/", "/0", "/15", "/-1", "/x", "/0/1", "/0?db=3", "/0?socket_timeout=x", "?", "/0#f"]),
 )
 
@@ -199,4 +199,4 @@ def test_a_bad_setting_stops_every_command_before_redis_is_touched(
 
 def test_masking_keeps_everything_but_the_password():
     assert masked("redis://reader:pw@cache:6380/2?ssl=true") == "redis://reader:***@cache:6380/2?ssl=true"
-    assert masked("redis://cache:6379/0") == "redis://cache:6379/0"
+    assert masked("redis://cache:6380/0") == "redis://cache:6380/0"

@@ -100,13 +100,13 @@ def test_special_values_turn_things_off():
         ("OHLCV_SCHEDULE", "61 * * * *"),
         ("OHLCV_SCHEDULE_TIMEZONE", "Asia/Nowhere"),
         ("OHLCV_SCHEDULE_TIMEZONE", "../../etc/passwd"),
-        ("OHLCV_REDIS_URL", "http://cache:6379/0"),
-        ("OHLCV_REDIS_URL", "redis://cache:6379/one"),
-        ("OHLCV_REDIS_URL", "redis://cache:6379/-1"),
+        ("OHLCV_REDIS_URL", "http://cache:6380/0"),
+        ("OHLCV_REDIS_URL", "redis://cache:6380/one"),
+        ("OHLCV_REDIS_URL", "redis://cache:6380/-1"),
         ("OHLCV_REDIS_URL", "redis://cache:port/0"),
         ("OHLCV_REDIS_URL", "redis://cache:0/0"),
         ("OHLCV_REDIS_URL", "redis:///0"),
-        ("OHLCV_REDIS_URL", "redis://ca che:6379/0"),
+        ("OHLCV_REDIS_URL", "redis://ca che:6380/0"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
@@ -142,16 +142,16 @@ def test_importing_the_package_reads_no_environment():
 
 def test_a_bad_redis_url_is_named_without_its_password():
     with pytest.raises(ConfigurationError) as refused:
-        Settings.from_env({"OHLCV_REDIS_URL": "redis://:s3cret-pw@cache:6379/zero"})
+        Settings.from_env({"OHLCV_REDIS_URL": "redis://:s3cret-pw@cache:6380/zero"})
     assert "s3cret-pw" not in str(refused.value)
-    assert "redis://:***@cache:6379/zero" in str(refused.value)
+    assert "redis://:***@cache:6380/zero" in str(refused.value)
     assert "the database must be a whole number" in str(refused.value)
 
 
 @pytest.mark.parametrize(
     "url",
-    ["redis://127.0.0.1:6379/0", "rediss://user:pw@cache.example:6380/15", "redis://cache", "unix:///run/redis.sock",
-     "redis://[::1]:6379/3", "redis://cache/0?socket_keepalive=true"],
+    ["redis://127.0.0.1:6380/0", "rediss://user:pw@cache.example:6380/15", "redis://cache", "unix:///run/redis.sock",
+     "redis://[::1]:6380/3", "redis://cache/0?socket_keepalive=true"],
 )  # fmt: skip
 def test_the_url_forms_redis_py_reads_are_accepted(url):
     assert Settings.from_env({"OHLCV_REDIS_URL": url}).redis_url == url
