@@ -64,7 +64,7 @@ def keep_period(store: OhlcvStore, code: str, start, end, ttl: dt.timedelta) -> 
     write-back does (``OhlcvStore.keep_period``); return the key."""
     first, last = validate_period(start, end)
     blob = store.client.get(store.keys.series(code))
-    window = codec.decode(blob).loc[pd.Timestamp(first) : pd.Timestamp(last)]
+    window = codec.encode(codec.decode(blob).loc[pd.Timestamp(first) : pd.Timestamp(last)], codec.source_of(blob))
     assert store.keep_period(code, first, last, blob, window, ttl), f"{code}: the period was not kept"
     return store.keys.period(code, first, last)
 

@@ -179,8 +179,8 @@ def _columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
             raise BadOhlcvData(f"OHLCV_STR column {name} is truncated")
         views.append(np.frombuffer(raw, dtype=dtype))
     days = views[0]
-    # differences of int32 days can overflow int32 and look positive: compare in int64
-    if rows > 1 and not (np.diff(days.astype(np.int64)) > 0).all():
+    # neighbours compared, not subtracted: a difference of int32 days can overflow and look positive
+    if rows > 1 and not (days[1:] > days[:-1]).all():
         raise BadOhlcvData("OHLCV_STR dates are not strictly increasing")
     if days[0] < _FIRST_DAY or days[-1] > _LAST_DAY:
         raise BadOhlcvData(f"OHLCV_STR dates must lie {_DATE_RANGE}, found days {days[0]} to {days[-1]}")
@@ -206,6 +206,63 @@ def decode_arrays(blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """
     days, views = _columns(blob)
     return _dates(days), _widened(views)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A series as its column arrays, the form every reader's output is built from.
+
+    :param days: the dates as ``int32`` days since 1970-01-01 (what Arrow's ``date32`` holds)
+    :param values: Open, High, Low, Close, Volume, Change in the types the value stores them
+        in (``<i4``, ``<i8``, ``<f8``); after ``decode_columns`` read-only views of its bytes
+    """
+
+    days: np.ndarray
+    values: tuple[np.ndarray, ...]
+
+    @property
+    def rows(self) -> int:
+        return len(self.days)
+
+    def last_date(self) -> dt.date:
+        return (_EPOCH_DAY + int(self.days[-1])).astype(dt.date)
+
+    def window(self, first: dt.date | None, last: dt.date) -> Columns:
+        """The rows from ``first`` (None: the first) to ``last``, both included, as views."""
+        lo = 0 if first is None else int(np.searchsorted(self.days, _day(first), side="left"))
+        hi = int(np.searchsorted(self.days, _day(last), side="right"))
+        if lo == 0 and hi == len(self.days):
+            return self
+        return Columns(self.days[lo:hi], tuple(values[lo:hi] for values in self.values))
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> Columns:
+        """The columns of a canonical frame."""
+        days = (frame.index.values.astype("datetime64[D]") - _EPOCH_DAY).astype(np.int32)
+        return cls(days, tuple(frame[name].to_numpy() for name in VALUE_COLUMNS))
+
+
+def _day(date: dt.date) -> int:
+    return (date - dt.date(1970, 1, 1)).days
+
+
+def decode_columns(blob: bytes) -> Columns:
+    """Decode OHLCV_STR into its column arrays, without copying them out of ``blob``.
+
+    Raises ``BadOhlcvData`` if ``blob`` is not a valid value.
+    """
+    days, views = _columns(blob)
+    return Columns(days, tuple(views))
+
+
+def encode_columns(columns: Columns, source: str = "") -> bytes:
+    """Encode column arrays (see ``decode_columns``) as OHLCV_STR, with the checks of ``encode``."""
+    return encode_arrays(_dates(columns.days), dict(zip(VALUE_COLUMNS, columns.values, strict=True)), source)
+
+
+def frame_from_columns(columns: Columns) -> pd.DataFrame:
+    """The canonical frame of column arrays: ``Date`` index, value columns widened to int64/float64."""
+    return _build_frame(_dates(columns.days), list(columns.values))
 
 
 def decode(blob: bytes) -> pd.DataFrame:

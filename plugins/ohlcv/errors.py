@@ -15,6 +15,14 @@ class InvalidDate(OhlcvError, ValueError):
     """A date that cannot be read, or a start that lies after its end."""
 
 
+class UnknownFormat(OhlcvError, ValueError):
+    """An ``as_=`` that names no format readers build (``pandas``, ``polars``, ``arrow``)."""
+
+
+class FormatUnavailable(OhlcvError, ImportError):
+    """The library an ``as_=`` format needs (pyarrow, polars) is not installed."""
+
+
 class BadOhlcvData(OhlcvError):
     """A frame (from a vendor or from Redis) that is not a valid OHLCV series."""
 

@@ -28,14 +28,13 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 import redis
 
 from ohlcv import calendar, codec
 from ohlcv.errors import ConfigurationError, InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
-from ohlcv.reader import frames
+from ohlcv.reader import frames, tables
 from ohlcv.reader.miss import MissPath
 from ohlcv.reader.tracking import TrackedReads
 from ohlcv.settings import Settings
@@ -155,29 +154,44 @@ class OhlcvCache(MissPath):
     # -- one ticker ------------------------------------------------------------------------
 
     def get(
-        self, ticker: str, start: DateLike | None = None, end: DateLike | None = None, *, latest: bool = False
-    ) -> pd.DataFrame:
+        self,
+        ticker: str,
+        start: DateLike | None = None,
+        end: DateLike | None = None,
+        *,
+        latest: bool = False,
+        as_: str = "pandas",
+    ):
         """Daily OHLCV of ``ticker`` from ``start`` (None: the first session) to ``end``.
 
-        Columns Open, High, Low, Close, Volume, Change on a ``Date`` index. Raises
-        ``InvalidTicker`` / ``InvalidDate`` for bad input (no key is created), ``NoData``
-        when the vendor has nothing, ``SourceUnavailable`` when it cannot be asked.
+        Columns Open, High, Low, Close, Volume, Change on a ``Date`` index; with ``as_="arrow"``
+        a ``pyarrow.Table`` and with ``as_="polars"`` a Polars frame, ``Date`` their first
+        column (``ohlcv.reader.tables``). Raises ``InvalidTicker`` / ``InvalidDate`` /
+        ``UnknownFormat`` for bad input (no key is created), ``NoData`` when the vendor has
+        nothing, ``SourceUnavailable`` when it cannot be asked.
         """
         code = validate_ticker(ticker)
-        first, last = self._window(start, end, latest)
+        as_ = tables.check(as_)
+        return tables.build(self._columns(code, *self._window(start, end, latest)), as_)
+
+    def _columns(self, code: str, first: dt.date | None, last: dt.date) -> codec.Columns:
+        """The rows of ``code`` from ``first`` to ``last``: a period key, else a slice of the
+        whole history (kept as a period key), filled from the vendor on a miss."""
         if first is not None and first > last:
-            return frames.empty()
+            return frames.empty_columns()
         if first is not None:
             blob = self._get(self.keys.period(code, first, last))
             if blob is not None:
-                return codec.decode(blob)
-        blob, frame = self._full(code, last)
-        if first is None and frame.index[-1] <= pd.Timestamp(last):
-            return frame  # the whole history: no slicing
-        window = frame.loc[pd.Timestamp(first) if first else None : pd.Timestamp(last)]
-        if first is not None and not window.empty and self._covers(frame.index[-1], last):
-            self._write_back(lambda: self.store.keep_period(code, first, last, blob, window, self.period_ttl))
+                return codec.decode_columns(blob)
+        blob, whole = self._full(code, last)
+        window = whole.window(first, last)
+        if first is not None and window.rows and self._covers(whole, last):
+            self._write_back(lambda: self._keep_period(code, first, last, blob, window))
         return window
+
+    def _keep_period(self, code, first, last, blob, window, client=None) -> None:
+        encoded = codec.encode_columns(window, codec.source_of(blob))
+        self.store.keep_period(code, first, last, blob, encoded, self.period_ttl, client=client)
 
     def _write_back(self, write) -> None:
         """Keep a period key, unless this reader may not write (then once a warning, then never)."""
@@ -190,11 +204,11 @@ class OhlcvCache(MissPath):
             log.warning("the Redis user may not write (%s): reading without writing period keys back", exc)
 
     @staticmethod
-    def _covers(cached_last: pd.Timestamp, last: dt.date) -> bool:
+    def _covers(whole: codec.Columns, last: dt.date) -> bool:
         """Whether a slice through ``last`` may be kept as a period key: only if the history
         reaches ``last``. A shorter history is served, but not frozen into a period key that
         later appends would not update."""
-        return cached_last >= pd.Timestamp(last)
+        return whole.last_date() >= last
 
     # -- many tickers ----------------------------------------------------------------------
 
@@ -206,36 +220,35 @@ class OhlcvCache(MissPath):
         *,
         latest: bool = False,
         as_frame: bool = False,
-    ) -> dict[str, pd.DataFrame] | pd.DataFrame:
+        as_: str = "pandas",
+    ):
         """``get`` for many tickers: period keys in one MGET, whole histories in one more, misses filled.
 
         Returns a dict code -> frame, or with ``as_frame`` one long frame indexed by
-        (``Ticker``, ``Date``).
+        (``Ticker``, ``Date``); with ``as_="arrow"`` / ``"polars"`` the same as Arrow tables /
+        Polars frames, the long one with ``Ticker`` and ``Date`` as its first columns.
         """
         codes = list(dict.fromkeys(validate_ticker(ticker) for ticker in tickers))
+        as_ = tables.check(as_)
         first, last = self._window(start, end, latest)
-        arrays: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        parts: dict[str, codec.Columns] = {}
         if first is not None and first <= last and codes:
             blobs = self._mget([self.keys.period(code, first, last) for code in codes])
-            arrays = {code: codec.decode_arrays(blob) for code, blob in zip(codes, blobs, strict=True) if blob}
-        missing = [code for code in codes if code not in arrays]
+            parts = {code: codec.decode_columns(blob) for code, blob in zip(codes, blobs, strict=True) if blob}
+        missing = [code for code in codes if code not in parts]
         if missing and (first is None or first <= last):
             blobs = self._mget([self.keys.series(code) for code in missing])
             with self.client.pipeline(transaction=False) as writes:
                 for code, blob in zip(missing, blobs, strict=True):
                     if blob is None:
                         continue
-                    dates, columns = frames.arrays_from_cached(code, blob)
-                    covered = dates[-1] >= np.datetime64(last)
+                    whole = frames.columns_from_cached(code, blob)
+                    covered = self._covers(whole, last)
                     if covered or self.read_only or self._settled(code, last):
-                        arrays[code] = frames.window(dates, columns, first, last)
-                        if covered and first is not None and len(arrays[code][0]):
-                            window = codec.frame_from_arrays(*arrays[code])
-                            self.store.keep_period(code, first, last, blob, window, self.period_ttl, client=writes)
+                        parts[code] = whole.window(first, last)
+                        if covered and first is not None and parts[code].rows:
+                            self._keep_period(code, first, last, blob, parts[code], client=writes)
                 self._write_back(writes.execute)
-            for code in [code for code in missing if code not in arrays]:
-                frame = self.get(code, first, last, latest=latest)
-                arrays[code] = (frame.index.values, {name: frame[name].to_numpy() for name in codec.VALUE_COLUMNS})
-        if as_frame:
-            return frames.long_frame(codes, arrays)
-        return {code: codec.frame_from_arrays(*arrays[code]) if code in arrays else frames.empty() for code in codes}
+            for code in [code for code in missing if code not in parts]:
+                parts[code] = self._columns(code, first, last)
+        return tables.build_many(codes, parts, as_, as_frame)

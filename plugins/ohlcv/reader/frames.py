@@ -1,8 +1,7 @@
-"""The frames readers return, built from decoded OHLCV_STR arrays."""
+"""The frames readers return, built from decoded OHLCV_STR column arrays (``codec.Columns``):
+pandas here, Arrow tables and Polars frames in ``ohlcv.reader.tables``."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -10,11 +9,14 @@ import pandas as pd
 from ohlcv import codec
 from ohlcv.errors import BadOhlcvData
 
+#: what ``as_=`` may name; pandas is the default
+FORMATS = ("pandas", "polars", "arrow")
 
-def arrays_from_cached(code: str, blob: bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A cached history as arrays; a value that is not OHLCV_STR says what to do about it."""
+
+def columns_from_cached(code: str, blob: bytes) -> codec.Columns:
+    """A cached history as column arrays; a value that is not OHLCV_STR says what to do about it."""
     try:
-        return codec.decode_arrays(blob)
+        return codec.decode_columns(blob)
     except BadOhlcvData as exc:
         raise BadOhlcvData(
             f"{code}: the cached value is not OHLCV_STR ({exc}); the indexer's next run replaces it, "
@@ -23,34 +25,42 @@ def arrays_from_cached(code: str, blob: bytes) -> tuple[np.ndarray, dict[str, np
 
 
 def from_cached(code: str, blob: bytes) -> pd.DataFrame:
-    """A cached history as a frame (see ``arrays_from_cached``)."""
-    return codec.frame_from_arrays(*arrays_from_cached(code, blob))
+    """A cached history as a frame (see ``columns_from_cached``)."""
+    return codec.frame_from_columns(columns_from_cached(code, blob))
 
 
-def window(dates: np.ndarray, columns: dict[str, np.ndarray], first: dt.date | None, last: dt.date):
-    """The rows from ``first`` (None: the first) to ``last``, both included, as views."""
-    lo = 0 if first is None else int(np.searchsorted(dates, np.datetime64(first, "ns"), side="left"))
-    hi = int(np.searchsorted(dates, np.datetime64(last, "ns"), side="right"))
-    return dates[lo:hi], {name: values[lo:hi] for name, values in columns.items()}
+def empty_columns() -> codec.Columns:
+    """Column arrays without sessions, in the types a frame without sessions has."""
+    days = np.empty(0, dtype="<i4")
+    return codec.Columns(days, tuple(np.empty(0, "<f8" if name == "Change" else "<i8") for name in codec.VALUE_COLUMNS))
 
 
-def long_frame(codes: list[str], arrays: dict) -> pd.DataFrame:
+def widened(parts: list[codec.Columns]) -> list[np.ndarray]:
+    """Each value column of ``parts`` end to end, in one copy: int64, or float64 when some
+    part holds decimals (numpy's rule, as pandas applies it when frames are concatenated)."""
+    result = []
+    for position in range(len(codec.VALUE_COLUMNS)):
+        arrays = [part.values[position] for part in parts]
+        kind = np.float64 if any(array.dtype.kind == "f" for array in arrays) else np.int64
+        result.append(np.concatenate(arrays, dtype=kind) if arrays else np.empty(0, kind))
+    return result
+
+
+def long_frame(codes: list[str], parts: dict[str, codec.Columns]) -> pd.DataFrame:
     """One frame for many tickers, built once: (Ticker, Date) index, the usual columns."""
-    present = [code for code in codes if code in arrays]
+    present = [code for code in codes if code in parts]
     if not present:
         return empty().set_index(pd.MultiIndex.from_arrays([[], []], names=["Ticker", "Date"]))
-    lengths = [len(arrays[code][0]) for code in present]
-    dates = np.concatenate([arrays[code][0] for code in present])
-    # numpy widens a column to float64 when some tickers have decimal prices
-    columns = {name: np.concatenate([arrays[code][1][name] for code in present]) for name in codec.VALUE_COLUMNS}
-    tickers = pd.Categorical(np.repeat(np.array(present, dtype=object), lengths), categories=present)
+    ordered = [parts[code] for code in present]
+    lengths = [part.rows for part in ordered]
+    days = np.concatenate([part.days for part in ordered]).astype(np.int64)
+    dates = (days * 86_400_000_000_000).view("datetime64[ns]")
+    columns = dict(zip(codec.VALUE_COLUMNS, widened(ordered), strict=True))
+    tickers = pd.Categorical.from_codes(np.repeat(np.arange(len(present), dtype=np.int32), lengths), present)
     index = pd.MultiIndex.from_arrays([tickers, pd.DatetimeIndex(dates)], names=["Ticker", "Date"])
     return pd.DataFrame(columns, index=index)
 
 
 def empty() -> pd.DataFrame:
     """A frame without sessions, with the usual columns and types."""
-    return pd.DataFrame(
-        {name: pd.Series(dtype="float64" if name == "Change" else "int64") for name in codec.VALUE_COLUMNS},
-        index=pd.DatetimeIndex([], dtype="datetime64[ns]", name="Date"),
-    )
+    return codec.frame_from_columns(empty_columns())

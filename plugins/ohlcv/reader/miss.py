@@ -44,14 +44,14 @@ class MissPath:
     read_only: bool
     fill_timeout: dt.timedelta
 
-    def _full(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
-        """The cached history of ``code`` covering ``last`` (its bytes and frame), filled from the
-        vendor if needed."""
+    def _full(self, code: str, last: dt.date) -> tuple[bytes, codec.Columns]:
+        """The cached history of ``code`` covering ``last`` (its bytes and columns), filled from
+        the vendor if needed."""
         blob = self._get(self.keys.series(code))
         if blob is not None:
-            frame = frames.from_cached(code, blob)
-            if frame.index[-1].date() >= last or self.read_only or self._settled(code, last):
-                return blob, frame
+            columns = frames.columns_from_cached(code, blob)
+            if columns.last_date() >= last or self.read_only or self._settled(code, last):
+                return blob, columns
         if self.read_only:
             raise NoData(f"{code} is not cached, and this reader is read-only: no vendor call")
         return self._fill(code, last)
@@ -66,7 +66,7 @@ class MissPath:
         checked = self.client.get(self.keys.checked(code))
         return checked is not None and dt.date.fromisoformat(checked.decode()) >= last
 
-    def _fill(self, code: str, last: dt.date) -> tuple[bytes, pd.DataFrame]:
+    def _fill(self, code: str, last: dt.date) -> tuple[bytes, codec.Columns]:
         """Fetch ``code`` from the vendor once, however many processes miss it at the same time."""
         self._raise_if_known_empty(code, last)
         lock = self.client.lock(
@@ -79,9 +79,9 @@ class MissPath:
         try:
             blob = self.client.get(self.keys.series(code))  # a reader ahead of us may have filled it
             if blob is not None:
-                frame = frames.from_cached(code, blob)
-                if frame.index[-1].date() >= last or self._settled(code, last):
-                    return blob, frame
+                columns = frames.columns_from_cached(code, blob)
+                if columns.last_date() >= last or self._settled(code, last):
+                    return blob, columns
             self._raise_if_known_empty(code, last)
             from ohlcv.reader.fill import fill
 
@@ -97,10 +97,10 @@ class MissPath:
                     raise
                 log.warning(
                     "%s: %s; returning the cached rows through %s: the indexer's next run replaces the history",
-                    code, exc, frame.index[-1].date(),
+                    code, exc, columns.last_date(),
                 )  # fmt: skip
                 self._checked(code, newest)
-                return blob, frame
+                return blob, columns
             if outcome.last_date < newest:  # the vendor has nothing newer (a halt)
                 self._checked(code, newest)
         finally:
@@ -111,7 +111,7 @@ class MissPath:
         blob = self.client.get(self.keys.series(code))
         if blob is None:
             raise NoData(f"{code}: nothing cached after fetching it")
-        return blob, codec.decode(blob)
+        return blob, codec.decode_columns(blob)
 
     def _checked(self, code: str, newest: dt.date) -> None:
         """Let readers stop asking the vendor about ``code`` for ``CHECKED_TTL``."""

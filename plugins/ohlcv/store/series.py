@@ -200,19 +200,19 @@ class SeriesStore(BatchStore):
         first: dt.date,
         last: dt.date,
         series: bytes,
-        window: pd.DataFrame,
+        window: bytes,
         ttl: dt.timedelta,
         *,
         client: redis.client.Pipeline | None = None,
     ) -> bool:
-        """Store ``window``, a slice of the series bytes ``series``, as the period key of
-        ``first``..``last`` with a TTL, and register it so a repair deletes it.
+        """Store ``window``, the OHLCV_STR value of a slice of the series bytes ``series``, as the
+        period key of ``first``..``last`` with a TTL, and register it so a repair deletes it.
 
         Nothing is stored when the series is no longer those bytes (a repair came between).
         With ``client`` (a pipeline) the write is queued there and True is returned.
         """
         keys = [self.keys.series(code), self.keys.period(code, first, last), self.keys.periods(code)]
-        args = [hashlib.sha1(series).hexdigest(), codec.encode(window, codec.source_of(series)), ms(ttl)]
+        args = [hashlib.sha1(series).hexdigest(), window, ms(ttl)]
         return bool(self._keep_period(keys=keys, args=args, client=client))
 
     def read_series(self, code: str) -> pd.DataFrame | None:

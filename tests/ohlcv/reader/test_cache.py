@@ -180,7 +180,7 @@ def test_the_cache_returns_exactly_what_the_vendor_would(cache, code, first, las
 def test_a_slice_of_a_history_repaired_meanwhile_is_not_kept(cache, redis_client):
     """The reader sliced the old history; a repair lands before its write-back."""
     old = redis_client.get("ticker:000100")
-    window = codec.decode(old).loc["2026-01-02":"2026-06-30"]
+    window = codec.encode(codec.decode(old).loc["2026-01-02":"2026-06-30"], "synthetic")
     split = SyntheticSource(5, splits={"000100": (dt.date(2026, 11, 16), 50)})
     OhlcvStore(redis_client, KeySpace()).write_series("000100", split.history("000100", None, PUBLISHED), "synthetic")
     half = (dt.date(2026, 1, 2), dt.date(2026, 6, 30))

@@ -32,7 +32,8 @@ def a_day_behind(store, source_name: str = "synthetic", vendor=None) -> bytes:
     store.write_series("000100", vendor.history("000100", None, CACHED), source_name)
     store.keep_period(
         "000100", dt.date(2026, 1, 2), dt.date(2026, 6, 30), store.client.get("ticker:000100"),
-        codec.decode(store.client.get("ticker:000100")).loc["2026-01-02":"2026-06-30"], dt.timedelta(days=1),
+        codec.encode(codec.decode(store.client.get("ticker:000100")).loc["2026-01-02":"2026-06-30"], source_name),
+        dt.timedelta(days=1),
     )  # fmt: skip
     store.publish(NEXT, 1)
     return store.client.get("ticker:000100")
