@@ -265,6 +265,11 @@ def many(client, store: OhlcvStore) -> None:
     print(f"  get_many, period keys, one Arrow table         {as_arrow:6.3f} s")
     print(f"  get_many, period keys, one Polars frame        {as_polars:6.3f} s")
     print(f"  get_many, period keys, dict of Arrow tables    {arrow_dict:6.3f} s")
+    published = store.publish(AS_OF, len(codes))  # a revision, as an indexer run publishes one
+    pinned = statistics.median(
+        timed(lambda: cache.get_many(codes, *YEAR, as_frame=True, as_="arrow", revision=published.revision), 5)
+    )
+    print(f"  get_many, one Arrow table, pinned revision     {pinned:6.3f} s")
     # what a new process feels: no values kept in the process yet, every period key read from Redis
     cold = OhlcvCache(client, source, settings=Settings(client_cache_mb=0))
     arrow_cold = statistics.median(timed(lambda: cold.get_many(codes, *YEAR, as_frame=True, as_="arrow"), 5))

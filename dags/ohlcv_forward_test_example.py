@@ -2,9 +2,11 @@
 ### Forward test on the OHLCV cache (example)
 
 Runs whenever `ohlcv_indexer` advances the published cut (`getOHLCV_lastUpdateAt`): it is
-scheduled on the Asset `ohlcv_cache`, whose event carries the new cut in its `extra`. The task
-reads `tickers` through `OhlcvCache` ending on that cut, so every ticker of the report ends on
-the same session, all of them cache hits. Copy this DAG and replace the task with your report.
+scheduled on the Asset `ohlcv_cache`, whose event carries the new cut and its revision in its
+`extra`. The task reads `tickers` through `OhlcvCache` pinned to that revision, so every ticker
+of the report ends on the same session, all of them cache hits, and clearing and rerunning the
+run next month reads the same values, also after a repair. Copy this DAG and replace the task
+with your report.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 // A reader of OHLCV_STR version 1, written from docs/ohlcv-str.md alone.
 //
 //   OHLCV_REDIS_URL=redis://127.0.0.1:6379/0 node reader.mjs ticker:005930 ticker:KS11
+//   node reader.mjs --universe 2026-11-20 [KOSDAQ]     # the codes listed on a session
+//   node reader.mjs --revision 12 005930 000660        # the values as revision 12 saw them
 //
 // prints one JSON line per key (dates as ISO strings, NaN as null, int64 beyond 2^53 as a
-// string). As a module, decodeValue() turns one value into typed arrays.
+// string). As a module, decodeValue() turns one value into typed arrays; universe(),
+// revision() and readPinned() read the keys beside the values (OHLCV_KEY_PREFIX is honoured).
 import { pathToFileURL } from "node:url";
 
 import { decode } from "@msgpack/msgpack";
@@ -114,16 +117,96 @@ export function toJSON(decoded) {
   return { format, version, rows, source, dtypes, dates: Array.from(decoded.days, isoDate), columns };
 }
 
+// --- the keys beside the values (docs/research.md, "... in Redis"): universe and revisions ---
+
+const text = (reply) => (reply === null || reply === undefined ? null : reply.toString());
+const dayNumber = (iso) => Date.parse(`${iso}T00:00:00Z`) / DAY_MS;
+
+/** The codes listed on `session` (ISO) from the universe record: `{session, market, exact,
+ * markets: {code: market}}`. Exact when the session's table is recorded; throws for a session
+ * after the newest recorded one. */
+export async function universe(redis, session, { market = "KRX", prefix = "" } = {}) {
+  const newest = text((await redis.sendCommand(["ZRANGE", `${prefix}ohlcv:universe:sessions`, "-1", "-1"]))[0]);
+  if (newest === null) throw new Error("no market table is recorded yet");
+  if (session > newest) throw new Error(`the universe is recorded through ${newest}; ${session} is not recorded yet`);
+  const exact = (await redis.sendCommand(["ZSCORE", `${prefix}ohlcv:universe:sessions`, session])) !== null;
+  const flat = await redis.sendCommand(["HGETALL", `${prefix}ohlcv:universe`]);
+  const markets = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    // each span is [first, last or null while still listed, market]; ISO dates compare as strings
+    for (const [first, last, board] of JSON.parse(text(flat[i + 1]))) {
+      if (first <= session && (last === null || session <= last) && (market === "KRX" || board === market)) {
+        markets[text(flat[i])] = board;
+      }
+    }
+  }
+  const codes = Object.keys(markets).sort();
+  return { session, market, exact, markets: Object.fromEntries(codes.map((code) => [code, markets[code]])) };
+}
+
+/** The record of revision `id` (the current one when `id` is omitted), or null. */
+export async function revision(redis, id = null, { prefix = "" } = {}) {
+  const wanted = id ?? text(await redis.get(`${prefix}ohlcv:revision`));
+  if (wanted === null) return null;
+  const record = await redis.sendCommand(["HGET", `${prefix}ohlcv:revisions`, String(wanted)]);
+  return record === null ? null : JSON.parse(text(record));
+}
+
+/** `ticker:{code}` as revision `id` saw it: the first value kept at or after the revision
+ * (`ohlcv:versions:{code}`, members `{time}:{sha1}` scored by revision), else the current
+ * value; cut at the revision's cut, with the Volumes settled after it put back. */
+export async function readPinned(redis, code, id, { prefix = "" } = {}) {
+  const record = await revision(redis, id, { prefix });
+  if (record === null) throw new Error(`no run published revision ${id}`);
+  if (new Date().toISOString().slice(0, 10) > record.expires) throw new Error(`revision ${id} expired on ${record.expires}`);
+  const kept = await redis.sendCommand([
+    "ZRANGEBYSCORE", `${prefix}ohlcv:versions:${code}`, String(record.id), "+inf", "WITHSCORES", "LIMIT", "0", "1",
+  ]);
+  const replacedAfter = kept.length ? Number(text(kept[1])) : null;
+  const key = kept.length
+    ? `${prefix}ohlcv:version:${code}:${text(kept[0]).split(":").pop()}`
+    : `${prefix}ticker:${code}`;
+  const bytes = await redis.get(key);
+  if (bytes === null) throw new Error(`${key} is gone: no value of ${code} at revision ${id}`);
+  const value = decodeValue(bytes);
+  let rows = value.rows;
+  while (rows > 0 && value.days[rows - 1] > dayNumber(record.cut)) rows -= 1;
+  const columns = {};
+  for (const [name, values] of Object.entries(value.columns)) columns[name] = values.slice(0, rows);
+  for (const session of record.preliminary ?? []) {
+    const settled = text(await redis.sendCommand(["HGET", `${prefix}ohlcv:settled:${session}`, code]));
+    if (settled === null) continue;
+    const [volume, after] = settled.split(" ");
+    if (Number(after) < record.id || (replacedAfter !== null && Number(after) > replacedAfter)) continue;
+    const row = Array.prototype.indexOf.call(value.days.subarray(0, rows), dayNumber(session));
+    if (row >= 0) columns.Volume[row] = typeof columns.Volume[row] === "bigint" ? BigInt(volume) : Number(volume);
+  }
+  return { ...value, rows, days: value.days.slice(0, rows), columns };
+}
+
 /** A connected node-redis client whose string replies are Buffers: never read a value as a JS string. */
 export async function connect(url = process.env.OHLCV_REDIS_URL ?? "redis://127.0.0.1:6379/0") {
   const client = await createClient({ url }).connect();
   return client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
 }
 
-async function main(keys) {
+async function main(args) {
   const redis = await connect();
+  const prefix = process.env.OHLCV_KEY_PREFIX ?? "";
   try {
-    for (const key of keys) {
+    if (args[0] === "--universe") {
+      const found = await universe(redis, args[1], { market: args[2] ?? "KRX", prefix });
+      process.stdout.write(`${JSON.stringify(found)}\n`);
+      return;
+    }
+    if (args[0] === "--revision") {
+      for (const code of args.slice(2)) {
+        const pinned = await readPinned(redis, code, Number(args[1]), { prefix });
+        process.stdout.write(`${JSON.stringify({ code, revision: Number(args[1]), ...toJSON(pinned) })}\n`);
+      }
+      return;
+    }
+    for (const key of args) {
       const bytes = await redis.get(key);
       const line = bytes === null ? { key, missing: true } : { key, ...toJSON(decodeValue(bytes)) };
       process.stdout.write(`${JSON.stringify(line)}\n`);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { encode } from "@msgpack/msgpack";
-import { BadValue, COLUMNS, connect, decodeValue, isoDate } from "./reader.mjs";
+import { BadValue, COLUMNS, connect, decodeValue, isoDate, readPinned, revision, universe } from "./reader.mjs";
 
 const I32_MAX = 2 ** 31 - 1;
 
@@ -199,5 +199,28 @@ describe("the values in Redis", { skip: !url && "OHLCV_REDIS_URL is not set" }, 
       }
     }
     if (checked === 0) t.skip("no period keys: make demo writes none; a forward test's OhlcvCache.get does");
+  });
+
+  test("the current revision is the published cut, and reads every history through it", async () => {
+    const current = await revision(redis);
+    assert.ok(current, "no revision: an indexer run publishes one with the cut");
+    assert.equal(current.cut, (await redis.get("getOHLCV_lastUpdateAt")).toString());
+    assert.equal(current.count, Number((await redis.get("getOHLCV_lastUpdateCount")).toString()));
+    for (const [code, { decoded }] of histories) {
+      const pinned = await readPinned(redis, code, current.id);
+      const rows = Array.from(decoded.days).filter((day) => isoDate(day) <= current.cut).length;
+      assert.equal(pinned.rows, rows, code);
+      assert.deepEqual(comparable(pinned.columns.Close), comparable(decoded.columns.Close.slice(0, rows)), code);
+    }
+  });
+
+  test("the universe of the published session lists every cached stock, exactly", async () => {
+    const published = (await redis.get("getOHLCV_lastUpdateAt")).toString();
+    const found = await universe(redis, published);
+    assert.equal(found.exact, true);
+    const stocks = [...histories.keys()].filter((code) => /^[0-9]{4}[0-9A-Z][0-9K-N]$/.test(code)).sort();
+    assert.deepEqual(Object.keys(found.markets), stocks);
+    assert.ok(Object.values(found.markets).every((board) => ["KOSPI", "KOSDAQ", "KONEX"].includes(board)));
+    await assert.rejects(universe(redis, "2199-12-31"), /not recorded yet/);
   });
 });

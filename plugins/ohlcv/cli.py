@@ -18,6 +18,7 @@ import getpass
 import re
 import socket
 import sys
+import warnings
 from collections import Counter
 
 import redis
@@ -26,11 +27,16 @@ from ohlcv.errors import (
     BadOhlcvData,
     BreakerOpen,
     ConfigurationError,
+    InexactUniverse,
     InvalidDate,
     InvalidTicker,
+    NeverListed,
     NoData,
     SourceBlocked,
     SourceUnavailable,
+    UnknownMarket,
+    UnknownRevision,
+    UnknownSession,
 )
 from ohlcv.keys import KeySpace, validate_period, validate_ticker
 from ohlcv.reader.cache import OhlcvCache
@@ -72,6 +78,17 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     print(f"tickers cached            {len(updates)}")
     for day, count in sorted(Counter(updates.values()).items(), reverse=True)[:5]:
         print(f"  current through {day}  {count}")
+    oldest, newest, recorded = store.recorded_sessions()
+    if newest is not None:
+        exact = store.universe_record().exact_from()
+        print(
+            f"universe recorded         {oldest} to {newest} ({recorded} sessions, exact from {exact}); "
+            f"{len(store.delisted())} codes delisted"
+        )
+    revision = store.current_revision()
+    if revision is not None:
+        when = f"published {revision.published:%Y-%m-%d %H:%M} UTC, readable until {revision.expires}"
+        print(f"revision                  {revision.id} (cut {revision.cut}, {when})")
     damaged = store.check_series(_dates(updates))
     for kind in ("unreadable", "missing", "mismatched"):
         found = sorted((code, damage.reason) for code, damage in damaged.items() if damage.kind == kind)
@@ -105,7 +122,7 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         columns = [
             ("as_of", 10), ("state", 7), ("planned", 7), ("appended", 8), ("handed_on", 9), ("written", 7),
             ("repaired", 8), ("unchanged", 9), ("skipped_no_data", 7), ("waiting", 7), ("deferred", 8),
-            ("settled", 7), ("failed", 6), ("retries", 7),
+            ("settled", 7), ("failed", 6), ("retries", 7), ("actions", 7),
             ("snapshot_calls", 8), ("history_calls", 7), ("vendor_seconds", 8), ("rows_written", 7),
             ("duration_seconds", 8),
         ]  # fmt: skip
@@ -147,7 +164,8 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     print(
         f"as of {as_of}: {record['state']}; {record['appended']} appended from the tables, {record['written']} "
         f"written, {record['repaired']} repaired, {record['settled']} settled, {record['waiting']} waiting for a "
-        f"table, {record['deferred']} deferred, {record['failed']} failing; published cut {record['published']}; "
+        f"table, {record['deferred']} deferred, {record['failed']} failing, {record['actions']} ledger entries "
+        f"(corporate actions and repairs); published cut {record['published']}; "
         f"{record['vendor_calls']} vendor calls in {record['duration_seconds']} s"
     )
     if record["table_missing"]:
@@ -218,6 +236,62 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _universe(store: OhlcvStore, args: argparse.Namespace) -> int:
+    """The codes listed on a session (delisted ones included), or the backfill of the record."""
+    if args.backfill:
+        return _backfill(store, args)
+    cache = OhlcvCache(store.client, read_only=True, settings=args.settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InexactUniverse)  # said below, on stderr
+        found = cache.universe(args.session, args.market)
+    for code, market in found.markets.items():
+        print(f"{code} {market}")
+    how = "exact: that session's market table" if found.exact else f"NOT EXACT: {found.note}"
+    print(f"{len(found)} codes listed on {found.session} ({found.market}); {how}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _actions(store: OhlcvStore, args: argparse.Namespace) -> int:
+    """The ledger of one code: its corporate actions and repairs."""
+    import pandas as pd
+
+    code = validate_ticker(args.code)
+    frame = OhlcvCache(store.client, read_only=True, settings=args.settings).actions(code)
+    if frame.empty:
+        print(f"{code}: no continuity break or repair recorded")
+        return EXIT_OK
+    shown = frame.drop(columns=["digest_before", "digest_after"]) if not args.digests else frame
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(shown.to_string(index=False))
+    print(f"{code}: {len(frame)} ledger entries")
+    return EXIT_OK
+
+
+def _backfill(store: OhlcvStore, args: argparse.Namespace) -> int:
+    """Record the sessions before the indexer began, as far as the vendor's archive reaches."""
+    import logging
+
+    import pandas as pd
+
+    from ohlcv.calendar import last_complete_session
+    from ohlcv.indexer import listings
+    from ohlcv.keys import to_date
+    from ohlcv.sources import from_spec, second_tables
+    from ohlcv.sources.guard import GuardedSource
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    source = GuardedSource(
+        from_spec(args.source or args.settings.source), store, settings=args.settings,
+        second=second_tables(args.settings.krx_openapi_key),
+    )  # fmt: skip
+    newest = last_complete_session(pd.Timestamp.now(tz="UTC"))
+    since = to_date(args.since) if args.since else None
+    report = listings.backfill(store, source, newest, since=since, progress=print)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK
+
+
 def _migrate(store: OhlcvStore, args: argparse.Namespace) -> int:
     """The old job's values as OHLCV_STR, without vendor calls (see ``ohlcv.migrate``)."""
     from ohlcv.migrate import Migrator
@@ -279,6 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument(
         "--period", nargs="+", required=True, metavar="START:END", help="periods such as 2024-01-02:2024-12-30"
     )
+    universe = commands.add_parser(
+        "universe", help="the codes listed on a session, delisted ones included; --backfill records earlier sessions"
+    )
+    universe.add_argument("session", nargs="?", help="an XKRX session, e.g. 2026-03-13")
+    universe.add_argument("--market", default=MARKETS[0], choices=MARKETS, help="one board (default: every one)")
+    universe.add_argument(
+        "--backfill", action="store_true",
+        help="record the market tables of the sessions before the indexer began, as far back as the vendor has them",
+    )  # fmt: skip
+    universe.add_argument("--since", help="with --backfill: go back no further than this date")
+    universe.add_argument("--source", help="with --backfill: vendor spec (default: $OHLCV_SOURCE, then fdr)")
+    actions = commands.add_parser(
+        "actions", help="one code's ledger: the continuity breaks found in it and the repairs made to it"
+    )
+    actions.add_argument("code", help="ticker code, e.g. 005930")
+    actions.add_argument("--digests", action="store_true", help="show the series' digests before and after")
     migrate = commands.add_parser(
         "migrate", help="convert the Jenkins job's pandas JSON values into OHLCV_STR in place, without vendor calls"
     )
@@ -309,8 +399,8 @@ _FULL = (
 #: (what Redis says, through ``_said``: never a value's bytes)
 _ERRORS = [
     (RunLocked, EXIT_LOCKED, "", str),
-    ((InvalidTicker, InvalidDate, ConfigurationError), EXIT_USAGE, "", str),
-    ((NoData, BadOhlcvData), EXIT_MISSING, "", str),
+    ((InvalidTicker, InvalidDate, ConfigurationError, UnknownMarket), EXIT_USAGE, "", str),
+    ((NoData, BadOhlcvData, UnknownSession, NeverListed, UnknownRevision), EXIT_MISSING, "", str),
     ((SourceUnavailable, SourceBlocked, BreakerOpen), EXIT_VENDOR, "vendor: ", str),
     (redis.exceptions.AuthenticationError, EXIT_AUTH, "Redis refused the credentials in the URL: ", str),
     (redis.exceptions.NoPermissionError, EXIT_PERMISSION, "the Redis user may not do this: ", str),
@@ -329,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "breaker" and args.action == "open" and not args.reason.strip():
         parser.error("breaker open needs a reason, e.g. python -m ohlcv breaker open 'Naver answers 429'")
+    if args.command == "universe" and not args.backfill and not args.session:
+        parser.error("universe needs a SESSION (e.g. python -m ohlcv universe 2026-03-13) or --backfill")
+    if args.command == "universe" and args.backfill and args.session:
+        parser.error("universe --backfill records every session it can; give no SESSION with it (--since limits it)")
     if args.command == "breaker" and not 0 < args.hours <= MAX_BREAKER_HOURS:
         parser.error(
             f"--hours {args.hours:g}: give the hours the breaker stays open, above 0 and at most {MAX_BREAKER_HOURS}"
@@ -337,10 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         # the one read of the environment: every command takes what it needs from args.settings
         args.settings = Settings.from_env()
         store = OhlcvStore(
-            client_from_url(args.redis_url or args.settings.redis_url), KeySpace(args.settings.key_prefix)
-        )
+            client_from_url(args.redis_url or args.settings.redis_url), KeySpace(args.settings.key_prefix),
+            revision_days=args.settings.revision_days,
+        )  # fmt: skip
         commands = {
             "status": _status, "get": _get, "warm": _warm, "breaker": _breaker, "index": _index, "migrate": _migrate,
+            "universe": _universe, "actions": _actions,
         }  # fmt: skip
         return commands[args.command](store, args)
     except Exception as exc:

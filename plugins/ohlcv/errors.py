@@ -15,6 +15,44 @@ class InvalidDate(OhlcvError, ValueError):
     """A date that cannot be read, or a start that lies after its end."""
 
 
+class NotASession(InvalidDate):
+    """A date that is not an XKRX session (a weekend, a holiday, before the calendar)."""
+
+
+class UnknownSession(OhlcvError, LookupError):
+    """A session the universe record does not reach yet: after its newest recorded session, or
+    nothing recorded at all."""
+
+
+class UnknownMarket(OhlcvError, ValueError):
+    """A market that is not one of ``KRX``, ``KOSPI``, ``KOSDAQ``, ``KONEX``."""
+
+
+class NeverListed(OhlcvError, LookupError):
+    """A code the cache knows nothing of: never in a recorded table, never cached."""
+
+
+class UnknownRevision(OhlcvError, LookupError):
+    """A revision id no run published (or not an id at all)."""
+
+
+class RevisionExpired(UnknownRevision):
+    """A revision older than ``OHLCV_REVISION_DAYS``: the superseded series it would need are gone.
+
+    :param expired: when it expired
+    """
+
+    def __init__(self, message: str, expired) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+class InexactUniverse(UserWarning):
+    """A universe answered for a session whose market table is not recorded (before the record's
+    exact reach, or a gap in it): what is known, not the session's table. A warning, so the
+    answer still comes; ``warnings.simplefilter("error", InexactUniverse)`` makes it an error."""
+
+
 class UnknownFormat(OhlcvError, ValueError):
     """An ``as_=`` that names no format readers build (``pandas``, ``polars``, ``arrow``)."""
 

@@ -34,6 +34,7 @@ INDEX_SYMBOLS: frozenset[str] = frozenset({"KS11", "KQ11", "KS200"})
 _KRX_CODE = re.compile(r"[0-9]{4}[0-9A-HJ-NP-TV-Z][0-9KLMN]")
 _LOOSE_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")
 _COMPACT_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
+_DIGEST = re.compile(r"[0-9a-f]{40}")
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
 
@@ -215,6 +216,67 @@ class KeySpace:
     def run_tables(self, run_id: str) -> str:
         """Hash: session -> what one run did with that session's table (applied, missing, refused), expiring."""
         return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:tables"
+
+    @property
+    def universe(self) -> str:
+        """Hash: code -> JSON list of its listed spans ``[first, last or null, market]``
+        (``ohlcv.universe``), from the market tables the indexer read."""
+        return f"{self.prefix}ohlcv:universe"
+
+    @property
+    def universe_sessions(self) -> str:
+        """Sorted set: the sessions whose market table is recorded in ``universe`` (member the ISO
+        session, score its days since 1970-01-01): on these the universe is exact."""
+        return f"{self.prefix}ohlcv:universe:sessions"
+
+    @property
+    def delisted(self) -> str:
+        """Hash: code -> JSON of a code no longer listed: its last session and, once the vendor's
+        delisting listing names it, the delisting date and reason."""
+        return f"{self.prefix}ohlcv:delisted"
+
+    def actions(self, code: str) -> str:
+        """Stream: the ledger of ``code``: every continuity break found in it and every repair
+        made to it, with what was done, the run and the series' digest before and after."""
+        return f"{self.prefix}ohlcv:actions:{validate_ticker(code)}"
+
+    def run_breaks(self, run_id: str) -> str:
+        """Hash: code -> JSON of a continuity break one run found and has not resolved yet, expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:breaks"
+
+    @property
+    def revision(self) -> str:
+        """String: the current revision id, published with the cut (``ohlcv.store.revisions``)."""
+        return f"{self.prefix}ohlcv:revision"
+
+    @property
+    def revisions(self) -> str:
+        """Hash: revision id -> JSON of what it published (cut, count, when, run, expiry,
+        sessions still preliminary)."""
+        return f"{self.prefix}ohlcv:revisions"
+
+    @property
+    def revision_changed(self) -> str:
+        """String: present when a history was rewritten since the current revision, so the next
+        publish makes a new one even if the cut stays."""
+        return f"{self.prefix}ohlcv:revision:changed"
+
+    def version(self, code: str, digest: str) -> str:
+        """String with an expiry: a value of ``ticker:{code}`` a write replaced, by its SHA-1,
+        kept for the revisions that saw it."""
+        if not _DIGEST.fullmatch(digest):
+            raise ValueError(f"not a SHA-1 digest: {digest[:50]!r}")
+        return f"{self.prefix}ohlcv:version:{validate_ticker(code)}:{digest}"
+
+    def versions(self, code: str) -> str:
+        """Sorted set: the values of ``code`` kept by ``version``, as ``{time}:{sha1}`` scored by
+        the revision current when each was replaced."""
+        return f"{self.prefix}ohlcv:versions:{validate_ticker(code)}"
+
+    def settled(self, session: dt.date) -> str:
+        """Hash with an expiry: code -> ``{volume} {revision}``, the preliminary Volume of the
+        code's row of ``session`` that settling replaced, and the revision current then."""
+        return f"{self.prefix}ohlcv:settled:{session.isoformat()}"
 
     @property
     def sessions(self) -> str:

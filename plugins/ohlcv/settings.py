@@ -52,6 +52,10 @@ DEFAULT_HISTORY_BUDGET = 300
 DEFAULT_TABLE_DEADLINE = "12:23"
 #: the seconds one ticker may wait for the vendor in a run, across its tries and the retry pass
 DEFAULT_TICKER_DEADLINE = 600.0
+#: how long the values a repair replaces are kept for reads pinned to older revisions, and how
+#: long a revision can be read (a few MB a day: 0-7 repairs)
+DEFAULT_REVISION_DAYS = 400
+MAX_REVISION_DAYS = 3650
 _DEADLINE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 #: what a key prefix may hold: it is put in front of every key (``ohlcv.keys.KeySpace``)
 KEY_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)*:?")
@@ -84,6 +88,8 @@ class Settings:
     :param krx_openapi_key: ``OHLCV_KRX_OPENAPI_KEY``, the KRX Open API key (inside Airflow the
         Connection ``ohlcv_krx_openapi`` gives it); None: the Open API is not used. Never shown
     :param krx_openapi_rate: ``OHLCV_KRX_OPENAPI_RATE``, the Open API's own rate limit
+    :param revision_days: ``OHLCV_REVISION_DAYS``, how long a published revision can be read: the
+        values later writes replace are kept that long
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -103,6 +109,7 @@ class Settings:
     ticker_deadline_seconds: float = DEFAULT_TICKER_DEADLINE
     krx_openapi_key: str | None = field(default=None, repr=False)
     krx_openapi_rate: str = DEFAULT_KRX_OPENAPI_RATE
+    revision_days: int = DEFAULT_REVISION_DAYS
 
     def __post_init__(self) -> None:
         problem = redis_url_problem(self.redis_url)
@@ -128,6 +135,11 @@ class Settings:
             raise ConfigurationError(
                 f"OHLCV_CATCHUP_SESSIONS={self.catchup_sessions!r}: give a number of sessions from 1 to "
                 f"{MAX_CATCHUP_SESSIONS}"
+            )
+        if not 1 <= self.revision_days <= MAX_REVISION_DAYS:
+            raise ConfigurationError(
+                f"OHLCV_REVISION_DAYS={self.revision_days!r}: give the days a revision stays readable, from 1 to "
+                f"{MAX_REVISION_DAYS}"
             )
         if self.history_budget < 0:
             raise ConfigurationError(f"OHLCV_HISTORY_BUDGET={self.history_budget!r}: give a number of calls, 0 or more")
@@ -178,6 +190,7 @@ class Settings:
             ticker_deadline_seconds=_number(environ, "OHLCV_TICKER_DEADLINE", DEFAULT_TICKER_DEADLINE),
             krx_openapi_key=text("OHLCV_KRX_OPENAPI_KEY") or None,
             krx_openapi_rate=text("OHLCV_KRX_OPENAPI_RATE") or DEFAULT_KRX_OPENAPI_RATE,
+            revision_days=_count(environ, "OHLCV_REVISION_DAYS", DEFAULT_REVISION_DAYS),
         )
 
     @property

@@ -18,6 +18,7 @@ tickers further behind, codes missing from it, index symbols).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -134,6 +135,25 @@ class Extension:
     blob: bytes | None
     reason: str = ""
     kind: str = ""
+    #: a ``break``: the table's base price, the cached last close, the SHA-1 of the cached value
+    base: float | None = None
+    close: float | None = None
+    digest: str = ""
+    #: a settled row: the preliminary Volume the new value replaces
+    previous: float | None = None
+
+    def noted_break(self, session: dt.date) -> dict:
+        """A ``break`` as the ledger notes it for the run (``LedgerStore.note_breaks``)."""
+        return {
+            "session": session.isoformat(), "cached_close": self.close, "base_price": self.base,
+            "ratio": self.base / self.close if self.close else None, "digest": self.digest, "reason": self.reason,
+        }  # fmt: skip
+
+
+def _plain(value) -> float:
+    """A number from a table or a column as a plain Python number (an int when it is whole)."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if float(value).is_integer() else float(value)
 
 
 def extender(
@@ -163,6 +183,7 @@ def extender(
             return Extension(
                 code, None,
                 f"base price {base:,} != cached close {close:,} (ratio {base / close:.2g}): history refetched", "break",
+                _plain(base), _plain(close), hashlib.sha1(blob).hexdigest(),
             )  # fmt: skip
         extended = {name: np.append(columns[name], row[name]) for name in ("Open", "High", "Low", "Close", "Volume")}
         # the same arithmetic as pandas' pct_change on the history, so both paths store the same bits

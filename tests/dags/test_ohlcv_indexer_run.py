@@ -1,6 +1,7 @@
 """Whole runs of ohlcv_indexer with dag.test(), asserting the Redis keys they leave."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -83,11 +84,21 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "ohlcv:table:synthetic:2026-11-20",  # that session's market table, kept to catch up later runs
         "ohlcv:runs",  # the run log
         "ohlcv:sessions",  # the XKRX session table readers load instead of building the calendar
+        "ohlcv:universe",  # each code's listed spans, from the session's table (the first fill applies none)
+        "ohlcv:universe:sessions",  # the sessions whose table is recorded
+        "ohlcv:revision",  # the revision published with the cut, which reads can pin
+        "ohlcv:revisions",  # what each revision published
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:results",  # what each ticker's task did, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:waited",  # each ticker's time with the vendor, expiring
     }
     assert calendar.SessionTable.decode(redis_client.get("ohlcv:sessions")).last > dt.date(2027, 11, 20)
+    assert redis_client.zrange("ohlcv:universe:sessions", 0, -1) == [b"2026-11-20"]
+    assert {key.decode() for key in redis_client.hkeys("ohlcv:universe")} == set(source.list_universe("KRX"))
+    assert redis_client.get("ohlcv:revision") == b"1"
+    revision = json.loads(redis_client.hget("ohlcv:revisions", 1))
+    assert (revision["cut"], revision["count"], revision["run_id"]) == ("2026-11-20", 9, dag_run.run_id)
+    assert xcom(dag_run, "publish_cut")["revision"] == 1  # the Asset event's extra names it too
     assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:results") == {
         code.encode(): b"written" for code in codes
     }
@@ -370,16 +381,36 @@ def test_a_table_call_down_past_its_retries_leaves_the_stocks_waiting_and_moves_
     assert redis_client.hget("ticker:lastUpdateAt", "000100") == b"2026-11-19"
 
 
+#: what names the run or the moment in the research keys, not part of what the cache holds
+RUN_FIELDS = ("published", "expires", "run_id", "recorded_at")
+
+
 def cache_keys(client) -> dict[str, object]:
     """Every key's value but the run's own bookkeeping (named by its run id, or the run log);
-    hashes as their fields (the order fields were set in is not part of the value)."""
+    hashes as their fields (the order fields were set in is not part of the value), sorted sets
+    as their members and scores, streams as their entries, each without the run's id or time."""
     values = {}
     for key in client.keys("*"):
         if key.startswith(b"ohlcv:run:") or key == b"ohlcv:runs":
             continue
-        values[key.decode()] = client.hgetall(key) if client.type(key) == b"hash" else client.get(key)
+        kind = client.type(key)
+        if kind == b"hash":
+            value = client.hgetall(key)
+        elif kind == b"zset":  # a kept value's member starts with the time it was replaced
+            value = {member.rpartition(b":")[2]: score for member, score in client.zrange(key, 0, -1, withscores=True)}
+        elif kind == b"stream":
+            value = [
+                {k: v for k, v in fields.items() if k.decode() not in RUN_FIELDS} for _, fields in client.xrange(key)
+            ]
+        else:
+            value = client.get(key)
         if key.startswith(b"ohlcv:table:"):
-            del values[key.decode()][b"fetched"]  # when the vendor was asked: not part of the table
+            del value[b"fetched"]  # when the vendor was asked: not part of the table
+        if key == b"ohlcv:revisions":
+            value = {
+                rid: {k: v for k, v in json.loads(doc).items() if k not in RUN_FIELDS} for rid, doc in value.items()
+            }
+        values[key.decode()] = value
     return values
 
 

@@ -104,6 +104,7 @@ def test_the_forward_test_dag_runs_after_the_indexer_and_reads_the_cut_it_was_gi
     read = read if isinstance(read, dict) else ast.literal_eval(read)
     assert read["cut"] == published  # the cut in the event's extra
     assert read["read"]["KS11"]["last"] == published  # and the read ended there
+    assert read["revision"] == int(redis_server.client().get("ohlcv:revision"))  # pinned to the run's revision
 
 
 def _chromium() -> str:

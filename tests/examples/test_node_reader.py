@@ -194,3 +194,73 @@ def test_period_keys_are_named_by_the_requested_dates(filled):
     history = codec.decode(filled.client.get(f"ticker:{code}"))
     assert period["Change"].iloc[0] == history.loc[period.index[0], "Change"]
     assert not math.isnan(period["Change"].iloc[0])  # the real return from the session before
+
+
+RESEARCH = "research:"  # a key space of its own beside the demo's
+
+
+def fill_research(client: redis.Redis) -> OhlcvStore:
+    """Two weeks of daily runs over a split, a delisting, a new listing and an evening's
+    preliminary volumes settled by the night run: revisions with repaired and settled values."""
+    from zoneinfo import ZoneInfo
+
+    from ohlcv.sources import SyntheticSource
+    from ohlcv.sources.testing import FaultySource
+
+    days = [day.date() for day in calendar.sessions(dt.date(2026, 11, 2), dt.date(2026, 11, 13))]
+    vendor = SyntheticSource(
+        6, splits={"000200": (days[5], 10)}, delisted={"000300": days[3]}, listed={"000500": days[6]}
+    )
+    source = FaultySource(vendor, preliminary={days[7]})
+    store = OhlcvStore(client, KeySpace(RESEARCH))
+    for day in days:
+        evening = dt.datetime.combine(day, dt.time(10, 23), ZoneInfo("Europe/London"))
+        assert not run_once(
+            store, source, day, run_id=f"research-{day}", settings=Settings(), now=evening
+        ).still_failing
+        if day == days[7]:
+            source.preliminary.clear()  # the night's final table settles the evening's volumes
+            night = dt.datetime.combine(day, dt.time(18, 23), ZoneInfo("Europe/London"))
+            run_once(store, source, day, run_id=f"research-night-{day}", settings=Settings(), now=night)
+    return store
+
+
+def test_node_reads_the_universe_and_pinned_revisions_as_python_does(node_reader, filled):
+    store = fill_research(filled.client)
+    cache = OhlcvCache(filled.client, settings=Settings(key_prefix=RESEARCH, client_cache_mb=0))
+    env = {**os.environ, "OHLCV_REDIS_URL": filled.url, "OHLCV_KEY_PREFIX": RESEARCH}
+
+    def node(*args: str) -> list[dict]:
+        done = subprocess.run([node_reader, "reader.mjs", *args], cwd=READER, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    record = store.universe_record()
+    assert len(record.sessions) == 10
+    for session in record.sessions:
+        (found,) = node("--universe", session.isoformat())
+        assert found["exact"] is True
+        assert found["markets"] == dict(cache.universe(session).markets), session
+    (kosdaq,) = node("--universe", record.sessions[0].isoformat(), "KOSDAQ")
+    assert kosdaq["markets"] == dict(cache.universe(record.sessions[0], "KOSDAQ").markets)
+
+    codes = ["000100", "000200", "000300", "000600", "KS11"]
+    current = cache.revision().id
+    assert current == 11  # ten sessions, and the night that settled one of them
+    for revision in range(1, current + 1):
+        lines = node("--revision", str(revision), *codes)
+        for code, line in zip(codes, lines, strict=True):
+            line.pop("code"), line.pop("revision")
+            frame = cache.get(code, revision=revision)
+            expected = python_json(codec.encode(frame, "synthetic"))
+            assert node_json(json.dumps(line))["columns"] == expected["columns"], (code, revision)
+            assert line["dates"] == expected["dates"], (code, revision)
+    # not vacuous: revision 5 saw 000200 before its split and the evening's preliminary volumes
+    assert filled.client.zcard(f"{RESEARCH}ohlcv:versions:000200") == 1
+    assert filled.client.exists(f"{RESEARCH}ohlcv:settled:2026-11-11")
+    before_split = cache.get("000200", revision=5)  # through 2026-11-06, the session before the split
+    assert before_split.index[-1] == pd.Timestamp("2026-11-06")
+    split_adjusted = cache.get("000200", end="2026-11-06")["Close"].iloc[-1]
+    assert before_split["Close"].iloc[-1] / split_adjusted == pytest.approx(10, rel=0.02)
+    evening = cache.get("000100", revision=8)["Volume"].iloc[-1]  # 2026-11-11, before the night settled it
+    assert evening < cache.get("000100", end="2026-11-11")["Volume"].iloc[-1]

@@ -29,6 +29,7 @@ def test_status_shows_meta_keys_and_how_current_tickers_are(filled, capsys):
     assert "tickers cached            4" in out
     assert "current through 2026-11-20  3" in out
     assert "KS11  2026-11-13" in out  # the stale one is listed
+    assert "revision                  1 (cut 2026-11-20, published " in out
 
 
 def test_get_prints_the_window_as_csv(filled, capsys):
@@ -80,7 +81,7 @@ def test_get_fills_a_miss_from_the_vendor_and_warm_creates_period_keys(filled, r
 
 
 def test_help_is_there_for_every_command(capsys):
-    for command in ("status", "get", "warm", "migrate"):
+    for command in ("status", "get", "warm", "migrate", "universe", "actions"):
         with pytest.raises(SystemExit) as done:
             cli.main([command, "--help"])
         assert done.value.code == 0
@@ -94,7 +95,7 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
         "appended": 2897, "handed_on": 6, "written": 2, "repaired": 4, "unchanged": 0, "skipped_no_data": 0,
         "failed": 0, "retries": 1, "vendor_calls": 7, "snapshot_calls": 1, "history_calls": 6,
         "vendor_seconds": 0.4, "rows_written": 2903, "duration_seconds": 33.0, "waiting": 3, "deferred": 1,
-        "settled": 2890, "table_missing": "2026-11-19", "table_refused": "",
+        "settled": 2890, "table_missing": "2026-11-19", "table_refused": "", "actions": 2,
     }  # fmt: skip
     store.record_run(record)
     assert cli.main(["--redis-url", filled, "status"]) == 0
@@ -107,8 +108,8 @@ def test_status_shows_the_breaker_and_recent_runs(filled, store, capsys):
     assert shown == {
         "as_of": "2026-11-20", "state": "success", "planned": "2903", "appended": "2897", "handed_on": "6",
         "written": "2", "repaired": "4", "unchanged": "0", "no_data": "0", "waiting": "3", "deferred": "1",
-        "settled": "2890", "failed": "0", "retries": "1", "snapshot": "1", "history": "6", "vendor_s": "0.4",
-        "rows": "2903", "took_s": "33.0",
+        "settled": "2890", "failed": "0", "retries": "1", "actions": "2", "snapshot": "1", "history": "6",
+        "vendor_s": "0.4", "rows": "2903", "took_s": "33.0",
     }  # fmt: skip
     assert row.split()[-1] == "scheduled__2026-11-20"
     assert gaps == "table_missing 2026-11-19)"
@@ -295,3 +296,70 @@ def test_migrate_waits_for_no_indexer_run(redis_server, store, capsys):
 
 def test_migrate_with_a_read_only_user_is_a_permission_error(filled, reader_url, capsys):
     assert cli.main(["--redis-url", reader_url, "migrate"]) == cli.EXIT_PERMISSION
+
+
+def test_universe_prints_the_codes_listed_on_a_session(store, redis_server, capsys):
+    from ohlcv.indexer import listings
+
+    source = SyntheticSource(6, delisted={"000300": dt.date(2026, 11, 18)})
+    listings.record(store, [source.table(day) for day in (dt.date(2026, 11, 18), dt.date(2026, 11, 19))])
+    assert cli.main(["--redis-url", redis_server.url, "universe", "2026-11-18"]) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split()[0] for line in lines] == source.list_universe("KRX")  # the delisted one included
+    assert all(line.split()[1] == SyntheticSource.market_of(line.split()[0]) for line in lines)
+    assert "6 codes listed on 2026-11-18 (KRX); exact" in captured.err
+    assert cli.main(["--redis-url", redis_server.url, "status"]) == cli.EXIT_OK
+    assert (
+        "universe recorded         2026-11-18 to 2026-11-19 (2 sessions, exact from 2026-11-18); 1 codes delisted"
+        in (capsys.readouterr().out)
+    )
+    assert cli.main(["--redis-url", redis_server.url, "universe", "2026-11-19", "--market", "KOSDAQ"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [code for code in source.list_universe("KOSDAQ") if code != "000300"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["universe"], cli.EXIT_USAGE, "needs a SESSION"),
+        (["universe", "2026-11-21"], cli.EXIT_USAGE, "not an XKRX session"),
+        (["universe", "2026-11-20"], cli.EXIT_MISSING, "recorded through 2026-11-19"),
+        (["universe", "2026-11-19", "--market", "NYSE"], cli.EXIT_USAGE, "invalid choice"),
+        (["universe", "2026-11-19", "--backfill"], cli.EXIT_USAGE, "give no SESSION"),
+    ],
+)
+def test_universe_refuses_bad_questions(store, redis_server, capsys, args, code, said):
+    from ohlcv.indexer import listings
+
+    listings.record(store, [SyntheticSource(3).table(dt.date(2026, 11, 19))])
+    try:
+        answered = cli.main(["--redis-url", redis_server.url, *args])
+    except SystemExit as exit_:  # argparse's own refusals
+        answered = exit_.code
+    assert answered == code
+    assert said in capsys.readouterr().err
+
+
+def test_universe_backfill_records_earlier_sessions_and_says_how_far_back_it_is_exact(
+    store, redis_server, capsys, monkeypatch
+):
+    from ohlcv.indexer import listings
+
+    monkeypatch.setattr("pandas.Timestamp.now", lambda tz=None: pd.Timestamp("2026-11-20 12:00", tz="UTC"))
+    listings.record(store, [SyntheticSource(3).table(dt.date(2026, 11, 20))])
+    args = [
+        "--redis-url",
+        redis_server.url,
+        "universe",
+        "--backfill",
+        "--since",
+        "2026-11-2",
+        "--source",
+        "synthetic:3",
+    ]
+    assert cli.main(args) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "recorded 14 sessions now; the record holds 2026-11-02 to 2026-11-20" in out
+    assert "exact from 2026-11-02" in out
+    assert store.recorded_sessions() == (dt.date(2026, 11, 2), dt.date(2026, 11, 20), 15)

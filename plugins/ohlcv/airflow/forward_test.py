@@ -9,8 +9,9 @@ log = logging.getLogger(__name__)
 
 
 def read_at_cut(**context: Any) -> dict[str, Any]:
-    """Read ``params.tickers`` through ``OhlcvCache``, ending on the cut in the newest
-    ``ohlcv_cache`` event that triggered this run; return what was read, per ticker."""
+    """Read ``params.tickers`` through ``OhlcvCache`` pinned to the revision in the newest
+    ``ohlcv_cache`` event that triggered this run, ending on its cut: a rerun of this run reads
+    the same values, also after a later repair. Returns what was read, per ticker."""
     from ohlcv.airflow import runtime
     from ohlcv.airflow.assets import CACHE
     from ohlcv.airflow.hook import OhlcvRedisHook
@@ -19,10 +20,10 @@ def read_at_cut(**context: Any) -> dict[str, Any]:
     events = context["triggering_asset_events"][CACHE]
     if not events:
         raise ValueError("this run was not triggered by an ohlcv_cache event; trigger the indexer instead")
-    cut = events[-1].extra["cut"]
+    cut, revision = events[-1].extra["cut"], events[-1].extra.get("revision")
     cache = OhlcvCache(OhlcvRedisHook().get_conn(), settings=runtime.settings())
-    frames = cache.get_many(context["params"]["tickers"], end=cut)
+    frames = cache.get_many(context["params"]["tickers"], end=cut, revision=revision)
     read = {code: {"rows": len(frame), "last": frame.index[-1].date().isoformat()} for code, frame in frames.items()}
     for code, seen in read.items():
-        log.info("%s: %d sessions through %s", code, seen["rows"], seen["last"])
-    return {"cut": cut, "read": read}
+        log.info("%s: %d sessions through %s (revision %s)", code, seen["rows"], seen["last"], revision)
+    return {"cut": cut, "revision": revision, "read": read}

@@ -14,6 +14,7 @@ from airflow.providers.redis.hooks.redis import RedisHook
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.keys import KeySpace
+from ohlcv.settings import DEFAULT_REVISION_DAYS
 from ohlcv.store import OhlcvStore
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -102,6 +103,7 @@ class OhlcvRedisHook(RedisHook):
             self.redis = redis.Redis(**kwargs)
         return self.redis
 
-    def get_store(self, keys: KeySpace) -> OhlcvStore:
-        """An ``OhlcvStore`` on this connection, with the key names of ``keys``."""
-        return OhlcvStore(self.get_conn(), keys)
+    def get_store(self, keys: KeySpace, *, revision_days: int = DEFAULT_REVISION_DAYS) -> OhlcvStore:
+        """An ``OhlcvStore`` on this connection, with the key names of ``keys`` (``revision_days``:
+        ``OHLCV_REVISION_DAYS``)."""
+        return OhlcvStore(self.get_conn(), keys, revision_days=revision_days)

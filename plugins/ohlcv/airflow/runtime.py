@@ -75,7 +75,7 @@ def open_store(settings: Settings):
     from ohlcv.airflow.hook import OhlcvRedisHook
     from ohlcv.keys import KeySpace
 
-    return OhlcvRedisHook().get_store(KeySpace(settings.key_prefix))
+    return OhlcvRedisHook().get_store(KeySpace(settings.key_prefix), revision_days=settings.revision_days)
 
 
 def as_of(run: dict[str, Any]) -> dt.date:

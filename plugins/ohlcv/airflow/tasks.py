@@ -222,8 +222,9 @@ def wait_for_source(run: dict[str, Any], summary: dict[str, Any], **context: Any
 def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
     """Publish the watermark after every retry: ``getOHLCV_lastUpdateAt`` is the newest session
     through which every active ticker is cached, ``getOHLCV_lastUpdateCount`` how many tickers
-    are cached through it. Updates the Asset ``ohlcv_cache`` (the cut in its ``extra``) only
-    when the cut advanced; otherwise this task is skipped and no event is sent."""
+    are cached through it, and the revision reads can pin. Updates the Asset ``ohlcv_cache``
+    (the cut and the revision in its ``extra``) only when the cut advanced; otherwise this task
+    is skipped and no event is sent. First enters in the ledger the breaks no fetch resolved."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from ohlcv.airflow.assets import CACHE
@@ -233,11 +234,15 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     if not plan:
         raise AirflowSkipException("the run stopped before its universe was planned; the cut stays")
     settings, store = runtime.open_run(run)
-    mark = steps.publish_cut(store, runtime.source_name(settings), context["params"]["universe"], plan["universe"])
+    steps.close_ledger(store, context["run_id"])
+    mark = steps.publish_cut(
+        store, runtime.source_name(settings), context["params"]["universe"], plan["universe"], context["run_id"]
+    )
     published = {
         "cut": mark.cut.isoformat() if mark.cut else None,
         "count": mark.count,
         "previous": mark.previous.isoformat() if mark.previous else None,
+        "revision": mark.revision,
     }
     if not mark.advanced:
         raise AirflowSkipException(f"the published cut stays at {published['cut']}: no Asset event")
@@ -259,7 +264,7 @@ def finish_run(
     from airflow.sdk.exceptions import AirflowFailException
 
     from ohlcv.airflow.notify import RUN_FAILED, TABLE_MISSING, NotifierFailed, notify
-    from ohlcv.indexer import tables
+    from ohlcv.indexer import steps, tables
     from ohlcv.indexer.summary import standing
 
     run = runtime.require_run(run)
@@ -277,6 +282,8 @@ def finish_run(
     finally:
         released = store.release_run(run["lock_token"])
         log.info("run lock %s; getOHLCV_isUpdating reset", "released" if released else "was no longer ours")
+    if universe is not None:
+        steps.close_ledger(store, run_id)  # when publish_cut did not run
     records = store.failures(still_failing[:20], run_id=run_id)
     reasons = {code: record["reason"] for code, record in records.items()}
     moment = dt.datetime.fromisoformat(run["moment"]) if run.get("moment") else dt.datetime.now(dt.UTC)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from ohlcv import calendar
 from ohlcv.errors import TableMissing
-from ohlcv.indexer import settling, tables
+from ohlcv.indexer import listings, settling, tables
 from ohlcv.indexer.planning import Plan
 from ohlcv.keys import is_index
 from ohlcv.snapshot import Snapshot, extender
@@ -103,6 +103,7 @@ def apply_snapshot(
     waiting: dict[str, str] = {}
     appended: set[str] = set()
     newest = None
+    applied: list[Snapshot] = []
     for session in _sessions_needed(position, as_of):
         previous = calendar.previous_session(session)
         candidates = sorted(code for code, day in position.items() if day == previous)
@@ -126,6 +127,7 @@ def apply_snapshot(
             + (f"; {served}" if served.startswith("second:") else ""),
         )  # fmt: skip
         store.save_snapshot(table, asked=session)  # the newest table applied is the market's listing
+        applied.append(table)
         newest = session
         for code in moved:
             position[code] = session
@@ -135,6 +137,7 @@ def apply_snapshot(
     for code, day in position.items():
         if day is not None and day < as_of and code not in waiting:
             waiting[code] = f"cached through {day}: waiting for a later table"
+    listings.record(store, _recorded(store, source.name, applied, as_of, run_id))
     settled = settling.settle(store, source, plan.universe, as_of, now, run_id)
     if use:
         recent = [day.date() for day in calendar.sessions(as_of - dt.timedelta(days=14), as_of)][-CROSS_CHECKED:]
@@ -150,6 +153,17 @@ def apply_snapshot(
         newest.isoformat() if newest else None, sorted(appended - set(waiting)),
         {code: handed_on[code] for code in fetch}, waiting, deferred, store.run_tables(run_id), settled,
     )  # fmt: skip
+
+
+def _recorded(store: OhlcvStore, source_name: str, applied: list[Snapshot], as_of: dt.date, run_id: str):
+    """The tables whose listing the universe records: those applied, and the listing's table
+    (read by the plan, also when no ticker needed it), unless this run refused it."""
+    listed = store.saved_snapshot(source_name)
+    if listed is None or listed.session > as_of or any(table.session == listed.session for table in applied):
+        return applied
+    if store.run_tables(run_id).get(listed.session.isoformat(), "").startswith("refused"):
+        return applied
+    return [*applied, listed]
 
 
 def _sessions_needed(position: dict[str, dt.date | None], as_of: dt.date) -> list[dt.date]:
@@ -201,6 +215,8 @@ def _apply(store: OhlcvStore, table: Snapshot, candidates: list[str], run_id: st
         return [], {}, str(exc)
     moved = [outcome.code for outcome in outcomes if outcome.blob is not None]
     broke = {outcome.code: f"{session}: {outcome.reason}" for outcome in outcomes if outcome.blob is None}
+    # the ledger enters each break once the run's history fetch says what it was
+    store.note_breaks(run_id, {item.code: item.noted_break(session) for item in outcomes if item.kind == "break"})
     return moved, {**unusable, **broke}, ""
 
 

@@ -58,7 +58,9 @@ def index_within(
         raise TickerDeadline(_past_deadline(code, deadline))
     started = time.monotonic()
     try:
-        return index_ticker(store, source, code, as_of, full_refresh=full_refresh, within=deadline - waited)
+        return index_ticker(
+            store, source, code, as_of, full_refresh=full_refresh, within=deadline - waited, run_id=run_id
+        )
     except TickerDeadline as exc:
         raise TickerDeadline(_past_deadline(code, deadline)) from exc
     finally:
@@ -80,8 +82,10 @@ def index_ticker(
     *,
     full_refresh: bool = False,
     within: float | None = None,
+    run_id: str = "",
 ) -> TickerResult:
-    """Bring ``code`` up to date through ``as_of``: fetch, validate, merge or repair, write.
+    """Bring ``code`` up to date through ``as_of``: fetch, validate, merge or repair, write
+    (``run_id``: the run its ledger entries name).
 
     ``NoData`` becomes a ``no_data`` result and the ticker is recorded as inactive; a vendor
     answer far behind ``as_of`` (delisted, suspended) is stored and recorded likewise, unless
@@ -109,7 +113,7 @@ def index_ticker(
         log.warning("%s no data: %s", code, exc)
         return TickerResult(code, Status.NO_DATA, reason=str(exc))
     vendor_last = fresh.index[-1].date()
-    outcome = store.write_series(code, fresh, source.name)
+    outcome = store.write_series(code, fresh, source.name, run_id=run_id)
     behind = len(calendar.sessions(vendor_last, as_of)) - 1
     if behind > INACTIVE_LAG_SESSIONS and is_index(code):
         raise SourceUnavailable(

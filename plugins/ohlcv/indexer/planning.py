@@ -36,6 +36,8 @@ class Plan:
         without a history budget
     :param damaged: tickers ``ticker:lastUpdateAt`` counted as current whose series is missing,
         unreadable or ends on another session, with the reason: they are indexed like the rest
+    :param delisted: tickers no longer listed and cached through their last session: their
+        history is complete, and the indexer leaves it as it is (a full refresh too)
     """
 
     as_of: str
@@ -47,6 +49,7 @@ class Plan:
     last: dict[str, str | None] = field(default_factory=dict)
     first_fill: bool = False
     damaged: dict[str, str] = field(default_factory=dict)
+    delisted: list[str] = field(default_factory=list)
 
     def to_xcom(self) -> dict:
         return asdict(self)
@@ -125,15 +128,21 @@ def plan(
     for code, damage in damaged.items():
         last[code] = damage.ends
     current = [code for code in codes if is_current(last[code], as_of)]
+    marks = store.delisted(codes)
+    finished = [
+        code
+        for code, mark in marks.items()
+        if code not in current and last[code] is not None and last[code].isoformat() >= mark["last"]
+    ]
     recently_inactive = [
         code
         for code, record in inactive.items()
         if code not in current and as_of - dt.date.fromisoformat(record["checked"]) < INACTIVE_RECHECK
     ]
     if full_refresh:
-        to_index, catchup = list(codes), []
+        to_index, catchup = [code for code in codes if code not in finished], []
     else:
-        skip = set(current) | set(recently_inactive)
+        skip = set(current) | set(recently_inactive) | set(finished)
         to_index = [code for code in codes if code not in skip]
         reach = set(_recent_sessions(as_of, catchup_sessions))
         catchup = [code for code in to_index if last[code] in reach and not is_index(code)]
@@ -141,7 +150,7 @@ def plan(
     return Plan(
         as_of.isoformat(), list(codes), to_index, len(current), [] if full_refresh else recently_inactive,
         catchup, {code: last[code].isoformat() if last[code] else None for code in to_index}, first_fill,
-        {code: f"{damage.kind}: {damage.reason}" for code, damage in damaged.items()},
+        {code: f"{damage.kind}: {damage.reason}" for code, damage in damaged.items()}, finished,
     )  # fmt: skip
 
 

@@ -94,7 +94,8 @@ def run_once(
         for code in first.retry:
             store.count(run_id, retries=1)
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
-        steps.publish_cut(store, guarded.name, market, plan.universe)
+        steps.close_ledger(store, run_id)
+        steps.publish_cut(store, guarded.name, market, plan.universe, run_id)
     finally:
         store.release_run(run_id)
     state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)

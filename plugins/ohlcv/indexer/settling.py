@@ -108,7 +108,9 @@ def settler(rows: pd.DataFrame, session: dt.date) -> Callable[[str, bytes | None
                 f"the final row differs in prices {final} from the cached {cached}, or its volume is lower", "changed",
             )  # fmt: skip
         volume = columns["Volume"].copy()
+        preliminary = volume[position].item()
         volume[position] = row["Volume"]
-        return Extension(code, codec.encode_arrays(dates, {**columns, "Volume": volume}, codec.source_of(blob)))
+        encoded = codec.encode_arrays(dates, {**columns, "Volume": volume}, codec.source_of(blob))
+        return Extension(code, encoded, previous=preliminary)
 
     return settle_one

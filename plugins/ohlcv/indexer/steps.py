@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from ohlcv.indexer import appending, planning, tables
+from ohlcv.indexer import appending, listings, planning, tables
 from ohlcv.indexer.appending import SnapshotResult
 from ohlcv.indexer.planning import Plan
 from ohlcv.indexer.summary import watermark_codes
@@ -61,6 +61,7 @@ def append_from_tables(
     budget the tickers it hands on draw on (none on the first fill and a full refresh)."""
     budget = None if plan.first_fill or full_refresh else settings.history_budget
     result = appending.apply_snapshot(store, source, plan, run_id, use=use, now=now, budget=budget)
+    listings.explain_delisted(store, source, dt.date.fromisoformat(plan.as_of))
     if result.to_fetch:  # the per-ticker fetches and the retries draw on it; else nothing is written
         store.set_history_budget(run_id, budget)
     log.info(
@@ -73,10 +74,24 @@ def append_from_tables(
     return result
 
 
-def publish_cut(store: OhlcvStore, source_name: str, market: str, universe: list[str]) -> Watermark:
-    """Publish the watermark: the newest session every active ticker of ``universe`` is cached through."""
-    mark = store.publish_watermark(watermark_codes(store, source_name, market, universe))
-    log.info("published cut %s (%d tickers cached through it), before %s", mark.cut, mark.count, mark.previous)
+def close_ledger(store: OhlcvStore, run_id: str) -> int:
+    """Enter in the ledger every break the run found and no history fetch resolved (the ticker
+    failed, was deferred or waits for a table); return how many."""
+    results = store.run_results(run_id)
+    closed = store.close_breaks(run_id, results, store.revision_id())
+    if closed:
+        log.info("%d continuity breaks entered in the ledger unresolved (failed, deferred or waiting)", closed)
+    return closed
+
+
+def publish_cut(store: OhlcvStore, source_name: str, market: str, universe: list[str], run_id: str = "") -> Watermark:
+    """Publish the watermark, the newest session every active ticker of ``universe`` is cached
+    through, and the revision with it (a new one when the cut moved or a history was rewritten)."""
+    mark = store.publish_watermark(watermark_codes(store, source_name, market, universe), run_id=run_id)
+    log.info(
+        "published cut %s (%d tickers cached through it), before %s; revision %s%s", mark.cut, mark.count,
+        mark.previous, mark.revision, " (new)" if mark.new_revision else "",
+    )  # fmt: skip
     return mark
 
 

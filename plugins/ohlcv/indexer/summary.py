@@ -83,6 +83,8 @@ class RunSummary:
     waiting: int = 0
     deferred: int = 0
     settled: int = 0
+    #: ledger entries so far: breaks resolved by a history fetch, and repairs
+    actions: int = 0
     failed: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     #: the failed tickers worth asking again in this run (not bad data, not blocked)
@@ -127,6 +129,7 @@ def summarize(
         waiting=statuses.count(Status.WAITING),
         deferred=statuses.count(Status.DEFERRED),
         settled=statuses.count(Status.SETTLED),
+        actions=int(store.run_metrics(run_id).get("actions", 0)),
         failed=state.failed,
         reasons=reasons,
         retry=retry,
@@ -153,10 +156,12 @@ def _canary(
 def watermark_codes(store: OhlcvStore, source_name: str, market: str, run_universe: list[str]) -> list[str]:
     """The tickers the published cut speaks for: the market's listing (from the saved snapshot)
     and the run's own universe, so a run over a few named tickers cannot publish a cut the
-    rest of the market has not reached."""
+    rest of the market has not reached; never a delisted code (its history has ended)."""
     saved = store.saved_snapshot(source_name)
     listed = saved.codes(market) if saved is not None else []
-    return list(dict.fromkeys([*listed, *run_universe]))
+    codes = list(dict.fromkeys([*listed, *run_universe]))
+    delisted = store.delisted(codes)
+    return [code for code in codes if code not in delisted]
 
 
 def record_run(
@@ -205,6 +210,7 @@ def record_run(
         "rows_written": int(counters.get("rows_written", 0)),
         "settled": int(counters.get("rows_settled", 0)),
         "damaged": int(counters.get("damaged", 0)),
+        "actions": int(counters.get("actions", 0)),
         "preliminary": store.preliminary_rows(),
         "table_missing": " ".join(sorted(day for day, note in tables.items() if note.startswith("missing"))),
         "table_refused": " ".join(sorted(day for day, note in tables.items() if note.startswith("refused"))),

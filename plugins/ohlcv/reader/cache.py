@@ -34,11 +34,12 @@ import redis
 from ohlcv import calendar, codec
 from ohlcv.errors import ConfigurationError, InvalidDate
 from ohlcv.keys import DateLike, KeySpace, to_date, validate_ticker
-from ohlcv.reader import frames, tables
+from ohlcv.reader import frames, pinned, tables
 from ohlcv.reader.miss import MissPath
+from ohlcv.reader.research import ResearchReads
 from ohlcv.reader.tracking import TrackedReads
 from ohlcv.settings import Settings
-from ohlcv.store import OhlcvStore, client_from_url
+from ohlcv.store import OhlcvStore, Revision, client_from_url
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
@@ -50,7 +51,7 @@ FILL_TIMEOUT = dt.timedelta(seconds=120)
 CUT_TTL = dt.timedelta(minutes=10)
 
 
-class OhlcvCache(MissPath):
+class OhlcvCache(MissPath, ResearchReads):
     """Cache-aside reader of the OHLCV cache.
 
     :param source: the vendor for misses (default: the settings' ``OHLCV_SOURCE``, else FinanceDataReader)
@@ -81,7 +82,7 @@ class OhlcvCache(MissPath):
             if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
                 raise ConfigurationError(f"{name}={value!r}: give a datetime.timedelta above zero")
         self.settings = settings if settings is not None else Settings.from_env()
-        self.store = OhlcvStore(client, KeySpace(self.settings.key_prefix))
+        self.store = OhlcvStore(client, KeySpace(self.settings.key_prefix), revision_days=self.settings.revision_days)
         self.client = client
         self.keys = self.store.keys
         self._source = source
@@ -161,18 +162,38 @@ class OhlcvCache(MissPath):
         *,
         latest: bool = False,
         as_: str = "pandas",
+        revision: int | Revision | None = None,
     ):
         """Daily OHLCV of ``ticker`` from ``start`` (None: the first session) to ``end``.
 
         Columns Open, High, Low, Close, Volume, Change on a ``Date`` index; with ``as_="arrow"``
         a ``pyarrow.Table`` and with ``as_="polars"`` a Polars frame, ``Date`` their first
-        column (``ohlcv.reader.tables``). Raises ``InvalidTicker`` / ``InvalidDate`` /
-        ``UnknownFormat`` for bad input (no key is created), ``NoData`` when the vendor has
+        column (``ohlcv.reader.tables``). With ``revision`` (an id ``revision()`` returned) the
+        rows as that revision saw them, ending at its cut, also after later repairs
+        (``ohlcv.reader.pinned``; no vendor call). Raises ``InvalidTicker`` / ``InvalidDate`` /
+        ``UnknownFormat`` for bad input (no key is created), ``UnknownRevision`` /
+        ``RevisionExpired`` for a revision that cannot be read, ``NoData`` when the vendor has
         nothing, ``SourceUnavailable`` when it cannot be asked.
         """
         code = validate_ticker(ticker)
         as_ = tables.check(as_)
+        if revision is not None:
+            return tables.build(self._pinned([code], start, end, latest, revision)[code], as_)
         return tables.build(self._columns(code, *self._window(start, end, latest)), as_)
+
+    def _pinned(self, codes: list[str], start, end, latest: bool, revision) -> dict[str, codec.Columns]:
+        """The rows of ``codes`` as ``revision`` saw them, ending at its cut (``end`` earlier)."""
+        if latest:
+            raise ValueError("latest=True reads past the published cut; a read pinned to a revision ends at its cut")
+        first = to_date(start) if start is not None else None
+        wanted = to_date(end) if end is not None else None
+        if first is not None and wanted is not None and first > wanted:
+            raise InvalidDate(f"start {first.isoformat()} is after end {wanted.isoformat()}")
+        record = pinned.resolve(self.store, revision)
+        last = min(wanted, record.cut) if wanted is not None else record.cut
+        if first is not None and first > last:
+            return dict.fromkeys(codes, frames.empty_columns())
+        return pinned.columns(self, codes, record, first, last)
 
     def _columns(self, code: str, first: dt.date | None, last: dt.date) -> codec.Columns:
         """The rows of ``code`` from ``first`` to ``last``: a period key, else a slice of the
@@ -221,15 +242,19 @@ class OhlcvCache(MissPath):
         latest: bool = False,
         as_frame: bool = False,
         as_: str = "pandas",
+        revision: int | Revision | None = None,
     ):
         """``get`` for many tickers: period keys in one MGET, whole histories in one more, misses filled.
 
         Returns a dict code -> frame, or with ``as_frame`` one long frame indexed by
         (``Ticker``, ``Date``); with ``as_="arrow"`` / ``"polars"`` the same as Arrow tables /
-        Polars frames, the long one with ``Ticker`` and ``Date`` as its first columns.
+        Polars frames, the long one with ``Ticker`` and ``Date`` as its first columns. With
+        ``revision``, every ticker as that revision saw it (see ``get``).
         """
         codes = list(dict.fromkeys(validate_ticker(ticker) for ticker in tickers))
         as_ = tables.check(as_)
+        if revision is not None:
+            return tables.build_many(codes, self._pinned(codes, start, end, latest, revision), as_, as_frame)
         first, last = self._window(start, end, latest)
         parts: dict[str, codec.Columns] = {}
         if first is not None and first <= last and codes:
@@ -244,7 +269,7 @@ class OhlcvCache(MissPath):
                         continue
                     whole = frames.columns_from_cached(code, blob)
                     covered = self._covers(whole, last)
-                    if covered or self.read_only or self._settled(code, last):
+                    if covered or self.read_only or self._settled(code, last, whole.last_date()):
                         parts[code] = whole.window(first, last)
                         if covered and first is not None and parts[code].rows:
                             self._keep_period(code, first, last, blob, parts[code], client=writes)

@@ -11,6 +11,7 @@ without data stays in ``ohlcv:inactive``, so readers stop asking. ``MissPath`` i
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -50,20 +51,25 @@ class MissPath:
         blob = self._get(self.keys.series(code))
         if blob is not None:
             columns = frames.columns_from_cached(code, blob)
-            if columns.last_date() >= last or self.read_only or self._settled(code, last):
+            if columns.last_date() >= last or self.read_only or self._settled(code, last, columns.last_date()):
                 return blob, columns
         if self.read_only:
             raise NoData(f"{code} is not cached, and this reader is read-only: no vendor call")
         return self._fill(code, last)
 
-    def _settled(self, code: str, last: dt.date) -> bool:
-        """Whether asking the vendor again cannot help now: the ticker was found without data
-        (inactive) or a reader found nothing newer within ``CHECKED_TTL``."""
-        _, inactive = self.store.state_of([code])
-        record = inactive.get(code)
-        if record is not None and dt.date.fromisoformat(record["checked"]) >= last:
+    def _settled(self, code: str, last: dt.date, held: dt.date) -> bool:
+        """Whether asking the vendor again cannot help now: the ticker is delisted and cached
+        through its last session (``held``: the cached last session), was found without data
+        (inactive), or a reader found nothing newer within ``CHECKED_TTL`` (one round trip)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.delisted, code)
+            pipe.hget(self.keys.inactive, code)
+            pipe.get(self.keys.checked(code))
+            delisted, inactive, checked = pipe.execute()
+        if delisted is not None and held.isoformat() >= json.loads(delisted)["last"]:
             return True
-        checked = self.client.get(self.keys.checked(code))
+        if inactive is not None and dt.date.fromisoformat(json.loads(inactive)["checked"]) >= last:
+            return True
         return checked is not None and dt.date.fromisoformat(checked.decode()) >= last
 
     def _fill(self, code: str, last: dt.date) -> tuple[bytes, codec.Columns]:
@@ -80,7 +86,7 @@ class MissPath:
             blob = self.client.get(self.keys.series(code))  # a reader ahead of us may have filled it
             if blob is not None:
                 columns = frames.columns_from_cached(code, blob)
-                if columns.last_date() >= last or self._settled(code, last):
+                if columns.last_date() >= last or self._settled(code, last, columns.last_date()):
                     return blob, columns
             self._raise_if_known_empty(code, last)
             from ohlcv.reader.fill import fill

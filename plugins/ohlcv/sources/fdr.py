@@ -31,6 +31,7 @@ from ohlcv import calendar
 from ohlcv.errors import BadOhlcvData, ConfigurationError, NoData, SourceBlocked, SourceUnavailable, TableMissing
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import KRX_TABLE_DTYPES, Snapshot, from_krx_table
+from ohlcv.universe import Delisting, from_krx_delisting
 from ohlcv.validation import canonical
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ _CACHE_FILE_DATE = re.compile(r"/(\d{4}-\d{2}-\d{2})\.csv$")
 _answers = threading.local()
 
 
-def _record(url: str, response: requests.Response) -> None:
+def _record(url: str, response: requests.Response | requests.RequestException) -> None:
     seen = getattr(_answers, "seen", None)
     if seen is not None:
         seen.append((url, response))
@@ -87,10 +88,14 @@ class CutOff(requests.RequestException):
 
 def _checked(method: str, url: str, **kwargs) -> requests.Response:
     kwargs.setdefault("timeout", TIMEOUT)
-    response = requests.request(method, url, **kwargs)
-    response.raise_for_status()
-    if NAVER_CHART in url and not response.text.rstrip().endswith("</protocol>"):
-        raise CutOff(f"Naver's chart answer ends before </protocol> ({len(response.content)} bytes)")
+    try:
+        response = requests.request(method, url, **kwargs)
+        response.raise_for_status()
+        if NAVER_CHART in url and not response.text.rstrip().endswith("</protocol>"):
+            raise CutOff(f"Naver's chart answer ends before </protocol> ({len(response.content)} bytes)")
+    except requests.RequestException as exc:
+        _record(url, exc)  # FinanceDataReader swallows some failures: the recording keeps them
+        raise
     _record(url, response)
     return response
 
@@ -181,6 +186,8 @@ def _work_date(answers: list[tuple[str, requests.Response]]) -> dt.date:
     checked against the date of the cache file it then read."""
     stated, read = None, None
     for url, response in answers:
+        if isinstance(response, Exception):
+            continue
         if match := _CACHE_FILE_DATE.search(url):
             read = dt.date.fromisoformat(match.group(1))
             continue
@@ -274,21 +281,31 @@ class FdrSource:
 
     def snapshot(self, session: dt.date) -> Snapshot:
         """KRX's table of its latest work date (FinanceDataReader serves no other session)."""
-        fdr = _fdr()
-        try:
-            with _recording() as answers:
-                listing = fdr.StockListing("KRX")
-        except Exception as exc:
-            if _http_status(exc) == 404:
-                raise TableMissing(
-                    f"the KRX table of KRX's latest work date is not published (HTTP 404): {exc}"
-                ) from None
-            raise _vendor_error(exc, "the KRX table") from exc
+        listing, answers = _stock_listing("KRX", "the KRX table of KRX's latest work date")
         listed = _work_date(answers)
         if listed != session:
             log.info("asked for the KRX table of %s; KRX's latest is %s's", session, listed)
         # the latest work date's own file: written on the session's evening, before its volumes are final
         return from_krx_table(listing, listed, self.name, final=False)
+
+    def delistings(self) -> list[Delisting]:
+        """KRX's delisting listing (every security delisted since 1956) as FinanceDataReader's
+        ``StockListing('KRX-DELISTING')`` reads it: the public file of KRX's latest work date.
+
+        FinanceDataReader turns a failed download of that file into an empty frame; the failed
+        answer, kept by the checked calls, tells a file not published yet (``TableMissing``)
+        from an outage (``SourceUnavailable``)."""
+        frame, answers = _stock_listing("KRX-DELISTING", "the KRX delisting listing")
+        if frame is None or frame.empty:
+            failed = [answer for _, answer in answers if isinstance(answer, Exception)]
+            if failed and _http_status(failed[-1]) == 404:
+                raise TableMissing(
+                    f"the KRX delisting listing of KRX's latest work date is not published: {failed[-1]}"
+                )
+            if failed:
+                raise _vendor_error(failed[-1], "the KRX delisting listing")
+            raise BadOhlcvData("the KRX delisting listing came back without rows")
+        return from_krx_delisting(frame)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         fdr = _fdr()
@@ -305,6 +322,19 @@ class FdrSource:
         if is_index(code):
             _require_every_year(code, frame)
         return frame
+
+
+def _stock_listing(market: str, what: str) -> tuple[pd.DataFrame, list]:
+    """FinanceDataReader's ``StockListing(market)`` and every answer its calls received; a 404
+    is ``TableMissing`` (not published), any other failure the vendor error it stands for."""
+    fdr = _fdr()
+    try:
+        with _recording() as answers:
+            return fdr.StockListing(market), answers
+    except Exception as exc:
+        if _http_status(exc) == 404:
+            raise TableMissing(f"{what} is not published (HTTP 404): {exc}") from None
+        raise _vendor_error(exc, what) from exc
 
 
 def _require_every_year(code: str, frame: pd.DataFrame) -> None:

@@ -33,6 +33,7 @@ from ohlcv.settings import Settings
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore
+from ohlcv.universe import Delisting
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,13 @@ class GuardedSource:
 
     def settles(self, session: dt.date, now: dt.datetime) -> bool:
         return self.inner.settles(session, now)
+
+    def delistings(self) -> list[Delisting]:
+        """The vendor's delisting listing; ``NotImplementedError`` for a vendor without one."""
+        listing = getattr(self.inner, "delistings", None)
+        if listing is None:
+            raise NotImplementedError(f"the vendor {self.name!r} has no delisting listing")
+        return self._call("listing", listing)
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         if self.run_id and self.budgeted and not self.store.spend_history_call(self.run_id):

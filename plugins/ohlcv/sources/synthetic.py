@@ -38,6 +38,7 @@ from ohlcv.errors import ConfigurationError, NoData, TableMissing
 from ohlcv.keys import is_index, validate_ticker
 from ohlcv.snapshot import Snapshot
 from ohlcv.sources.base import MARKETS
+from ohlcv.universe import Delisting
 from ohlcv.validation import canonical
 
 # KRX tick sizes for stocks on KOSPI and KOSDAQ since 2023-01-25: (price below, tick).
@@ -178,6 +179,17 @@ class SyntheticSource:
 
     def settles(self, session: dt.date, now: dt.datetime) -> bool:
         return True  # its tables are final as soon as they exist
+
+    def delistings(self) -> list[Delisting]:
+        """The delisting listing of its ``delisted`` codes: delisted the session after their last."""
+        return sorted(
+            (
+                Delisting(code, f"SYNTHETIC {code}", self.market_of(code), self.listing_date(code),
+                          calendar.next_session(last), "synthetic delisting")
+                for code, last in self.delisted.items()
+            ),
+            key=lambda item: (item.delisted, item.code),
+        )  # fmt: skip
 
     def history(self, code: str, start: dt.date | None, end: dt.date) -> pd.DataFrame:
         code = validate_ticker(code)

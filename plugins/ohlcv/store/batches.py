@@ -12,7 +12,8 @@ from ohlcv import codec
 from ohlcv.keys import validate_ticker
 from ohlcv.snapshot import Extension
 from ohlcv.status import Status
-from ohlcv.store.base import RUN_METRICS_TTL, WRITE_ATTEMPTS, StoreBase, optimistic, text
+from ohlcv.store.base import RUN_METRICS_TTL, WRITE_ATTEMPTS, optimistic, text
+from ohlcv.store.revisions import RevisionStore
 
 #: attempts of one optimistic transaction before a write gives up
 #: series written per transaction by ``extend_many``: large enough to save round trips, small
@@ -20,7 +21,7 @@ from ohlcv.store.base import RUN_METRICS_TTL, WRITE_ATTEMPTS, StoreBase, optimis
 EXTEND_BATCH = 250
 
 
-class BatchStore(StoreBase):
+class BatchStore(RevisionStore):
     """``extend_many`` and the preliminary-session marks."""
 
     def extend_many(
@@ -48,7 +49,8 @@ class BatchStore(StoreBase):
         :param marks: the new list of preliminary sessions of an accepted ticker, from its list
             before (``ohlcv:preliminary``); None leaves the lists as they are
         :param periods_holding: the session whose rows change: the accepted tickers' period keys
-            that hold it are deleted in the same transaction
+            that hold it are deleted in the same transaction, and the Volume an extension replaced
+            there (``Extension.previous``) is kept for older revisions
         :param counter: the run's counter the accepted tickers are added to
         :param guard: called with each batch's outcomes before anything of it is written; what it
             raises stops the call (the batches before stay written)
@@ -67,6 +69,7 @@ class BatchStore(StoreBase):
 
         def attempt(pipe):
             outcomes = [extend(code, blob) for code, blob in zip(codes, pipe.mget(series), strict=True)]
+            replaced = {outcome.code: outcome.previous for outcome in outcomes if outcome.previous is not None}
             if guard is not None:
                 try:
                     guard(outcomes)
@@ -80,6 +83,7 @@ class BatchStore(StoreBase):
             names = [outcome.code for outcome in accepted]
             held = dict(zip(names, pipe.hmget(self.keys.preliminary, names), strict=True)) if marks else {}
             stale = self._periods_holding(pipe, names, periods_holding) if periods_holding else []
+            stamp = self.stamp(pipe) if replaced else None
             pipe.multi()
             for outcome in accepted:
                 pipe.set(self.keys.series(outcome.code), outcome.blob)
@@ -88,6 +92,9 @@ class BatchStore(StoreBase):
             pipe.hdel(self.keys.inactive, *names)
             if marks is not None:
                 self._queue_marks(pipe, {code: marks(sessions_of(held[code])) for code in names})
+            if stamp is not None:  # settled volumes: revisions before this write see the preliminary ones
+                kept = {code: replaced[code] for code in names if code in replaced}
+                self.queue_settled(pipe, periods_holding, kept, stamp[0])
             if stale:
                 pipe.delete(*(key for key, _ in stale))
                 for key, registry in stale:
@@ -103,7 +110,7 @@ class BatchStore(StoreBase):
 
         return optimistic(
             self.client,
-            [*series, *registries],
+            [*series, *registries, self.keys.revision],
             attempt,
             f"gave up after {WRITE_ATTEMPTS} concurrent writes to a batch of {len(codes)} series",
         )

@@ -59,14 +59,6 @@ end
 return 0
 """
 
-# KEYS: lastUpdateAt, lastUpdateCount. ARGV: cut (ISO), count. Returns the cut it replaced.
-_PUBLISH = """
-local previous = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-return previous
-"""
-
 # KEYS: run metrics. Counts one history call against the run's budget (the field
 # history_budget; absent: no budget). Returns 0, counting nothing, once the budget is spent.
 _SPEND_HISTORY_CALL = """
@@ -111,11 +103,15 @@ class Watermark:
     :param cut: the newest session through which every active ticker is cached (None: none is)
     :param count: how many tickers are cached through ``cut``
     :param previous: the cut published before
+    :param revision: the revision current after the publish (None: none was ever published)
+    :param new_revision: this publish made a new revision
     """
 
     cut: dt.date | None
     count: int
     previous: dt.date | None
+    revision: int | None = None
+    new_revision: bool = False
 
     @property
     def advanced(self) -> bool:
@@ -139,7 +135,6 @@ class RunStore(StoreBase):
         super().__init__(client, keys)
         self._extend_run = client.register_script(_EXTEND_RUN)
         self._begin_run = client.register_script(_BEGIN_RUN)
-        self._publish = client.register_script(_PUBLISH)
         self._release_run = client.register_script(_RELEASE_RUN)
         self._clear_dead_flag = client.register_script(_CLEAR_DEAD_FLAG)
         self._spend_history_call = client.register_script(_SPEND_HISTORY_CALL)
@@ -178,21 +173,17 @@ class RunStore(StoreBase):
         cut = min(active)
         return cut, sum(1 for day in last.values() if day is not None and day >= cut)
 
-    def publish_watermark(self, codes: list[str]) -> Watermark:
+    def publish_watermark(self, codes: list[str], *, run_id: str = "") -> Watermark:
         """Set ``getOHLCV_lastUpdateAt`` and ``getOHLCV_lastUpdateCount`` to the watermark of
         ``codes`` (see ``watermark``): never ahead of an active ticker, never behind what all
-        of them hold. Left as they are while no active ticker is cached."""
+        of them hold; with them a revision (``RevisionStore.publish``, a part of ``OhlcvStore``).
+        Left as they are while no active ticker is cached."""
         cut, count = self.watermark(codes)
         if cut is None:
-            return Watermark(None, 0, self.meta().last_update_at)
-        return Watermark(cut, count, self.publish(cut, count))
-
-    def publish(self, cut: dt.date, count: int) -> dt.date | None:
-        """Set both meta keys together; return the cut they held before."""
-        previous = self._publish(
-            keys=[self.keys.last_update_at, self.keys.last_update_count], args=[cut.isoformat(), int(count)]
-        )
-        return dt.date.fromisoformat(text(previous)) if previous else None
+            current = self.client.get(self.keys.revision)
+            return Watermark(None, 0, self.meta().last_update_at, int(current) if current else None)
+        published = self.publish(cut, count, run_id=run_id)
+        return Watermark(cut, count, published.previous, published.revision, published.new)
 
     def extend_run(self, token: str, ttl: dt.timedelta = RUN_LOCK_TTL) -> bool:
         """Push the run lock's expiry (and the flag's) ``ttl`` into the future if ``token`` holds it."""

@@ -25,6 +25,7 @@ from ohlcv.merge import Merge, merge
 from ohlcv.status import Status
 from ohlcv.store.base import WRITE_ATTEMPTS, ms, optimistic, text
 from ohlcv.store.batches import BatchStore, sessions_of
+from ohlcv.store.ledger import LedgerStore, digest, for_write
 
 #: how long a cached value that could not be read is kept, after the vendor's history replaced it
 UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
@@ -94,6 +95,19 @@ class WriteOutcome:
     unreadable: str = ""
 
 
+def settled_volumes(cached: pd.DataFrame | None, written: pd.DataFrame, held: list[str]) -> dict[dt.date, float]:
+    """The preliminary Volume of each held session (``ohlcv:preliminary``) whose row ``written``
+    settles: the cached Volume it replaces."""
+    if cached is None:
+        return {}
+    found = {}
+    for day in held:
+        at = pd.Timestamp(day)
+        if at in cached.index and at in written.index and cached.at[at, "Volume"] != written.at[at, "Volume"]:
+            found[at.date()] = cached.at[at, "Volume"]
+    return found
+
+
 def readable(blob: bytes | None) -> tuple[pd.DataFrame | None, str]:
     """The cached series, or None and what the value is when it cannot be read as OHLCV_STR
     (the old job's pandas JSON, or anything else)."""
@@ -122,7 +136,7 @@ def refuse_to_replace(code: str, blob: bytes | None, unreadable: str, source: st
         )
 
 
-class SeriesStore(BatchStore):
+class SeriesStore(BatchStore, LedgerStore):
     """Reads and writes of the cached histories and their period keys."""
 
     def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
@@ -130,16 +144,20 @@ class SeriesStore(BatchStore):
         self._keep_period = client.register_script(_KEEP_PERIOD)
         self._correct_last_update = client.register_script(_CORRECT_LAST_UPDATE)
 
-    def write_series(self, code: str, fresh: pd.DataFrame, source: str, *, repair: bool = True) -> WriteOutcome:
+    def write_series(
+        self, code: str, fresh: pd.DataFrame, source: str, *, repair: bool = True, run_id: str = ""
+    ) -> WriteOutcome:
         """Merge a validated vendor answer into the cache atomically (see ``ohlcv.merge``).
 
-        The series, its ``ticker:lastUpdateAt`` entry and, on a repair, the deletion of its
-        period keys happen in one MULTI/EXEC. The transaction watches the series key; if
-        another writer changes it first, the answer is merged again with what it wrote.
+        The series, its ``ticker:lastUpdateAt`` entry, on a repair the deletion of its period
+        keys, and the ledger entry of a repair (or of a break the run's snapshot step noted)
+        happen in one MULTI/EXEC. The transaction watches the series key; if another writer
+        changes it first, the answer is merged again with what it wrote.
 
         :param repair: whether the answer may replace a cached history it disagrees with.
             Without, ``HistoryDisagrees`` is raised instead, and a cached series from another
             vendor raises ``SourceMismatch`` (a reader adds and appends, never replaces).
+        :param run_id: the indexer run writing (its ledger entries name it); empty for a reader
         """
         code = validate_ticker(code)
         if fresh.empty:
@@ -164,16 +182,39 @@ class SeriesStore(BatchStore):
             if unreadable:  # nothing to merge with: the vendor's history replaces it
                 result = Merge(fresh, Status.REPAIRED, len(fresh))
             last = result.frame.index[-1].date()
+            noted = self.pending_break(pipe, run_id, code)
             if result.status == Status.UNCHANGED:
-                pipe.unwatch()
+                if noted is None:
+                    pipe.unwatch()
+                    return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
+                values = for_write(result, cached, blob, blob, noted, self.stamp(pipe)[0], run_id)
+                pipe.multi()
+                self.queue_action(pipe, code, values, run_id)
+                pipe.execute()
                 return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
             # a repair or a settled volume changes rows a period key may hold
             rewrites = result.status == Status.REPAIRED or result.settled > 0
             periods = list(pipe.smembers(registry)) if rewrites else []
+            # what older revisions saw and this write changes: the history itself or rows before
+            # its first (the value is kept whole), or preliminary volumes (kept one by one)
+            supersedes = blob is not None and (
+                result.status == Status.REPAIRED or result.frame.index[0] < cached.index[0]
+            )
+            volumes = {} if supersedes else settled_volumes(cached, result.frame, held)
+            ledger = noted is not None or result.status == Status.REPAIRED
+            stamp = self.stamp(pipe) if supersedes or volumes or ledger else (0, 0)
+            encoded = codec.encode(result.frame, source)
             pipe.multi()
             if unreadable:
                 pipe.set(self.keys.unreadable(code), blob, ex=UNREADABLE_KEPT)
-            pipe.set(series_key, codec.encode(result.frame, source))
+            if supersedes:
+                self.queue_superseded(pipe, code, blob, digest(blob), stamp)
+            for session, volume in volumes.items():
+                self.queue_settled(pipe, session, {code: volume}, stamp[0])
+            pipe.set(series_key, encoded)
+            if ledger:
+                values = for_write(result, cached, blob, encoded, noted, stamp[0], run_id, unreadable)
+                self.queue_action(pipe, code, values, run_id)
             pipe.hset(self.keys.last_update_hash, code, last.isoformat())
             pipe.hdel(self.keys.inactive, code)
             if rewrites:
@@ -189,7 +230,7 @@ class SeriesStore(BatchStore):
         # the registry too: a reader registering a period key meanwhile forces a retry
         return optimistic(
             self.client,
-            [series_key, registry],
+            [series_key, registry, self.keys.revision],
             attempt,
             f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}",
         )
