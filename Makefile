@@ -39,6 +39,7 @@ $(BENCH_STAMP): requirements-bench.txt constraints-bench.txt pyproject.toml
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/codec.py
 	$(BENCH_VENV)/bin/python benchmarks/cache.py
+	$(BENCH_VENV)/bin/python benchmarks/research.py
 	$(BIN)/python benchmarks/repeat_run.py
 
 # ohlcv_indexer over 2,900 synthetic tickers under the real scheduler, LocalExecutor then Celery

@@ -73,7 +73,7 @@ class ResearchReads:
         if market not in MARKETS:
             raise UnknownMarket(f"unknown market {market!r}: give one of {', '.join(MARKETS)}")
         _require_session(day)
-        record = self.store.universe_record()
+        record = self.store.recorded()
         if record.newest is None:
             raise UnknownSession(
                 "no market table is recorded yet: the indexer records each one it reads "
@@ -96,7 +96,7 @@ class ResearchReads:
             )
         if note:
             warnings.warn(note, InexactUniverse, stacklevel=2)
-        return Universe(day, market, record.listed(day, market), exact, record.exact_from(), note)
+        return Universe(day, market, self.store.listed_on(day, market), exact, record.exact_from(), note)
 
     def revision(self) -> Revision | None:
         """The revision the indexer published last (None: none yet): pass its ``id`` to

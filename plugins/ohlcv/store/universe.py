@@ -47,6 +47,23 @@ class UniverseStore(StoreBase):
             sessions, spans = pipe.execute()
         return _record(sessions, spans)
 
+    def recorded(self) -> Record:
+        """The recorded sessions alone (a record without spans): which sessions are exact."""
+        sessions = self.client.zrange(self.keys.universe_sessions, 0, -1)
+        return Record(dt.date.fromisoformat(text(day)) for day in sessions)
+
+    def listed_on(self, session: dt.date, market: str = "KRX") -> dict[str, str]:
+        """Code -> market of every code the record has listed on ``session`` (``Record.listed``),
+        read without building the record: ISO dates compare as strings."""
+        day, found = session.isoformat(), {}
+        for code, value in self.client.hgetall(self.keys.universe).items():
+            for first, last, board in json.loads(value):
+                if first <= day and (last is None or day <= last):
+                    if market == "KRX" or board == market:
+                        found[text(code)] = board
+                    break
+        return dict(sorted(found.items()))
+
     def listing_spans(self, code: str):
         """The listed spans of one code (empty: it is not in the record)."""
         value = self.client.hget(self.keys.universe, validate_ticker(code))
