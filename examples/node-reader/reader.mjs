@@ -159,15 +159,19 @@ export async function readPinned(redis, code, id, { prefix = "" } = {}) {
   const record = await revision(redis, id, { prefix });
   if (record === null) throw new Error(`no run published revision ${id}`);
   if (new Date().toISOString().slice(0, 10) > record.expires) throw new Error(`revision ${id} expired on ${record.expires}`);
+  // the current value first, then whether a write replaced it since the revision: a repair
+  // between the two reads is seen in the second, and the value it kept is read instead
+  let bytes = await redis.get(`${prefix}ticker:${code}`);
   const kept = await redis.sendCommand([
     "ZRANGEBYSCORE", `${prefix}ohlcv:versions:${code}`, String(record.id), "+inf", "WITHSCORES", "LIMIT", "0", "1",
   ]);
   const replacedAfter = kept.length ? Number(text(kept[1])) : null;
-  const key = kept.length
-    ? `${prefix}ohlcv:version:${code}:${text(kept[0]).split(":").pop()}`
-    : `${prefix}ticker:${code}`;
-  const bytes = await redis.get(key);
-  if (bytes === null) throw new Error(`${key} is gone: no value of ${code} at revision ${id}`);
+  if (kept.length) {
+    const key = `${prefix}ohlcv:version:${code}:${text(kept[0]).split(":").pop()}`;
+    bytes = await redis.get(key);
+    if (bytes === null) throw new Error(`${key} is gone: revision ${id} has expired`);
+  }
+  if (bytes === null) throw new Error(`${code} is not cached, and revision ${id} holds no value of it`);
   const value = decodeValue(bytes);
   let rows = value.rows;
   while (rows > 0 && value.days[rows - 1] > dayNumber(record.cut)) rows -= 1;

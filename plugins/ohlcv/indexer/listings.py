@@ -66,12 +66,17 @@ def explain_delisted(store: OhlcvStore, source, session: dt.date) -> list[str]:
         return []
     try:
         details = source.delistings()
+        wanted = set(pending)
+        latest: dict[str, Delisting] = {item.code: item for item in details if item.code in wanted}
+        explained = store.note_delistings(latest.values(), session)
     except (OhlcvError, NotImplementedError) as exc:
         log.info("the delisting listing is not to be had now (%s); %d delisted codes wait for it", exc, len(pending))
         return []
-    wanted = set(pending)
-    latest: dict[str, Delisting] = {item.code: item for item in details if item.code in wanted}
-    explained = store.note_delistings(latest.values(), session)
+    except Exception:  # what the listing says is a detail: it never fails the run
+        log.warning(
+            "the delisting listing could not be used; %d delisted codes wait for it", len(pending), exc_info=True
+        )
+        return []
     for code in explained:
         item = latest[code]
         log.info("%s delisted on %s (%s): %s", code, item.delisted, item.market, item.reason or "no reason given")

@@ -97,6 +97,10 @@ def run_once(
         steps.close_ledger(store, run_id)
         steps.publish_cut(store, guarded.name, market, plan.universe, run_id)
     finally:
+        try:  # a step that died leaves its breaks unentered: enter them now (none left on success)
+            steps.close_ledger(store, run_id)
+        except Exception:
+            log.warning("the run's unresolved breaks could not be entered in the ledger", exc_info=True)
         store.release_run(run_id)
     state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)
     overdue = steps.overdue_tables(store, run_id, now, settings)

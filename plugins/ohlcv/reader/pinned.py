@@ -54,39 +54,38 @@ def columns(
 
     ``cache`` is the ``OhlcvCache`` reading: a code no write replaced since the revision is read
     like an unpinned read of the same window (its period key, else its whole history, kept as
-    a period key), since its current history is what the revision saw.
+    a period key), since its current history is what the revision saw. The whole histories of
+    the codes without a period key are read before it is known whether they are needed.
     """
     store = cache.store
     last = min(last, revision.cut)
     if not codes:
         return {}
-    with store.client.pipeline(transaction=False) as pipe:
-        for code in codes:
-            pipe.zrangebyscore(store.keys.versions(code), revision.id, "+inf", start=0, num=1, withscores=True)
-        found = pipe.execute()
-    kept = {}  # code -> (digest, the revision current when it was replaced)
-    for code, hits in zip(codes, found, strict=True):
-        if hits:
-            member, after = hits[0]
-            kept[code] = (text(member).rpartition(":")[2], int(after))
+    # The current values first, then which of them a write replaced since the revision: a repair
+    # landing between the two reads is seen in the second, and its kept value read instead.
     windows: dict[str, codec.Columns] = {}
-    current = [code for code in codes if code not in kept]
-    if first is not None and current:
-        blobs = cache._mget([store.keys.period(code, first, last) for code in current])
-        windows = {code: codec.decode_columns(blob) for code, blob in zip(current, blobs, strict=True) if blob}
+    if first is not None:
+        blobs = cache._mget([store.keys.period(code, first, last) for code in codes])
+        windows = {code: codec.decode_columns(blob) for code, blob in zip(codes, blobs, strict=True) if blob}
     rest = [code for code in codes if code not in windows]
-    keys = [store.keys.version(code, kept[code][0]) if code in kept else store.keys.series(code) for code in rest]
-    with store.client.pipeline(transaction=False) as writes:
-        for code, key, blob in zip(rest, keys, cache._mget(keys), strict=True):
-            if blob is None and code in kept:
+    wholes = dict(zip(rest, cache._mget([store.keys.series(code) for code in rest]), strict=True))
+    kept = _replaced_since(store, codes, revision)
+    if kept:
+        keys = [store.keys.version(code, digest) for code, (digest, _) in kept.items()]
+        for (code, _), key, blob in zip(kept.items(), keys, cache._mget(keys), strict=True):
+            if blob is None:
                 raise RevisionExpired(
                     f"{code}: the value revision {revision.id} saw is no longer kept ({key} expired)", revision.expires
                 )
+            windows[code] = frames.columns_from_cached(code, blob).window(first, last)
+    with store.client.pipeline(transaction=False) as writes:
+        for code in [code for code in rest if code not in kept]:
+            blob = wholes[code]
             if blob is None:
                 raise NoData(f"{code} is not cached, and revision {revision.id} holds no value of it")
             whole = frames.columns_from_cached(code, blob)
             windows[code] = whole.window(first, last)
-            if code not in kept and first is not None and windows[code].rows and whole.last_date() >= last:
+            if first is not None and windows[code].rows and whole.last_date() >= last:
                 cache._keep_period(code, first, last, blob, windows[code], client=writes)
         cache._write_back(writes.execute)
     settled = _settled(store, codes, revision, first, last)
@@ -100,6 +99,21 @@ def columns(
         }
         result[code] = _with_volumes(windows[code], undo)
     return result
+
+
+def _replaced_since(store: OhlcvStore, codes: list[str], revision: Revision) -> dict[str, tuple[str, int]]:
+    """Code -> (the SHA-1 of the value ``revision`` saw, the revision current when a write
+    replaced it), for the codes a write replaced since: the first one kept at or after it."""
+    with store.client.pipeline(transaction=False) as pipe:
+        for code in codes:
+            pipe.zrangebyscore(store.keys.versions(code), revision.id, "+inf", start=0, num=1, withscores=True)
+        found = pipe.execute()
+    kept = {}
+    for code, hits in zip(codes, found, strict=True):
+        if hits:
+            member, after = hits[0]
+            kept[code] = (text(member).rpartition(":")[2], int(after))
+    return kept
 
 
 def _settled(store: OhlcvStore, codes, revision: Revision, first, last) -> dict[str, dict[dt.date, tuple]]:

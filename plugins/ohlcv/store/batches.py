@@ -94,7 +94,7 @@ class BatchStore(RevisionStore):
                 self._queue_marks(pipe, {code: marks(sessions_of(held[code])) for code in names})
             if stamp is not None:  # settled volumes: revisions before this write see the preliminary ones
                 kept = {code: replaced[code] for code in names if code in replaced}
-                self.queue_settled(pipe, periods_holding, kept, stamp[0])
+                self.queue_settled(pipe, periods_holding, kept, stamp)
             if stale:
                 pipe.delete(*(key for key, _ in stale))
                 for key, registry in stale:

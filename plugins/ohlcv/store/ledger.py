@@ -20,7 +20,7 @@ import pandas as pd
 from ohlcv.keys import validate_ticker
 from ohlcv.merge import Merge
 from ohlcv.status import Status
-from ohlcv.store.base import RUN_METRICS_TTL, StoreBase, text
+from ohlcv.store.base import RUN_METRICS_TTL, StoreBase, optimistic, text
 
 #: entries kept per code (about): decades of corporate actions
 ACTIONS_KEPT = 1_000
@@ -144,10 +144,13 @@ class LedgerStore(StoreBase):
         """Enter every break the run noted and did not resolve: ``outcomes`` says what became of
         each ticker (``deferred``, ``waiting``; anything else is ``failed``). Returns how many."""
         key = self.keys.run_breaks(run_id)
-        left = {text(code): json.loads(found) for code, found in self.client.hgetall(key).items()}
-        if not left:
-            return 0
-        with self.client.pipeline(transaction=True) as pipe:
+
+        def attempt(pipe) -> int:  # watching the breaks: a fetch resolving one meanwhile is entered once
+            left = {text(code): json.loads(found) for code, found in pipe.hgetall(key).items()}
+            if not left:
+                pipe.unwatch()
+                return 0
+            pipe.multi()
             for code, found in sorted(left.items()):
                 action = outcomes.get(code, "failed")
                 action = action if action in ("deferred", "waiting") else "failed"
@@ -159,7 +162,11 @@ class LedgerStore(StoreBase):
                 )  # fmt: skip
                 self.queue_action(pipe, code, values, run_id)
             pipe.execute()
-        return len(left)
+            return len(left)
+
+        return optimistic(
+            self.client, [key], attempt, f"gave up entering run {run_id}'s breaks after concurrent changes"
+        )
 
     def pending_break(self, pipe, run_id: str, code: str) -> dict | None:
         """The break the run noted for ``code`` (None: none), read inside a watching pipeline."""

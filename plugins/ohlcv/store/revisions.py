@@ -1,17 +1,17 @@
 """The revisions family: ``ohlcv:revision`` (the current revision id), ``ohlcv:revisions``
 (id -> what each published), ``ohlcv:revision:changed``, and what a pinned read needs to see a
 series as it was: ``ohlcv:version:{code}:{sha1}`` with its index ``ohlcv:versions:{code}``
-(a superseded value; the index's members ``{time}:{sha1}``, scored by the revision after which
-it was replaced), and ``ohlcv:settled:{session}`` (a settled row's preliminary Volume).
+(a superseded value; the index's members ``{sequence}:{sha1}``, scored by the revision current
+when it was replaced), and ``ohlcv:settled:{session}`` (a settled row's preliminary Volume).
 
 A revision is published with the cut (one Lua script: the meta keys, the id and its record
 change together), a new one whenever the cut moved or a history was rewritten since the last.
 A revision R sees each series as its bytes through R's cut. Appends need nothing kept: R's
 view of an appended series is its prefix. A write that changes rows R may see (a repair, rows
 added before the first, an unreadable value replaced) keeps the value it replaces, stamped
-with the revision current at the write, for ``OHLCV_REVISION_DAYS``; settling a preliminary
-Volume keeps the Volume it replaces. Writers watch ``ohlcv:revision``, so a stamp is never a
-publish behind.
+with the revision current at the write, until that revision expires (``OHLCV_REVISION_DAYS``
+after it was published); settling a preliminary Volume keeps the Volume it replaces. Writers
+watch ``ohlcv:revision``, so a stamp is never a publish behind.
 """
 
 from __future__ import annotations
@@ -70,6 +70,20 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """What a write that changes rows older revisions saw is stamped with (``stamp``).
+
+    :param after: the revision current at the write (0: none published yet)
+    :param until: when what it keeps may go (epoch seconds): the end of the day ``after`` expires
+    :param sequence: orders the values of one code kept under the same revision
+    """
+
+    after: int
+    until: int
+    sequence: int
+
+
+@dataclass(frozen=True)
 class Published:
     """What ``publish`` did: the cut it replaced and the revision current afterwards."""
 
@@ -87,10 +101,6 @@ class RevisionStore(StoreBase):
     def __init__(self, client, keys: KeySpace) -> None:
         super().__init__(client, keys)
         self._publish_script = client.register_script(_PUBLISH)
-
-    @property
-    def _kept_seconds(self) -> int:
-        return int(dt.timedelta(days=self.revision_days).total_seconds())
 
     def publish(self, cut: dt.date, count: int, *, run_id: str = "") -> Published:
         """Set both meta keys together and publish a revision with them: a new one when the cut
@@ -121,37 +131,52 @@ class RevisionStore(StoreBase):
         found = self.client.hget(self.keys.revisions, int(revision))
         return Revision.from_json(found) if found else None
 
-    def stamp(self, pipe) -> tuple[int, int]:
-        """The revision current now (0: none published) and the server's time in microseconds,
-        read inside a transaction that watches ``ohlcv:revision``: a write stamped with them is
-        seen by the revisions up to that one, not after it."""
+    def stamp(self, pipe, code: str | None = None) -> Stamp:
+        """What a write that changes rows older revisions saw is stamped with, read inside its
+        transaction, which watches ``ohlcv:revision`` (and, with ``code``, its kept values'
+        index): the revision current now, seen by the revisions up to it and not after."""
         current = pipe.get(self.keys.revision)
-        seconds, micros = pipe.time()
-        return (int(current) if current else 0), seconds * 1_000_000 + micros
-
-    def queue_superseded(self, pipe, code: str, value: bytes, digest: str, stamp: tuple[int, int]) -> None:
-        """Keep a value a write replaces, for the revisions up to the write's (queued in its MULTI).
-
-        :param stamp: ``(after, now)``: the revision current at the write (``stamp``) and the
-            server's time in microseconds (``pipe.time()``), which orders the writes of one revision
-        """
-        after, now = stamp
-        pipe.set(self.keys.revision_changed, 1)
+        after = int(current) if current else 0
         if not after:
+            return Stamp(0, 0, 0)
+        record = pipe.hget(self.keys.revisions, after)
+        expires = (
+            Revision.from_json(record).expires
+            if record
+            else dt.datetime.now(dt.UTC).date() + dt.timedelta(days=self.revision_days)
+        )
+        # kept until the end of the day the stamped revision expires: every revision that can
+        # need the value was published no later, so expires no later
+        until = int(dt.datetime.combine(expires + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp())
+        sequence = 0
+        if code is not None:
+            index = self.keys.versions(code)
+            sequence = pipe.zcard(index)
+            remaining = pipe.ttl(index)
+            if remaining > 0:  # never shorten what an earlier revision's value needs
+                until = max(until, int(dt.datetime.now(dt.UTC).timestamp()) + remaining)
+        return Stamp(after, until, sequence)
+
+    def queue_superseded(self, pipe, code: str, value: bytes, digest: str, stamp: Stamp) -> None:
+        """Keep a value a write replaces for the revisions up to ``stamp.after`` (queued in its
+        MULTI; ``stamp`` from ``stamp(pipe, code)``)."""
+        pipe.set(self.keys.revision_changed, 1)
+        if not stamp.after:
             return  # no revision was ever published: no pinned read can need it
         kept, index = self.keys.version(code, digest), self.keys.versions(code)
-        pipe.set(kept, value, ex=self._kept_seconds)
-        pipe.zadd(index, {f"{now:016d}:{digest}": after})
-        pipe.expire(index, self._kept_seconds)
+        pipe.set(kept, value)
+        pipe.expireat(kept, stamp.until)
+        pipe.zadd(index, {f"{stamp.sequence:08d}:{digest}": stamp.after})
+        pipe.expireat(index, stamp.until)
 
-    def queue_settled(self, pipe, session: dt.date, volumes: dict[str, float], after: int) -> None:
+    def queue_settled(self, pipe, session: dt.date, volumes: dict[str, float], stamp: Stamp) -> None:
         """Keep the preliminary Volume of each code's row of ``session`` a settle replaces."""
         if not volumes:
             return
-        if after:
+        if stamp.after:
             key = self.keys.settled(session)
-            pipe.hset(key, mapping={code: f"{_number(volume)} {after}" for code, volume in volumes.items()})
-            pipe.expire(key, self._kept_seconds)
+            pipe.hset(key, mapping={code: f"{_number(volume)} {stamp.after}" for code, volume in volumes.items()})
+            pipe.expireat(key, stamp.until)
         pipe.set(self.keys.revision_changed, 1)
 
 

@@ -26,6 +26,7 @@ from ohlcv.status import Status
 from ohlcv.store.base import WRITE_ATTEMPTS, ms, optimistic, text
 from ohlcv.store.batches import BatchStore, sessions_of
 from ohlcv.store.ledger import LedgerStore, digest, for_write
+from ohlcv.store.revisions import Stamp
 
 #: how long a cached value that could not be read is kept, after the vendor's history replaced it
 UNREADABLE_KEPT = int(dt.timedelta(days=30).total_seconds())
@@ -187,22 +188,21 @@ class SeriesStore(BatchStore, LedgerStore):
                 if noted is None:
                     pipe.unwatch()
                     return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
-                values = for_write(result, cached, blob, blob, noted, self.stamp(pipe)[0], run_id)
+                values = for_write(result, cached, blob, blob, noted, self.stamp(pipe).after, run_id)
                 pipe.multi()
                 self.queue_action(pipe, code, values, run_id)
                 pipe.execute()
                 return WriteOutcome(code, Status.UNCHANGED, last, len(result.frame))
-            # a repair or a settled volume changes rows a period key may hold
-            rewrites = result.status == Status.REPAIRED or result.settled > 0
+            # a repair, a settled volume or rows before the first change what a period key may hold
+            prepended = cached is not None and result.frame.index[0] < cached.index[0]
+            rewrites = result.status == Status.REPAIRED or result.settled > 0 or prepended
             periods = list(pipe.smembers(registry)) if rewrites else []
             # what older revisions saw and this write changes: the history itself or rows before
             # its first (the value is kept whole), or preliminary volumes (kept one by one)
-            supersedes = blob is not None and (
-                result.status == Status.REPAIRED or result.frame.index[0] < cached.index[0]
-            )
+            supersedes = blob is not None and (result.status == Status.REPAIRED or prepended)
             volumes = {} if supersedes else settled_volumes(cached, result.frame, held)
             ledger = noted is not None or result.status == Status.REPAIRED
-            stamp = self.stamp(pipe) if supersedes or volumes or ledger else (0, 0)
+            stamp = self.stamp(pipe, code) if supersedes or volumes or ledger else Stamp(0, 0, 0)
             encoded = codec.encode(result.frame, source)
             pipe.multi()
             if unreadable:
@@ -210,10 +210,10 @@ class SeriesStore(BatchStore, LedgerStore):
             if supersedes:
                 self.queue_superseded(pipe, code, blob, digest(blob), stamp)
             for session, volume in volumes.items():
-                self.queue_settled(pipe, session, {code: volume}, stamp[0])
+                self.queue_settled(pipe, session, {code: volume}, stamp)
             pipe.set(series_key, encoded)
             if ledger:
-                values = for_write(result, cached, blob, encoded, noted, stamp[0], run_id, unreadable)
+                values = for_write(result, cached, blob, encoded, noted, stamp.after, run_id, unreadable)
                 self.queue_action(pipe, code, values, run_id)
             pipe.hset(self.keys.last_update_hash, code, last.isoformat())
             pipe.hdel(self.keys.inactive, code)
@@ -230,7 +230,9 @@ class SeriesStore(BatchStore, LedgerStore):
         # the registry too: a reader registering a period key meanwhile forces a retry
         return optimistic(
             self.client,
-            [series_key, registry, self.keys.revision],
+            # and the run's noted breaks: its end entering one meanwhile forces a retry, not two entries
+            [series_key, registry, self.keys.revision, self.keys.versions(code)]
+            + ([self.keys.run_breaks(run_id)] if run_id else []),
             attempt,
             f"{code}: gave up after {WRITE_ATTEMPTS} concurrent writes to {series_key}",
         )

@@ -133,3 +133,20 @@ def test_the_command_line_prints_a_code_s_ledger(store, redis_server, capsys):
     assert cli.main(["--redis-url", redis_server.url, "actions", "000100"]) == cli.EXIT_OK
     assert "no continuity break or repair recorded" in capsys.readouterr().out
     assert cli.main(["--redis-url", redis_server.url, "actions", "999990"]) == cli.EXIT_MISSING
+
+
+def test_a_run_that_dies_after_finding_a_break_still_enters_it(store, cache, monkeypatch):
+    from ohlcv.indexer import runner
+
+    source = vendor()
+    for day in DAYS[:3]:
+        run(store, source, day)
+
+    def dies(*args, **kwargs):
+        raise ConnectionError("summarize died")
+
+    monkeypatch.setattr(runner, "summarize", dies)  # after the snapshot step noted the break, before the end
+    with pytest.raises(ConnectionError):
+        run(store, FaultySource(vendor(), fail={SPLIT}), SPLIT_DAY)
+    assert cache.actions(SPLIT)["action"].tolist() == ["failed"]  # the run's cleanup entered it
+    assert store.client.get("getOHLCV_isUpdating") == b"0"

@@ -161,3 +161,43 @@ def test_a_kept_value_gone_is_an_expired_revision(published, store, redis_client
     redis_client.delete(kept)
     with pytest.raises(RevisionExpired, match="no longer kept"):
         published.get(SPLIT, revision=1)
+
+
+def test_a_repair_landing_during_a_pinned_read_is_not_read(published, store, redis_client, monkeypatch):
+    """The read takes the current value first and then looks for a value kept since the
+    revision: a repair landing after that look finds the value already read (looked up first,
+    the read would take the repaired value)."""
+    from ohlcv.reader import pinned
+
+    expected = published.get(SPLIT, revision=2)
+    looked_up = pinned._replaced_since
+
+    def repaired_meanwhile(*args):
+        found = looked_up(*args)
+        split = vendor()
+        store.write_series(SPLIT, split.history(SPLIT, None, SPLIT_DAY), split.name)  # the split lands now
+        return found
+
+    monkeypatch.setattr(pinned, "_replaced_since", repaired_meanwhile)
+    pd.testing.assert_frame_equal(published.get(SPLIT, revision=2), expected, check_exact=True)
+    assert redis_client.zcard(f"ohlcv:versions:{SPLIT}") == 1  # it did land
+
+
+def test_a_kept_value_lives_until_the_end_of_the_day_its_revision_expires(published, store, redis_client):
+    run_once(store, vendor(), SPLIT_DAY, run_id="split", settings=Settings(), now=evening(SPLIT_DAY))
+    (kept,) = redis_client.keys(f"ohlcv:version:{SPLIT}:*")
+    expires = store.revision_of(2).expires  # the revision current when the split replaced the value
+    until = dt.datetime.combine(expires + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
+    for key in (kept, f"ohlcv:versions:{SPLIT}"):
+        assert abs(dt.datetime.now(dt.UTC).timestamp() + redis_client.ttl(key) - until) <= 2, key
+
+
+def test_rows_added_before_the_first_drop_the_period_keys_that_lack_them(store, redis_client):
+    source = vendor()
+    whole = source.history("000100", None, DAYS[2])
+    store.write_series("000100", whole.loc["2026-01-02":], source.name)
+    store.publish(DAYS[2], 1)
+    cache = reader(redis_client)
+    assert len(cache.get("000100", "2025-06-02", DAYS[2])) < len(whole.loc["2025-06-02":])  # kept as a period key
+    store.write_series("000100", whole, source.name)  # the vendor's answer reaches further back
+    assert len(cache.get("000100", "2025-06-02", DAYS[2])) == len(whole.loc["2025-06-02":])
