@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import datetime as dt
 import getpass
+import logging
 import re
 import socket
 import sys
@@ -52,71 +53,95 @@ _PIPELINE_COMMAND = re.compile(r"^Command # (\d+) \((\S+)(?: (\S+))?.*?\) of pip
 MAX_BREAKER_HOURS = 24 * 31
 
 
-def _dates(updates: dict[str, str]) -> dict[str, dt.date]:
-    dates = {}
-    for code, day in updates.items():
-        with contextlib.suppress(ValueError):
-            dates[code] = dt.date.fromisoformat(day)
-    return dates
+#: tickers a warm reads per get_many: the bar moves every batch
+WARM_BATCH = 250
+
+
+def _bar(items, total: int, what: str):
+    """``items`` with a progress bar on stderr when it is a terminal (tqdm); as they are when it
+    is not (CI, cron, Airflow), where each command's own lines say how far it got."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=what, unit="", disable=None, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+@contextlib.contextmanager
+def _logging(level: int):
+    """Log lines to stderr, written above the progress bar while one is shown."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
+    with logging_redirect_tqdm():
+        yield
 
 
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
-    meta = store.meta()
-    updates = {key.decode(): value.decode() for key, value in store.client.hgetall(store.keys.last_update_hash).items()}
-    lock_ttl = store.client.pttl(store.keys.run_lock)
-    print(f"getOHLCV_isUpdating       {'1' if meta.is_updating else '0'}")
-    print(f"getOHLCV_lastUpdateAt     {meta.last_update_at or '-'}")
-    print(f"getOHLCV_lastUpdateCount  {meta.last_update_count if meta.last_update_count is not None else '-'}")
-    lock = f"held, expires in {lock_ttl // 1000} s" if lock_ttl > 0 else "free"
-    print(f"run lock                  {lock}")
-    breaker, breaker_ttl = store.breaker(), store.breaker_ttl()
-    if breaker:
-        remaining = f", closes in {breaker_ttl}" if breaker_ttl else ""
-        print(f"vendor breaker            OPEN{remaining}: {breaker}")
+    """The cache's state (``ohlcv.overview.cache``): as text, or with ``--json`` the document the
+    Airflow cache page shows."""
+    import json
+
+    from ohlcv.overview import cache as overview
+
+    doc = overview.state(store, runs=args.runs)
+    if args.json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    cut, tickers, breaker = doc["cut"], doc["tickers"], doc["breaker"]
+    print(f"getOHLCV_isUpdating       {'1' if cut['is_updating'] else '0'}")
+    print(f"getOHLCV_lastUpdateAt     {cut['last_update_at'] or '-'}")
+    print(f"getOHLCV_lastUpdateCount  {cut['last_update_count'] if cut['last_update_count'] is not None else '-'}")
+    expires = cut["run_lock_expires_in_seconds"]
+    print(f"run lock                  {f'held, expires in {expires} s' if expires is not None else 'free'}")
+    if breaker["open"]:
+        closes = breaker["closes_in_seconds"]
+        remaining = f", closes in {dt.timedelta(seconds=closes)}" if closes else ""
+        print(f"vendor breaker            OPEN{remaining}: {breaker['reason']}")
     else:
         print("vendor breaker            closed")
+    updates = store.last_updates()
     print(f"tickers cached            {len(updates)}")
     for day, count in sorted(Counter(updates.values()).items(), reverse=True)[:5]:
         print(f"  current through {day}  {count}")
-    oldest, newest, recorded = store.recorded_sessions()
-    if newest is not None:
-        exact = store.universe_record().exact_from()
+    states = ", ".join(f"{count} {name}" for name, count in tickers["by_state"].items() if count)
+    print(
+        f"tickers by state          {states or '-'} (of {tickers['total']}; python -m ohlcv status --json lists them)"
+    )
+    if doc["universe"]:
+        universe = doc["universe"]
         print(
-            f"universe recorded         {oldest} to {newest} ({recorded} sessions, exact from {exact}); "
-            f"{len(store.delisted())} codes delisted"
+            f"universe recorded         {universe['oldest']} to {universe['newest']} ({universe['sessions']} sessions, "
+            f"exact from {universe['exact_from']}); {len(store.delisted())} codes delisted"
         )
-    revision = store.current_revision()
-    if revision is not None:
-        when = f"published {revision.published:%Y-%m-%d %H:%M} UTC, readable until {revision.expires}"
-        print(f"revision                  {revision.id} (cut {revision.cut}, {when})")
-    damaged = store.check_series(_dates(updates))
+    if doc["revision"]:
+        revision = doc["revision"]
+        when = f"published {revision['published'][:16].replace('T', ' ')} UTC, readable until {revision['expires']}"
+        print(f"revision                  {revision['id']} (cut {revision['cut']}, {when})")
     for kind in ("unreadable", "missing", "mismatched"):
-        found = sorted((code, damage.reason) for code, damage in damaged.items() if damage.kind == kind)
+        found = [row for row in doc["damaged"] if row["kind"] == kind]
         if found:
             print(f"series {kind:<18} {len(found)} (the next index run indexes them again)")
-        for code, reason in found[: args.oldest]:
-            print(f"  {code}  {reason}")
-    held = Counter(day for days in store.preliminary().values() for day in days)
+        for row in found[: args.oldest]:
+            print(f"  {row['code']}  {row['reason']}")
+    held = doc["preliminary"]
     print(
-        f"preliminary rows          {sum(held.values())}"
-        + (" (evening volumes, settled by the night run)" if held else "")
+        f"preliminary rows          {held['rows']}"
+        + (" (evening volumes, settled by the night run)" if held["rows"] else "")
     )
-    for day, count in sorted(held.items()):
+    for day, count in held["by_session"].items():
         print(f"  of {day}  {count}")
-    checks = sorted(store.cross_checked().items(), reverse=True)[:5]
-    if checks:
+    if doc["cross_checks"]:
         print("tables cross-checked      (newest first; the differing codes are in ohlcv:quality)")
-    for day, note in checks:
+    for note in doc["cross_checks"]:
         if note.get("served"):
-            print(f"  {day}  served by {note['second']} (the first source had none)")
+            print(f"  {note['session']}  served by {note['second']} (the first source had none)")
         else:
-            print(f"  {day}  {note['differing']} of {note['codes']} codes differ from {note['second']}")
+            print(f"  {note['session']}  {note['differing']} of {note['codes']} codes differ from {note['second']}")
     stale = sorted(updates.items(), key=lambda item: (item[1], item[0]))[: args.oldest]
-    if stale and meta.last_update_at and stale[0][1] < meta.last_update_at.isoformat():
+    if stale and cut["last_update_at"] and stale[0][1].isoformat() < cut["last_update_at"]:
         print("oldest tickers:")
         for code, day in stale:
             print(f"  {code}  {day}")
-    runs = store.recent_runs(args.runs)
+    runs = doc["runs"]
     if runs:
         print("recent runs (newest first):")
         columns = [
@@ -142,8 +167,6 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
 
 def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     """The DAG's steps in this process: for cron, or Jenkins during a cutover."""
-    import logging
-
     import pandas as pd
 
     from ohlcv.calendar import last_complete_session
@@ -151,15 +174,15 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     from ohlcv.keys import to_date
     from ohlcv.sources import from_spec
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     source = from_spec(args.source or args.settings.source)
     as_of = to_date(args.as_of) if args.as_of else last_complete_session(pd.Timestamp.now(tz="UTC"))
     tickers = [validate_ticker(code) for part in args.tickers for code in part.split(",") if code]
     run_id = f"cli__{as_of}__{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}__{socket.gethostname()}"
-    outcome = run_once(
-        store, source, as_of, run_id=run_id, market=args.universe, tickers=tickers, benchmark=args.benchmark,
-        full_refresh=args.full_refresh, snapshot=not args.no_snapshot, settings=args.settings,
-    )  # fmt: skip
+    with _logging(logging.INFO):
+        outcome = run_once(
+            store, source, as_of, run_id=run_id, market=args.universe, tickers=tickers, benchmark=args.benchmark,
+            full_refresh=args.full_refresh, snapshot=not args.no_snapshot, settings=args.settings, bar=_bar,
+        )  # fmt: skip
     record = outcome.record
     print(
         f"as of {as_of}: {record['state']}; {record['appended']} appended from the tables, {record['written']} "
@@ -230,9 +253,12 @@ def _warm(store: OhlcvStore, args: argparse.Namespace) -> int:
         periods.append(validate_period(start, end))
     cache = OhlcvCache(store.client, read_only=args.read_only, settings=args.settings)
     for first, last in periods:
-        frames = cache.get_many(codes, first, last)
-        rows = sum(len(frame) for frame in frames.values())
-        print(f"{first}:{last}  {len(frames)} tickers, {rows} rows")
+        batches = [codes[start : start + WARM_BATCH] for start in range(0, len(codes), WARM_BATCH)]
+        tickers = rows = 0
+        for batch in _bar(batches, len(batches), f"{first}:{last}"):
+            frames = cache.get_many(batch, first, last)
+            tickers, rows = tickers + len(frames), rows + sum(len(frame) for frame in frames.values())
+        print(f"{first}:{last}  {tickers} tickers, {rows} rows")
     return EXIT_OK
 
 
@@ -267,10 +293,15 @@ def _actions(store: OhlcvStore, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say(line: str) -> None:
+    """A line on stdout, above the progress bar while one is shown."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stdout)
+
+
 def _backfill(store: OhlcvStore, args: argparse.Namespace) -> int:
     """Record the sessions before the indexer began, as far as the vendor's archive reaches."""
-    import logging
-
     import pandas as pd
 
     from ohlcv.calendar import last_complete_session
@@ -279,14 +310,14 @@ def _backfill(store: OhlcvStore, args: argparse.Namespace) -> int:
     from ohlcv.sources import from_spec, second_tables
     from ohlcv.sources.guard import GuardedSource
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     source = GuardedSource(
         from_spec(args.source or args.settings.source), store, settings=args.settings,
         second=second_tables(args.settings.krx_openapi_key),
     )  # fmt: skip
     newest = last_complete_session(pd.Timestamp.now(tz="UTC"))
     since = to_date(args.since) if args.since else None
-    report = listings.backfill(store, source, newest, since=since, progress=print)
+    with _logging(logging.WARNING):
+        report = listings.backfill(store, source, newest, since=since, progress=_say, bar=_bar)
     for line in report.lines():
         print(line)
     return EXIT_OK
@@ -302,7 +333,7 @@ def _migrate(store: OhlcvStore, args: argparse.Namespace) -> int:
         print("dry run: nothing is written")
         if store.client.exists(store.keys.run_lock):
             print(f"note: an indexer run holds {store.keys.run_lock}; values may change before you migrate")
-    report = migrator.run(tickers)
+    report = migrator.run(tickers, bar=_bar)
     for result in report.results:
         print(result.line())
     print(report.totals())
@@ -321,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="meta keys, run lock and how current the cached tickers are")
     status.add_argument("--oldest", type=int, default=5, help="how many of the stalest tickers to list")
     status.add_argument("--runs", type=int, default=5, help="how many recent runs to show")
+    status.add_argument(
+        "--json", action="store_true", help="the facts the Airflow cache page shows, as JSON (docs/cli.md)"
+    )
     get = commands.add_parser(
         "get", help="print one ticker's history (from the cache; a miss is fetched from $OHLCV_SOURCE and stored)"
     )

@@ -240,6 +240,10 @@ class KeySpace:
         made to it, with what was done, the run and the series' digest before and after."""
         return f"{self.prefix}ohlcv:actions:{validate_ticker(code)}"
 
+    def run_handed_on(self, run_id: str) -> str:
+        """Hash: ticker -> why one run's snapshot step handed it on to a history fetch, expiring."""
+        return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:handed_on"
+
     def run_breaks(self, run_id: str) -> str:
         """Hash: code -> JSON of a continuity break one run found and has not resolved yet, expiring."""
         return f"{self.prefix}ohlcv:run:{_safe_id(run_id)}:breaks"

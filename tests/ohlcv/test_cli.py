@@ -363,3 +363,62 @@ def test_universe_backfill_records_earlier_sessions_and_says_how_far_back_it_is_
     assert "recorded 14 sessions now; the record holds 2026-11-02 to 2026-11-20" in out
     assert "exact from 2026-11-02" in out
     assert store.recorded_sessions() == (dt.date(2026, 11, 2), dt.date(2026, 11, 20), 15)
+
+
+def _run_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """``python -m ohlcv *argv`` with stderr on a pseudo-terminal of 100 columns; its stderr."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "ohlcv", *argv], stderr=follower, stdout=subprocess.DEVNULL)
+    os.close(follower)
+    written = b""
+    while select.select([leader], [], [], 60)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the process closed the terminal
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(leader)
+    return process.wait(timeout=60), written.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["index", "--as-of", "2026-11-20", "--source", "synthetic:12"], "history fetches"),
+        (["warm", "--tickers", "000100", "000200", "--period", "2026-11-2:2026-11-20"], "2026-11-02:2026-11-20"),
+        (["universe", "--backfill", "--since", "2026-11-16", "--source", "synthetic:3"], "sessions"),
+    ],
+)
+def test_long_commands_show_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere(store, redis_server, argv, what):
+    import subprocess
+    import sys
+
+    from ohlcv.indexer import listings
+
+    source = SyntheticSource(3)
+    for code in ("000100", "000200"):
+        store.write_series(code, source.history(code, None, AS_OF), source.name)
+    store.publish(AS_OF, 2)
+    listings.record(store, [source.table(AS_OF)])
+    code, terminal = _run_on_a_terminal(["--redis-url", redis_server.url, *argv])
+    assert code == cli.EXIT_OK, terminal
+    assert f"{what}:" in terminal
+    assert "%|" in terminal  # tqdm's bar
+    piped = subprocess.run(
+        [sys.executable, "-m", "ohlcv", "--redis-url", redis_server.url, *argv], capture_output=True, text=True
+    )
+    assert piped.returncode == cli.EXIT_OK, piped.stderr
+    assert "%|" not in piped.stderr
+    assert "\r" not in piped.stderr  # plain lines for a log file

@@ -38,7 +38,7 @@ def test_the_layout_shows_the_two_halves_on_a_shared_core():
         for module in (package / half).glob("*.py"):
             crossing = sorted(name for name in _imports(module) if name == other or name.startswith(other + "."))
             assert crossing == [], f"{half}/{module.name} imports the other half: {crossing}"
-    core = [package, package / "store", package / "sources", package / "universe"]
+    core = [package, package / "store", package / "sources", package / "universe", package / "overview"]
     for shared in [path for folder in core for path in folder.glob("*.py")]:
         if shared.name in ("cli.py", "__init__.py", "__main__.py"):
             continue  # the entry points wire both halves

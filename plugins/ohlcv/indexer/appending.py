@@ -149,6 +149,7 @@ def apply_snapshot(
         for code in ordered[len(fetch) :]
     }
     _record_left_behind(store, run_id, waiting, deferred)
+    store.record_handed_on(run_id, {code: handed_on[code] for code in fetch})
     return SnapshotResult(
         newest.isoformat() if newest else None, sorted(appended - set(waiting)),
         {code: handed_on[code] for code in fetch}, waiting, deferred, store.run_tables(run_id), settled,

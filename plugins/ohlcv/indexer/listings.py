@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ohlcv import calendar, codec
@@ -131,6 +131,7 @@ def backfill(
     *,
     since: dt.date | None = None,
     progress: Callable[[str], None] = log.info,
+    bar: Callable[[list, int, str], Iterable] | None = None,
 ) -> BackfillReport:
     """Record every session from ``newest`` back to ``since`` (None: as far as the vendor's
     archive reaches) that is not recorded yet, newest first, ``BACKFILL_BATCH`` tables a
@@ -139,7 +140,8 @@ def backfill(
 
     An outage stops it (``SourceUnavailable``) with every batch before it kept; asked again,
     it goes on where it stopped. Going back past the oldest recorded session, it stops after
-    ``ARCHIVE_END_AFTER`` sessions in a row without a table.
+    ``ARCHIVE_END_AFTER`` sessions in a row without a table. ``progress`` says where it is, a
+    line every batch; ``bar(sessions, total, what)`` wraps the sessions, for a progress bar.
     """
     first = since or dt.date.fromisoformat(calendar.FIRST_DAY)
     recorded = store.universe_record()
@@ -147,7 +149,8 @@ def backfill(
     oldest = recorded.oldest
     done, batch, without = [], [], 0
     archive_from = oldest
-    for position, session in enumerate(wanted, 1):
+    shown = wanted if bar is None else bar(wanted, len(wanted), "sessions")
+    for position, session in enumerate(shown, 1):
         try:
             table = _table(source, session)
         except TableMissing as exc:

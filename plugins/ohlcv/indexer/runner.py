@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ohlcv import calendar
@@ -58,6 +58,7 @@ def run_once(
     snapshot: bool = True,
     settings: Settings,
     now: dt.datetime | None = None,
+    bar: Callable[[list[str], int, str], Iterable[str]] | None = None,
 ) -> RunOutcome:
     """Index the universe through ``as_of`` under the run lock and publish the meta keys.
 
@@ -66,6 +67,8 @@ def run_once(
         and the table deadline
     :param now: the run's moment: which tables are final and whether a missing one is overdue;
         ``as_of`` may not be later than its last final session (``InvalidDate``)
+    :param bar: ``bar(codes, total, what)`` wraps the history fetches and the retries, for a
+        progress bar (the CLI's, on a terminal)
     """
     now = now or dt.datetime.now(dt.UTC)
     calendar.check_as_of(as_of, now)  # before the lock is taken or a key written
@@ -88,10 +91,10 @@ def run_once(
         result = steps.append_from_tables(
             store, guarded, plan, run_id, settings=settings, use=snapshot, full_refresh=full_refresh, now=now
         )
-        for code in result.to_fetch:
+        for code in _shown(bar, result.to_fetch, "history fetches"):
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         first = summarize(store, plan.universe, plan.to_index, store.run_results(run_id), as_of, run_id)
-        for code in first.retry:
+        for code in _shown(bar, first.retry, "retries"):
             store.count(run_id, retries=1)
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         steps.close_ledger(store, run_id)
@@ -110,6 +113,10 @@ def run_once(
     )  # fmt: skip
     log.info("as of %s: run record %s", as_of, record)
     return RunOutcome(first, state.still_failing, record, overdue)
+
+
+def _shown(bar, codes: list[str], what: str) -> Iterable[str]:
+    return codes if bar is None else bar(codes, len(codes), what)
 
 
 def _index(

@@ -52,17 +52,22 @@ class Migrator:
         self.dry_run = dry_run
         calendar.xkrx(self.as_of)  # build the calendar before taking the lock
 
-    def run(self, tickers: Iterable[str] = ()) -> MigrationReport:
-        """Migrate every ticker found (only ``tickers`` if given), under the run lock unless ``dry_run``."""
+    def run(self, tickers: Iterable[str] = (), *, bar=None) -> MigrationReport:
+        """Migrate every ticker found (only ``tickers`` if given), under the run lock unless ``dry_run``.
+
+        :param bar: ``bar(codes, total, what)`` wraps the tickers, for a progress bar (the CLI's)
+        """
         wanted = {validate_ticker(code) for code in tickers}
         found, skipped = self._scan(wanted)
+        codes = sorted(found)
+        shown = codes if bar is None else bar(codes, len(codes), "tickers")
         if self.dry_run:
-            return MigrationReport(skipped + [self.migrate_ticker(code, found[code]) for code in sorted(found)], True)
+            return MigrationReport(skipped + [self.migrate_ticker(code, found[code]) for code in shown], True)
         token = f"migrate__{uuid.uuid4().hex}"
         self.store.begin_run(token)
         results, extended = list(skipped), time.monotonic()
         try:
-            for code in sorted(found):
+            for code in shown:
                 results.append(self.migrate_ticker(code, found[code]))
                 if time.monotonic() - extended > LOCK_EXTEND_EVERY:
                     if not self.store.extend_run(token):

@@ -233,6 +233,14 @@ class RunStore(StoreBase):
         record = {"as_of": as_of.isoformat(), "reason": reason[:500], "run_id": run_id, "retry": retry}
         self.client.hset(self.keys.failures, validate_ticker(code), json.dumps(record))
 
+    def all_failures(self) -> dict[str, dict]:
+        """Every ticker's latest failure record (``record_failure``), by code."""
+        return {text(code): json.loads(value) for code, value in self.client.hgetall(self.keys.failures).items()}
+
+    def all_inactive(self) -> dict[str, dict]:
+        """Every inactive record (``mark_inactive``: no data, halted for long), by code."""
+        return {text(code): json.loads(value) for code, value in self.client.hgetall(self.keys.inactive).items()}
+
     def failures(self, codes: list[str], *, run_id: str | None = None) -> dict[str, dict]:
         """The recorded failures of ``codes`` that have one (written by ``run_id`` if given)."""
         codes = [validate_ticker(code) for code in codes]
@@ -313,6 +321,21 @@ class RunStore(StoreBase):
                 pipe.expire(key, RUN_METRICS_TTL)
             pipe.execute()
 
+    def record_handed_on(self, run_id: str, reasons: dict[str, str]) -> None:
+        """Keep why the run's snapshot step handed each ticker on to a history fetch (the run view)."""
+        if not reasons:
+            return
+        key = self.keys.run_handed_on(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={code: reason[:500] for code, reason in reasons.items()})
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def handed_on(self, run_id: str) -> dict[str, str]:
+        """Ticker -> why the run handed it on to a history fetch (``record_handed_on``)."""
+        found = self.client.hgetall(self.keys.run_handed_on(run_id))
+        return {text(code): text(why) for code, why in found.items()}
+
     def postponed(self, run_id: str) -> dict[str, str]:
         """Ticker -> why the run left it behind on purpose (``record_postponed``)."""
         return {text(code): text(why) for code, why in self.client.hgetall(self.keys.run_behind(run_id)).items()}
@@ -343,6 +366,18 @@ class RunStore(StoreBase):
         self.client.xadd(self.keys.runs, fields, maxlen=RUNS_KEPT, approximate=False)
 
     def recent_runs(self, count: int = 5) -> list[dict[str, str]]:
-        """The newest finished runs, newest first."""
+        """The newest finished runs, newest first, each with ``finished_at`` (ISO, UTC: when its
+        record was written)."""
         entries = self.client.xrevrange(self.keys.runs, count=count)
-        return [{text(name): text(value) for name, value in fields.items()} for _, fields in entries]
+        return [
+            {
+                **{text(name): text(value) for name, value in fields.items()},
+                "finished_at": _stream_time(entry).isoformat(timespec="seconds"),
+            }
+            for entry, fields in entries
+        ]
+
+
+def _stream_time(entry_id: bytes | str) -> dt.datetime:
+    """When a stream entry was added: its id's milliseconds."""
+    return dt.datetime.fromtimestamp(int(text(entry_id).partition("-")[0]) / 1000, dt.UTC)

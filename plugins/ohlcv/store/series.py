@@ -258,6 +258,16 @@ class SeriesStore(BatchStore, LedgerStore):
         args = [hashlib.sha1(series).hexdigest(), window, ms(ttl)]
         return bool(self._keep_period(keys=keys, args=args, client=client))
 
+    def last_updates(self) -> dict[str, dt.date]:
+        """Every ``ticker:lastUpdateAt`` entry that holds a date, by code."""
+        found = {}
+        for code, day in self.client.hgetall(self.keys.last_update_hash).items():
+            try:
+                found[text(code)] = dt.date.fromisoformat(text(day))
+            except ValueError:
+                continue
+        return found
+
     def read_series(self, code: str) -> pd.DataFrame | None:
         """The cached history of ``code``, or None when it is not cached."""
         blob = self.client.get(self.keys.series(code))
