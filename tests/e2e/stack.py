@@ -12,6 +12,7 @@ runs with the production file's tuning, only with local addresses. Every process
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -118,6 +119,8 @@ class Stack:
     env: dict[str, str]
     executor: str = LOCAL
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    #: the REST API's session: with users configured, it carries a bearer token (``login``)
+    http: requests.Session = field(default_factory=requests.Session)
     #: every session leader ever started, the killed and the stopped ones included
     sessions: list[int] = field(default_factory=list)
 
@@ -136,21 +139,33 @@ class Stack:
     def airflow(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([AIRFLOW, *args], env=self.env, check=True, capture_output=True, text=True)
 
+    def login(self, user: str, password: str, seconds: float = 120) -> str:
+        """A token for ``user`` from the api-server (Airflow's simple auth manager), which the
+        REST helpers send from now on; the token."""
+
+        def token():
+            answer = requests.post(f"{self.ui}/auth/token", json={"username": user, "password": password}, timeout=10)
+            return answer.json()["access_token"] if answer.status_code == 201 else None
+
+        found = wait("the api-server to issue a token", token, seconds)
+        self.http.headers["Authorization"] = f"Bearer {found}"
+        return found
+
     def wait_for_dag(self, seconds: float = 180) -> None:
-        wait("the DAG to be parsed", lambda: requests.get(self.dag, timeout=5).status_code == 200, seconds)
+        wait("the DAG to be parsed", lambda: self.http.get(self.dag, timeout=5).status_code == 200, seconds)
 
     def trigger(self, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
         """Trigger a run (now, or as of ``logical_date``, an ISO time), unpause the DAG and
         return the run's id."""
         body = {"logical_date": logical_date, "conf": conf or {}}
-        triggered = requests.post(f"{self.dag}/dagRuns", json=body, timeout=30)
+        triggered = self.http.post(f"{self.dag}/dagRuns", json=body, timeout=30)
         triggered.raise_for_status()
-        unpaused = requests.patch(self.dag, json={"is_paused": False}, timeout=30)
+        unpaused = self.http.patch(self.dag, json={"is_paused": False}, timeout=30)
         unpaused.raise_for_status()
         return triggered.json()["dag_run_id"]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        return requests.get(f"{self.dag}/dagRuns/{run_id}", timeout=30).json()
+        return self.http.get(f"{self.dag}/dagRuns/{run_id}", timeout=30).json()
 
     def wait_for_run(
         self,
@@ -175,7 +190,7 @@ class Stack:
         found, offset = [], 0
         while True:
             params = {"limit": 1000, "offset": offset, **({"task_id": task_id} if task_id else {})}
-            page = requests.get(f"{self.dag}/dagRuns/{run_id}/taskInstances", params=params, timeout=60).json()
+            page = self.http.get(f"{self.dag}/dagRuns/{run_id}/taskInstances", params=params, timeout=60).json()
             found += page["task_instances"]
             offset += len(page["task_instances"])
             if not page["task_instances"] or offset >= page["total_entries"]:
@@ -228,7 +243,7 @@ class Stack:
     def xcom_keys(self, run_id: str, task_id: str) -> set[str]:
         """The XCom keys the run's instances of ``task_id`` pushed (mapped ones included)."""
         url = f"{self.dag}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
-        entries = requests.get(url, params={"limit": 1000}, timeout=60).json()["xcom_entries"]
+        entries = self.http.get(url, params={"limit": 1000}, timeout=60).json()["xcom_entries"]
         return {entry["key"] for entry in entries}
 
 
@@ -273,6 +288,7 @@ def running_stack(
     pool_slots: int | None = None,
     broker_url: str | None = None,
     workers: int = 2,
+    users: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Migrate, create the vendor pool, start api-server, scheduler and dag-processor, and with a
     ``broker_url`` CeleryExecutor and ``workers`` Celery workers (``worker-1``, ``worker-2``, ...);
@@ -281,7 +297,9 @@ def running_stack(
     gets docker-compose.yaml's slots unless ``pool_slots`` is given.
 
     Only the runs the caller triggers happen, and the runs their Asset events trigger: the
-    indexer has no schedule here (``OHLCV_SCHEDULE=none``).
+    indexer has no schedule here (``OHLCV_SCHEDULE=none``). Every caller is an admin unless
+    ``users`` (name -> password) are given: then the simple auth manager knows those users
+    (admins) and nobody else, and the REST helpers log in as the first of them.
     """
     executor = CELERY if broker_url else LOCAL
     if executor == CELERY and not database_url:
@@ -304,6 +322,14 @@ def running_stack(
         AIRFLOW_CONN_OHLCV_REDIS=redis_url,
         OHLCV_SOURCE=source,
     )
+    if users:
+        passwords = home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps(users))
+        env.update(
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{name}:admin" for name in users),
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        )
     if database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
     if broker_url:
@@ -315,6 +341,8 @@ def running_stack(
     stack.airflow("pools", "set", "ohlcv_vendor", str(slots), "vendor calls of ohlcv_indexer")
     try:
         stack.start("api-server", ["api-server", "--port", str(port)])
+        if users:
+            stack.login(*next(iter(users.items())))
         stack.start("scheduler", ["scheduler"])
         stack.start("dag-processor", ["dag-processor"])
         if executor == CELERY:

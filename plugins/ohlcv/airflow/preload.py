@@ -27,6 +27,7 @@ from airflow.sdk import Asset, Param, dag, task
 
 import ohlcv.airflow.hook
 import ohlcv.airflow.notify
+import ohlcv.airflow.plugin  # every task loads the plugins (for macros): the views' registration, not the views
 import ohlcv.airflow.runtime
 import ohlcv.airflow.tasks
 import ohlcv.indexer.appending

@@ -26,7 +26,7 @@ def document(store: OhlcvStore, run_id: str) -> dict[str, Any]:
     tickers = []
     for code in codes:
         outcome = results.get(code, "failed" if code in failures else "")
-        why = (failures.get(code) or {}).get("reason") or behind.get(code) or handed_on.get(code) or ""
+        why = (failures.get(code) or {}).get("reason") or behind.get(code) or ""
         tickers.append({"code": code, "outcome": outcome, "handed_on": handed_on.get(code), "reason": why})
     rank = {name: position for position, name in enumerate(ORDER)}
     tickers.sort(key=lambda row: (rank.get(row["outcome"], len(ORDER)), row["code"]))
