@@ -91,6 +91,7 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:metrics",  # this run's counters, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:results",  # what each ticker's task did, expiring
         "ohlcv:run:manual__2026-11-20T09_23_00+00_00:waited",  # each ticker's time with the vendor, expiring
+        "ohlcv:run:manual__2026-11-20T09_23_00+00_00:handed_on",  # why each ticker's history was fetched, expiring
     }
     assert calendar.SessionTable.decode(redis_client.get("ohlcv:sessions")).last > dt.date(2027, 11, 20)
     assert redis_client.zrange("ohlcv:universe:sessions", 0, -1) == [b"2026-11-20"]
@@ -99,6 +100,8 @@ def test_a_run_writes_the_original_key_layout(run_dag, redis_client):
     revision = json.loads(redis_client.hget("ohlcv:revisions", 1))
     assert (revision["cut"], revision["count"], revision["run_id"]) == ("2026-11-20", 9, dag_run.run_id)
     assert xcom(dag_run, "publish_cut")["revision"] == 1  # the Asset event's extra names it too
+    handed_on = redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:handed_on")
+    assert set(handed_on) == {code.encode() for code in codes}  # the first fill fetches every history
     assert redis_client.hgetall("ohlcv:run:manual__2026-11-20T09_23_00+00_00:results") == {
         code.encode(): b"written" for code in codes
     }
