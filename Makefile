@@ -41,6 +41,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/cache.py
 	$(BENCH_VENV)/bin/python benchmarks/research.py
 	$(BIN)/python benchmarks/repeat_run.py
+	$(BIN)/python benchmarks/failover.py
 
 # ohlcv_indexer over 2,900 synthetic tickers under the real scheduler, LocalExecutor then Celery
 # with two workers (about 25 minutes here).

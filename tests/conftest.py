@@ -72,3 +72,26 @@ def airflow_db():
     pool = [airflow, "pools", "set", "ohlcv_vendor", "4", "vendor calls of ohlcv_indexer"]
     subprocess.run(pool, check=True, capture_output=True, env=dict(os.environ))
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def sentinel_group():
+    """A Sentinel deployment (a primary, two replicas, three Sentinels) for this test session,
+    for tests that do not kill or freeze its servers (those start their own)."""
+    from ohlcv.redis_server import ThrowawaySentinels
+
+    with ThrowawaySentinels(password="group-secret-1") as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_primary(sentinel_group):
+    """A client of the session's Sentinel primary, emptied before the test (and the replicas with it)."""
+    import redis
+
+    primary = sentinel_group.node(sentinel_group.wait_settled())
+    primary.flush()
+    client = redis.Redis(port=primary.port, password=sentinel_group.password)
+    client.wait(2, 5000)
+    yield client
+    client.close()

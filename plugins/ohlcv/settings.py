@@ -11,13 +11,15 @@ Imports nothing heavy: the DAG file builds one when the scheduler parses it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
 
 from ohlcv.errors import ConfigurationError, InvalidKeyPrefix
 
@@ -55,6 +57,15 @@ DEFAULT_TICKER_DEADLINE = 600.0
 #: how long the values a repair replaces are kept for reads pinned to older revisions, and how
 #: long a revision can be read (a few MB a day: 0-7 repairs)
 DEFAULT_REVISION_DAYS = 400
+#: where readers read: the primary, or a replica (under Sentinel)
+READ_FROM: tuple[str, ...] = ("primary", "replica")
+#: seconds since a replica last acknowledged the primary's stream beyond which readers skip it
+DEFAULT_REPLICA_MAX_LAG = 5.0
+#: seconds a run waits for replicas to hold its writes before it publishes the cut
+DEFAULT_REPLICA_ACK_TIMEOUT = 10.0
+#: seconds a command waits for a new primary under Sentinel: above the Sentinels'
+#: down-after-milliseconds plus the election (the compose ``ha`` profile's: 5 s + about 2 s)
+DEFAULT_FAILOVER_WAIT = 30.0
 MAX_REVISION_DAYS = 3650
 _DEADLINE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 #: what a key prefix may hold: it is put in front of every key (``ohlcv.keys.KeySpace``)
@@ -90,6 +101,15 @@ class Settings:
     :param krx_openapi_rate: ``OHLCV_KRX_OPENAPI_RATE``, the Open API's own rate limit
     :param revision_days: ``OHLCV_REVISION_DAYS``, how long a published revision can be read: the
         values later writes replace are kept that long
+    :param read_from: ``OHLCV_READ_FROM``, ``primary`` or ``replica``: where readers read under
+        Sentinel (writes always go to the primary)
+    :param replica_max_lag: ``OHLCV_REPLICA_MAX_LAG``, seconds since a replica's last acknowledgement
+        of the primary's stream beyond which readers do not use it
+    :param min_replicas: ``OHLCV_MIN_REPLICAS``, replicas that must hold a run's writes before it
+        publishes the cut; None (``auto``): 1 under Sentinel, 0 for a single Redis
+    :param replica_ack_timeout: ``OHLCV_REPLICA_ACK_TIMEOUT``, how long a run waits for them
+    :param failover_wait: ``OHLCV_FAILOVER_WAIT``, how long a command waits for a new primary
+        under Sentinel before it fails
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -110,6 +130,23 @@ class Settings:
     krx_openapi_key: str | None = field(default=None, repr=False)
     krx_openapi_rate: str = DEFAULT_KRX_OPENAPI_RATE
     revision_days: int = DEFAULT_REVISION_DAYS
+    read_from: str = "primary"
+    replica_max_lag: float = DEFAULT_REPLICA_MAX_LAG
+    min_replicas: int | None = None
+    replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT
+    failover_wait: float = DEFAULT_FAILOVER_WAIT
+
+    @property
+    def sentinel(self) -> SentinelSpec | None:
+        """The Sentinel deployment ``redis_url`` names (None: a single Redis)."""
+        return parse_sentinel_url(self.redis_url) if is_sentinel_url(self.redis_url) else None
+
+    def replicas_required(self, under_sentinel: bool) -> int:
+        """The replicas that must hold a run's writes before it publishes its cut: ``min_replicas``,
+        else 1 under Sentinel and 0 for a single Redis."""
+        if self.min_replicas is not None:
+            return self.min_replicas
+        return 1 if under_sentinel else 0
 
     def __post_init__(self) -> None:
         problem = redis_url_problem(self.redis_url)
@@ -141,6 +178,15 @@ class Settings:
                 f"OHLCV_REVISION_DAYS={self.revision_days!r}: give the days a revision stays readable, from 1 to "
                 f"{MAX_REVISION_DAYS}"
             )
+        if self.read_from not in READ_FROM:
+            raise ConfigurationError(f"OHLCV_READ_FROM={self.read_from!r}: give one of {', '.join(READ_FROM)}")
+        if self.min_replicas is not None and self.min_replicas < 0:
+            raise ConfigurationError(f"OHLCV_MIN_REPLICAS={self.min_replicas!r}: give a number of replicas, 0 or more")
+        for name, value in (("OHLCV_REPLICA_MAX_LAG", self.replica_max_lag),
+                            ("OHLCV_REPLICA_ACK_TIMEOUT", self.replica_ack_timeout),
+                            ("OHLCV_FAILOVER_WAIT", self.failover_wait)):  # fmt: skip
+            if not 0 < value < math.inf:
+                raise ConfigurationError(f"{name}={value!r}: give a number of seconds above 0")
         if self.history_budget < 0:
             raise ConfigurationError(f"OHLCV_HISTORY_BUDGET={self.history_budget!r}: give a number of calls, 0 or more")
         if not 0 < self.breaker_hours < math.inf:
@@ -191,6 +237,13 @@ class Settings:
             krx_openapi_key=text("OHLCV_KRX_OPENAPI_KEY") or None,
             krx_openapi_rate=text("OHLCV_KRX_OPENAPI_RATE") or DEFAULT_KRX_OPENAPI_RATE,
             revision_days=_count(environ, "OHLCV_REVISION_DAYS", DEFAULT_REVISION_DAYS),
+            read_from=text("OHLCV_READ_FROM") or "primary",
+            replica_max_lag=_number(environ, "OHLCV_REPLICA_MAX_LAG", DEFAULT_REPLICA_MAX_LAG),
+            min_replicas=None
+            if text("OHLCV_MIN_REPLICAS") in ("", "auto")
+            else _count(environ, "OHLCV_MIN_REPLICAS", 0),
+            replica_ack_timeout=_number(environ, "OHLCV_REPLICA_ACK_TIMEOUT", DEFAULT_REPLICA_ACK_TIMEOUT),
+            failover_wait=_number(environ, "OHLCV_FAILOVER_WAIT", DEFAULT_FAILOVER_WAIT),
         )
 
     @property
@@ -221,21 +274,137 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: the user information of a URL, with or without a scheme: ``user:password@`` up to the host
 _PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?/*)([^/@:]*):[^/]*@")
 _MAX_DB = 2**31 - 1
+_SENTINEL_PASSWORD = re.compile(r"([?&]sentinel_password=)[^&#]*")
+
+
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+#: the TLS query parameters a ``rediss+sentinel://`` URL takes, as plain ``rediss://`` URLs do
+SENTINEL_SSL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_keyfile", "ssl_certfile", "ssl_check_hostname")
+#: the query parameters a Sentinel URL takes
+SENTINEL_QUERY = ("sentinels", "db", "sentinel_username", "sentinel_password", *SENTINEL_SSL_OPTIONS)
+
+
+@dataclass(frozen=True)
+class SentinelSpec:
+    """What a Sentinel URL names (``parse_sentinel_url``): ``redis+sentinel://[user:password@]
+    host:port[,host:port...]/SERVICE/DB`` (``rediss+sentinel://`` with TLS), ``sentinels=`` in the
+    query for more Sentinels, ``sentinel_username`` / ``sentinel_password`` for the Sentinels'
+    own ACL; the user and password are the data nodes'. Clients: ``ohlcv.store.sentinel``."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = dataclasses.field(default=None, repr=False)
+    ssl: bool = False
+    ssl_options: tuple[tuple[str, Any], ...] = ()
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.split("://", 1)[0] in SENTINEL_SCHEMES
+
+
+def parse_sentinel_url(url: str) -> SentinelSpec:
+    """The Sentinels, service and database of a Sentinel URL; ``ConfigurationError`` naming what
+    is wrong (never showing the password)."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in SENTINEL_SCHEMES:
+        raise ConfigurationError(f"a Sentinel URL starts with {' or '.join(f'{name}://' for name in SENTINEL_SCHEMES)}")
+    netloc, _, tail = rest.partition("/")
+    path, _, query_text = tail.partition("?")
+    credentials, at, hosts_text = netloc.rpartition("@")
+    if not at:
+        credentials, hosts_text = "", netloc
+    username, _, password = credentials.partition(":")
+    try:
+        query = {name: values[-1] for name, values in parse_qs(query_text, strict_parsing=bool(query_text)).items()}
+    except ValueError:
+        raise ConfigurationError("the query is not name=value pairs") from None
+    unknown = sorted(set(query) - set(SENTINEL_QUERY))
+    if unknown:
+        takes = ", ".join(SENTINEL_QUERY)
+        raise ConfigurationError(f"unknown query parameter {unknown[0]!r}: a Sentinel URL takes {takes}")
+    return sentinel_spec(
+        scheme, hosts_text.split(","), path, unquote(username) or None, unquote(password) or None, query
+    )
+
+
+def sentinel_spec(
+    scheme: str, hosts: list[str], path: str, username: str | None, password: str | None, options: Mapping[str, Any]
+) -> SentinelSpec:
+    """A ``SentinelSpec`` from a Sentinel URL's parts, or an Airflow connection's: ``hosts`` as
+    ``host[:port]`` (more in ``options["sentinels"]``, comma-separated), ``path`` as
+    ``SERVICE[/DB]`` (else ``options["db"]``), ``options`` the query or the extra."""
+    if scheme not in SENTINEL_SCHEMES:
+        raise ConfigurationError(f"a Sentinel URL starts with {' or '.join(f'{name}://' for name in SENTINEL_SCHEMES)}")
+    more = str(options.get("sentinels") or "").split(",")
+    found = [item.strip() for item in [*hosts, *more] if item.strip()]
+    if not found:
+        raise ConfigurationError("name at least one Sentinel, e.g. redis+sentinel://sentinel-1:26379/mymaster/0")
+    sentinels = tuple(_sentinel_address(item) for item in found)
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        raise ConfigurationError("name the Sentinel service (the primary's name), e.g. .../mymaster/0")
+    if len(parts) > 2:
+        raise ConfigurationError(f"the path is /SERVICE/DB, got /{path}")
+    service = unquote(parts[0])
+    if not service.isprintable() or " " in service:
+        raise ConfigurationError(f"the service name {service!r} holds a space or a control character")
+    db_text = parts[1] if len(parts) == 2 else str(options.get("db") or "0")
+    if not (db_text.isascii() and db_text.isdigit()) or int(db_text) > _MAX_DB:
+        raise ConfigurationError(f"the database must be a whole number, 0 or more, got {db_text!r}")
+    ssl = []
+    for name in SENTINEL_SSL_OPTIONS:
+        if name in options:
+            value = options[name]
+            if name == "ssl_check_hostname":
+                value = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes", "on")
+            ssl.append((name, value))
+    return SentinelSpec(
+        sentinels, service, int(db_text), username, password,
+        options.get("sentinel_username") or None, options.get("sentinel_password") or None,
+        scheme == "rediss+sentinel", tuple(ssl),
+    )  # fmt: skip
+
+
+def _sentinel_address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host, port = text, "26379"
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"a Sentinel is host:port with a port from 1 to 65535, got {text!r}")
+    return host, int(port)
+
+
+def sentinel_url_problem(url: str) -> str | None:
+    """What is wrong with a Sentinel URL (None: nothing)."""
+    try:
+        parse_sentinel_url(url)
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
 
 
 def masked(url: str) -> str:
-    """``url`` with its password replaced by ``***``, to be shown in a message or a log."""
-    return _PASSWORD.sub(r"\1\2:***@", url, count=1)
+    """``url`` with its password (and a Sentinel URL's ``sentinel_password``) replaced by
+    ``***``, to be shown in a message or a log."""
+    return _SENTINEL_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1\2:***@", url, count=1))
 
 
 def redis_url_problem(url: str) -> str | None:
     """What is wrong with a Redis URL (None: nothing): the scheme, a space, the port, the db number.
 
     redis-py takes ``redis://host/abc`` as database 0 and ``redis://host/-1`` as a database
-    Redis refuses later; both are refused here.
+    Redis refuses later; both are refused here. A Sentinel URL (``SentinelSpec``) is checked
+    as one.
     """
-    from urllib.parse import parse_qs, urlsplit
+    from urllib.parse import urlsplit
 
+    if is_sentinel_url(url):
+        return sentinel_url_problem(url)
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -245,7 +414,8 @@ def redis_url_problem(url: str) -> str | None:
     if any(char.isspace() or not char.isprintable() for char in outside_password):
         return "a Redis URL holds no spaces or control characters outside its password"
     if parts.scheme not in _REDIS_SCHEMES:
-        return f"the scheme must be one of {', '.join(f'{scheme}://' for scheme in _REDIS_SCHEMES)}"
+        schemes = (*_REDIS_SCHEMES, *SENTINEL_SCHEMES)
+        return f"the scheme must be one of {', '.join(f'{scheme}://' for scheme in schemes)}"
     if parts.scheme == "unix":
         return None if parts.path else "a unix:// URL names the socket's path, e.g. unix:///run/redis.sock"
     if not parts.hostname:
@@ -344,4 +514,7 @@ _UNITS = {
     "OHLCV_SOURCE_POKE_SECONDS": "seconds",
     "OHLCV_SOURCE_WAIT_SECONDS": "seconds",
     "OHLCV_TICKER_DEADLINE": "seconds",
+    "OHLCV_REPLICA_MAX_LAG": "seconds",
+    "OHLCV_REPLICA_ACK_TIMEOUT": "seconds",
+    "OHLCV_FAILOVER_WAIT": "seconds",
 }

@@ -273,3 +273,22 @@ def test_a_vendor_that_never_answers_for_one_ticker_ends_the_run_red_at_its_dead
     assert probe.CALLS[0]["event"] == "run_failed"
     assert probe.CALLS[0]["failed"] == ["000100", "000200", "000300"]
     assert "000200 (TickerDeadline: 000200: no answer from the vendor" in probe.CALLS[0]["message"]
+
+
+def test_a_cut_no_replica_holds_is_not_published_and_the_run_ends_red(run_dag, redis_client, monkeypatch):
+    # a Redis without replicas, told a run's writes must be held by one before the cut moves
+    monkeypatch.setenv("OHLCV_MIN_REPLICAS", "1")
+    monkeypatch.setenv("OHLCV_REPLICA_ACK_TIMEOUT", "0.2")
+    redis_client.set("getOHLCV_lastUpdateAt", "2026-11-19")
+    probe.CALLS.clear()
+    dag_run = run_dag("synthetic:2", retries=0)
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances() if ti.map_index < 0}
+    assert (states["publish_cut"], states["finish_run"]) == ("failed", "failed")
+    assert redis_client.get("getOHLCV_lastUpdateAt") == b"2026-11-19"  # the cut stays
+    assert redis_client.hget("ticker:lastUpdateAt", "000100") == AS_OF  # the data is written
+    record = last_run(redis_client)
+    assert record["state"] == "failed"
+    assert record["unpublished"].startswith("the run's writes are held by 0 of the 1 replicas required")
+    assert [call["event"] for call in probe.CALLS] == ["run_failed"]
+    assert "held by 0 of the 1 replicas" in probe.CALLS[0]["message"]

@@ -114,6 +114,7 @@ def test_the_cache_page_shows_what_redis_holds_and_filters_its_table(page, stack
         assert totals.locator(f"[data-state={state}]").inner_text() == f"{count:,}", state
     assert expected["tickers"]["by_state"]["failing"] == 1
     assert "Needs attention" in frame.locator("#attention-box").inner_text()
+    assert frame.locator("#redis").inner_text() == f"127.0.0.1:{redis_server.port}"  # where the cache lives
     assert frame.locator("#runs-chart canvas").count() > 0
     _shot(page, "ohlcv-cache-page.png")
     frame.locator("#filter").fill(FAILING)

@@ -141,7 +141,7 @@ def _wrong_type(c: Case) -> list[str]:
 
 @case(cli.EXIT_REDIS_TIMEOUT)
 def _stalled(c: Case) -> list[str]:
-    c.monkeypatch.setattr(cli, "client_from_url", lambda url: redis.Redis.from_url(url, socket_timeout=0.2))
+    c.monkeypatch.setattr(cli, "client_from_url", lambda url, **_: redis.Redis.from_url(url, socket_timeout=0.2))
     return ["--redis-url", f"redis://127.0.0.1:{SilentServer.shared().port}/0", "status"]
 
 

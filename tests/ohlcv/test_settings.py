@@ -27,6 +27,11 @@ EVERY_VARIABLE = {
     "OHLCV_SOURCE_POKE_SECONDS": "2",
     "OHLCV_SOURCE_WAIT_SECONDS": "30",
     "OHLCV_TICKER_DEADLINE": "90",
+    "OHLCV_READ_FROM": "replica",
+    "OHLCV_REPLICA_MAX_LAG": "2.5",
+    "OHLCV_MIN_REPLICAS": "2",
+    "OHLCV_REPLICA_ACK_TIMEOUT": "4",
+    "OHLCV_FAILOVER_WAIT": "45",
 }
 
 
@@ -44,6 +49,13 @@ def test_an_empty_environment_gives_the_production_defaults():
     assert settings.retry_delay == dt.timedelta(seconds=60)
     assert (settings.source_poke_seconds, settings.source_wait_seconds) == (60, 3600)
     assert settings.ticker_deadline_seconds == 600
+    assert (settings.read_from, settings.replica_max_lag, settings.min_replicas) == ("primary", 5, None)
+    assert (settings.replica_ack_timeout, settings.failover_wait) == (10, 30)
+    assert settings.sentinel is None
+    assert settings.replicas_required(under_sentinel=True) == 1
+    assert settings.replicas_required(under_sentinel=False) == 0
+    assert Settings.from_env({"OHLCV_MIN_REPLICAS": "auto"}).min_replicas is None
+    assert Settings.from_env({"OHLCV_MIN_REPLICAS": "0"}).replicas_required(under_sentinel=True) == 0
     assert settings.rate_for("fdr") == limits.parse("5/second")
     assert settings.rate_for("synthetic") is None
 
@@ -64,6 +76,8 @@ def test_every_variable_is_read():
     assert settings.retry_delay == dt.timedelta(seconds=5)
     assert (settings.source_poke_seconds, settings.source_wait_seconds) == (2, 30)
     assert settings.ticker_deadline_seconds == 90
+    assert (settings.read_from, settings.replica_max_lag, settings.min_replicas) == ("replica", 2.5, 2)
+    assert (settings.replica_ack_timeout, settings.failover_wait) == (4, 45)
 
 
 def test_special_values_turn_things_off():
@@ -107,6 +121,19 @@ def test_special_values_turn_things_off():
         ("OHLCV_REDIS_URL", "redis://cache:0/0"),
         ("OHLCV_REDIS_URL", "redis:///0"),
         ("OHLCV_REDIS_URL", "redis://ca che:6380/0"),
+        ("OHLCV_REDIS_URL", "redis+sentinel:///ohlcv/0"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1:26379"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1:26379/ohlcv/zero"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1:26379/ohlcv/0/extra"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1:99999/ohlcv/0"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1/ohlcv/0?sentinels=sentinel-2:port"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1/ohlcv/0?master=other"),
+        ("OHLCV_READ_FROM", "nearest"),
+        ("OHLCV_REPLICA_MAX_LAG", "0"),
+        ("OHLCV_REPLICA_ACK_TIMEOUT", "inf"),
+        ("OHLCV_MIN_REPLICAS", "-1"),
+        ("OHLCV_MIN_REPLICAS", "one"),
+        ("OHLCV_FAILOVER_WAIT", "-3"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(name, value):
@@ -160,3 +187,28 @@ def test_the_url_forms_redis_py_reads_are_accepted(url):
 @pytest.mark.parametrize("spec", ["fdr", "synthetic", "synthetic:50", "synthetic:5?splits=000100", "csv:/data/krx"])
 def test_every_vendor_form_is_accepted(spec):
     assert Settings.from_env({"OHLCV_SOURCE": spec}).source == spec
+
+
+def test_a_sentinel_url_names_its_sentinels_service_database_and_credentials():
+    url = (
+        "rediss+sentinel://cache:p%40ss@sentinel-1:26380,sentinel-2/ohlcv/3?sentinels=sentinel-3:26381"
+        "&sentinel_password=watch-pw&ssl_cert_reqs=none&ssl_check_hostname=false"
+    )
+    spec = Settings.from_env({"OHLCV_REDIS_URL": url}).sentinel
+    assert spec.sentinels == (("sentinel-1", 26380), ("sentinel-2", 26379), ("sentinel-3", 26381))
+    assert (spec.service, spec.db, spec.username, spec.password) == ("ohlcv", 3, "cache", "p@ss")
+    assert (spec.sentinel_password, spec.ssl) == ("watch-pw", True)
+    assert dict(spec.ssl_options) == {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    assert "p@ss" not in repr(spec)
+    assert "watch-pw" not in repr(spec)
+    assert Settings.from_env({"OHLCV_REDIS_URL": "redis+sentinel://s1/ohlcv?db=4"}).sentinel.db == 4
+
+
+def test_a_bad_sentinel_url_is_named_without_either_password():
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env({"OHLCV_REDIS_URL": "redis+sentinel://:node-pw@s1:26379/ohlcv/x?sentinel_password=watch-pw"})
+    said = str(refused.value)
+    assert "node-pw" not in said
+    assert "watch-pw" not in said
+    assert "redis+sentinel://:***@s1:26379/ohlcv/x?sentinel_password=***" in said
+    assert "the database must be a whole number" in said

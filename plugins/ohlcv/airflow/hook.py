@@ -3,6 +3,15 @@
 The provider's hook reads ``db`` and ``ssl`` only from the connection's extra and treats the
 string ``"false"`` as true. Here ``redis://:pw@host:6379/2`` selects db 2, ``rediss://``
 turns TLS on, and ``ssl`` in the extra is parsed as a real boolean.
+
+Under Redis Sentinel the connection's type is ``redis+sentinel`` (``rediss+sentinel`` for TLS):
+its host and port are one Sentinel, ``sentinels`` in the extra the others (``host:port,...``),
+its schema ``SERVICE/DB``, its login and password the data nodes', and ``sentinel_password``
+(``sentinel_username``) in the extra the Sentinels' own. As a URI::
+
+    AIRFLOW_CONN_OHLCV_REDIS='redis+sentinel://:PASSWORD@sentinel-1:26379/ohlcv%2F0?sentinels=sentinel-2%3A26379%2Csentinel-3%3A26379'
+
+The client then follows the primary through failovers (``ohlcv.store.sentinel``).
 """
 
 from __future__ import annotations
@@ -14,8 +23,8 @@ from airflow.providers.redis.hooks.redis import RedisHook
 
 from ohlcv.errors import ConfigurationError
 from ohlcv.keys import KeySpace
-from ohlcv.settings import DEFAULT_REVISION_DAYS
-from ohlcv.store import OhlcvStore
+from ohlcv.settings import DEFAULT_FAILOVER_WAIT, DEFAULT_REVISION_DAYS, SENTINEL_SCHEMES, SentinelSpec, sentinel_spec
+from ohlcv.store import OhlcvStore, sentinel
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -57,15 +66,34 @@ class OhlcvRedisHook(RedisHook):
     conn_type = "redis"
     hook_name = "OHLCV Redis"
 
-    def __init__(self, redis_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, redis_conn_id: str = default_conn_name, *, failover_wait: float = DEFAULT_FAILOVER_WAIT, **kwargs: Any
+    ) -> None:
         super().__init__(redis_conn_id=redis_conn_id, **kwargs)
+        self.failover_wait = failover_wait
+
+    def sentinel_spec(self) -> SentinelSpec | None:
+        """What a ``redis+sentinel`` connection names (None: the connection is a single Redis)."""
+        conn = self.get_connection(self.redis_conn_id)
+        if conn.conn_type not in SENTINEL_SCHEMES:
+            return None
+        if not conn.host:
+            raise ConfigurationError(f"connection {self.redis_conn_id!r} names no Sentinel (its host)")
+        try:
+            return sentinel_spec(
+                conn.conn_type, [f"{conn.host}:{conn.port or 26379}"], conn.schema or "", conn.login or None,
+                conn.password or None, conn.extra_dejson,
+            )  # fmt: skip
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"connection {self.redis_conn_id!r}: {exc}") from None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis``, read from the Airflow connection."""
         conn = self.get_connection(self.redis_conn_id)
         if conn.conn_type not in ("redis", "rediss"):
             raise ConfigurationError(
-                f"connection {self.redis_conn_id!r} has type {conn.conn_type!r}; expected redis or rediss"
+                f"connection {self.redis_conn_id!r} has type {conn.conn_type!r}; expected redis, rediss, "
+                "redis+sentinel or rediss+sentinel"
             )
         if not conn.host:
             raise ConfigurationError(f"connection {self.redis_conn_id!r} has no host")
@@ -90,6 +118,12 @@ class OhlcvRedisHook(RedisHook):
 
     def get_conn(self) -> redis.Redis:
         """The Redis client, built once per hook."""
+        if self.redis is None and (spec := self.sentinel_spec()) is not None:
+            self.log.info(
+                "Connecting to the primary of %r db %s via %d Sentinels (TLS %s) via connection %r",
+                spec.service, spec.db, len(spec.sentinels), "on" if spec.ssl else "off", self.redis_conn_id,
+            )  # fmt: skip
+            self.redis = sentinel.primary_client(spec, self.failover_wait)
         if self.redis is None:
             kwargs = self.client_kwargs()
             self.log.info(

@@ -75,7 +75,8 @@ def open_store(settings: Settings):
     from ohlcv.airflow.hook import OhlcvRedisHook
     from ohlcv.keys import KeySpace
 
-    return OhlcvRedisHook().get_store(KeySpace(settings.key_prefix), revision_days=settings.revision_days)
+    hook = OhlcvRedisHook(failover_wait=settings.failover_wait)
+    return hook.get_store(KeySpace(settings.key_prefix), revision_days=settings.revision_days)
 
 
 def as_of(run: dict[str, Any]) -> dt.date:

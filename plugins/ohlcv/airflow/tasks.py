@@ -236,8 +236,9 @@ def publish_cut(run: dict[str, str], plan: dict[str, Any] | None, **context: Any
     settings, store = runtime.open_run(run)
     steps.close_ledger(store, context["run_id"])
     mark = steps.publish_cut(
-        store, runtime.source_name(settings), context["params"]["universe"], plan["universe"], context["run_id"]
-    )
+        store, runtime.source_name(settings), context["params"]["universe"], plan["universe"], context["run_id"],
+        settings=settings,
+    )  # fmt: skip
     published = {
         "cut": mark.cut.isoformat() if mark.cut else None,
         "count": mark.count,
@@ -303,6 +304,9 @@ def finish_run(
             message = f"{message}; and nobody was told: {exc}"
         if not (problem or still_failing):
             raise AirflowFailException(message)
+    unpublished = store.unpublished(run_id)
+    if unpublished and not problem:
+        problem = unpublished
     if problem or still_failing:
         message = problem or (
             f"{len(still_failing)} tickers still failing after the retry: "

@@ -15,8 +15,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import redis
+
 from ohlcv import calendar
-from ohlcv.errors import HistoryBudgetSpent, OhlcvError
+from ohlcv.errors import HistoryBudgetSpent, OhlcvError, ReplicasBehind
 from ohlcv.indexer import per_ticker, steps
 from ohlcv.indexer.summary import RunSummary, record_run, standing, summarize
 from ohlcv.settings import DEFAULT_BENCHMARK, Settings
@@ -25,6 +27,7 @@ from ohlcv.sources.base import Source
 from ohlcv.sources.guard import GuardedSource
 from ohlcv.status import Status
 from ohlcv.store import OhlcvStore
+from ohlcv.store.runs import RUN_LOCK_TTL
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ def run_once(
     if started.found_dead_run:
         log.warning("an earlier run took the run lock and never released it: it died without cleanup")
     began = dt.datetime.now(dt.UTC)
+    finished = False
     try:
         store.publish_sessions(calendar.table(as_of))
         plan = steps.plan_run(
@@ -98,13 +102,25 @@ def run_once(
             store.count(run_id, retries=1)
             _index(store, guarded, code, as_of, run_id, full_refresh, settings.ticker_deadline_seconds)
         steps.close_ledger(store, run_id)
-        steps.publish_cut(store, guarded.name, market, plan.universe, run_id)
+        try:
+            steps.publish_cut(store, guarded.name, market, plan.universe, run_id, settings=settings)
+        except ReplicasBehind as exc:  # noted in the run's record, which says failed
+            log.error("%s", exc)
+        finished = True
     finally:
         try:  # a step that died leaves its breaks unentered: enter them now (none left on success)
             steps.close_ledger(store, run_id)
         except Exception:
             log.warning("the run's unresolved breaks could not be entered in the ledger", exc_info=True)
-        store.release_run(run_id)
+        try:
+            store.release_run(run_id)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.error(
+                "the run lock could not be released (%s): it expires within %s, and the same run id takes it "
+                "again at once (an Airflow retry)", exc, RUN_LOCK_TTL,
+            )  # fmt: skip
+            if finished:  # else the run's own error goes on, which says more
+                raise
     state = standing(store, plan.universe, first.failed, store.run_results(run_id), as_of)
     overdue = steps.overdue_tables(store, run_id, now, settings)
     record = record_run(

@@ -8,13 +8,14 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
+from ohlcv.errors import ReplicasBehind
 from ohlcv.indexer import appending, listings, planning, tables
 from ohlcv.indexer.appending import SnapshotResult
 from ohlcv.indexer.planning import Plan
 from ohlcv.indexer.summary import watermark_codes
 from ohlcv.settings import Settings
 from ohlcv.sources.base import Source
-from ohlcv.store import OhlcvStore, Watermark
+from ohlcv.store import OhlcvStore, Watermark, sentinel
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,33 @@ def close_ledger(store: OhlcvStore, run_id: str) -> int:
     return closed
 
 
-def publish_cut(store: OhlcvStore, source_name: str, market: str, universe: list[str], run_id: str = "") -> Watermark:
+def publish_cut(
+    store: OhlcvStore, source_name: str, market: str, universe: list[str], run_id: str = "", *, settings: Settings
+) -> Watermark:
     """Publish the watermark, the newest session every active ticker of ``universe`` is cached
-    through, and the revision with it (a new one when the cut moved or a history was rewritten)."""
+    through, and the revision with it (a new one when the cut moved or a history was rewritten).
+
+    First the run's writes must be held by the replicas ``settings`` requires (under Sentinel
+    one, by default): otherwise ``ReplicasBehind``, noted in the run's record, and the cut stays,
+    since a failover could leave a published cut ahead of what the new primary holds.
+    """
+    required = settings.replicas_required(sentinel.is_sentinel_client(store.client))
+    if required:
+        timeout = dt.timedelta(seconds=settings.replica_ack_timeout)
+        held = sentinel.acknowledged(store.client, store.keys.replication_probe, required, timeout)
+        if held < required:
+            why = (
+                f"the run's writes are held by {held} of the {required} replicas required (OHLCV_MIN_REPLICAS) "
+                f"after {settings.replica_ack_timeout:g} s: the cut is not published, and stays at "
+                f"{store.meta().last_update_at}"
+            )
+            store.note_unpublished(run_id, why)
+            raise ReplicasBehind(why)
     mark = store.publish_watermark(watermark_codes(store, source_name, market, universe), run_id=run_id)
+    if required:  # the cut itself: best effort, a lost one leaves the older cut, never one ahead
+        held = sentinel.acknowledged(store.client, store.keys.replication_probe, required, timeout)
+        if held < required:
+            log.warning("the published cut is held by %d of %d replicas so far", held, required)
     log.info(
         "published cut %s (%d tickers cached through it), before %s; revision %s%s", mark.cut, mark.count,
         mark.previous, mark.revision, " (new)" if mark.new_revision else "",

@@ -187,10 +187,11 @@ def record_run(
     tables = store.run_tables(run_id)
     meta = store.meta()
     summary = summary or {}
+    unpublished = store.unpublished(run_id) or ""
     record = {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
-        "state": "failed" if still_failing or overdue or not summary else "success",
+        "state": "failed" if still_failing or overdue or unpublished or not summary else "success",
         "planned": summary.get("planned", 0),
         "appended": summary.get("appended", 0),
         "handed_on": summary.get("handed_on", 0),
@@ -219,6 +220,7 @@ def record_run(
         "published": meta.last_update_at.isoformat() if meta.last_update_at else "",
         "published_count": meta.last_update_count or 0,
         "duration_seconds": round(duration, 1),
+        "unpublished": unpublished,
     }
     store.record_run(record)
     return record

@@ -1,6 +1,7 @@
 """The cache as an operator looks at it: the published cut, every ticker's state by market,
-the tickers that are not current and why, the vendor breaker, damaged series and the recent
-runs. One read of Redis (a handful of round trips) gives it all; the Airflow cache page and
+the tickers that are not current and why, the vendor breaker, damaged series, the recent runs
+and where the cache lives (the primary, its replicas and their lag, the Sentinels). One read of
+Redis (a handful of round trips) gives it all; the Airflow cache page and
 ``python -m ohlcv status --json`` show exactly this.
 
 A ticker is one of the codes the newest recorded market table lists, the cached ones, and
@@ -22,7 +23,7 @@ from typing import Any
 
 from ohlcv import calendar
 from ohlcv.keys import is_index
-from ohlcv.store import OhlcvStore
+from ohlcv.store import OhlcvStore, sentinel
 
 #: the states a ticker can be in, in the order they are decided
 STATES = ("delisted", "current", "inactive", "failing", "lagging")
@@ -86,6 +87,7 @@ def state(store: OhlcvStore, *, runs: int = RUNS_SHOWN, damage: bool = True) -> 
             {"session": day, **note} for day, note in sorted(store.cross_checked().items(), reverse=True)[:5]
         ],
         "runs": [typed_run(run) for run in recent],
+        "redis": sentinel.topology(store.client),
     }
 
 
@@ -151,8 +153,11 @@ def _damaged(store: OhlcvStore, last: dict[str, dt.date]) -> list[dict[str, str]
 
 #: the fields of a run record that are words, not numbers
 RUN_TEXT_FIELDS = frozenset(
-    {"run_id", "as_of", "state", "table_missing", "table_refused", "table_second", "published", "finished_at"}
-)
+    {
+        "run_id", "as_of", "state", "table_missing", "table_refused", "table_second", "published", "finished_at",
+        "unpublished",
+    }
+)  # fmt: skip
 
 
 def typed_run(run: dict[str, str]) -> dict[str, Any]:

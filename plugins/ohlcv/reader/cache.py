@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ from ohlcv.reader.miss import MissPath
 from ohlcv.reader.research import ResearchReads
 from ohlcv.reader.tracking import TrackedReads
 from ohlcv.settings import Settings
-from ohlcv.store import OhlcvStore, Revision, client_from_url
+from ohlcv.store import OhlcvStore, Revision, client_from_url, sentinel
 
 if TYPE_CHECKING:  # the vendors, validation and the indexer load on the first miss only
     from ohlcv.sources import Source
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 PERIOD_TTL = dt.timedelta(days=7)
 FILL_TIMEOUT = dt.timedelta(seconds=120)
 CUT_TTL = dt.timedelta(minutes=10)
+#: how often a reader on replicas asks the primary whether its replica is still fit
+REPLICA_CHECK = dt.timedelta(seconds=5)
 
 
 class OhlcvCache(MissPath, ResearchReads):
@@ -65,6 +68,14 @@ class OhlcvCache(MissPath, ResearchReads):
         Redis user, or a report that must not touch production); a code not cached raises
         ``NoData``. A writing reader whose user turns out to lack write permission behaves the
         same for the rest of its life, after one warning.
+    :param read_client: where reads go, when not to ``client``: a client of one replica. With
+        ``OHLCV_READ_FROM=replica`` and a Sentinel client (``redis+sentinel://``) the reader
+        chooses a replica itself (``ohlcv.store.sentinel.fit_replicas``) and asks the primary
+        every ``REPLICA_CHECK`` whether it is still fit, moving to another or to the primary
+        when not, and to the primary at once when the replica fails. Writes (a miss's fill,
+        period keys) always go to ``client``, and so does a miss's read: a replica that has
+        not yet received a session the cut promises sends the read down the miss path, which
+        finds it on the primary.
     """
 
     def __init__(
@@ -77,6 +88,7 @@ class OhlcvCache(MissPath, ResearchReads):
         cut_ttl: dt.timedelta = CUT_TTL,
         read_only: bool = False,
         settings: Settings | None = None,
+        read_client: redis.Redis | None = None,
     ) -> None:
         for name, value in (("period_ttl", period_ttl), ("fill_timeout", fill_timeout), ("cut_ttl", cut_ttl)):
             if not isinstance(value, dt.timedelta) or value <= dt.timedelta(0):
@@ -85,6 +97,13 @@ class OhlcvCache(MissPath, ResearchReads):
         self.store = OhlcvStore(client, KeySpace(self.settings.key_prefix), revision_days=self.settings.revision_days)
         self.client = client
         self.keys = self.store.keys
+        self.read_client = read_client or client
+        self.reads = self.store if read_client is None else OhlcvStore(read_client, self.keys)
+        # OHLCV_READ_FROM=replica under Sentinel: a fit replica, chosen again every REPLICA_CHECK
+        self._replicas = read_client is None and self.settings.read_from == "replica"
+        self._replica_checked = -math.inf
+        self._checking_client: redis.Redis | None = None
+        self._warned_no_replica = False
         self._source = source
         self.period_ttl = period_ttl
         self.fill_timeout = fill_timeout
@@ -92,23 +111,83 @@ class OhlcvCache(MissPath, ResearchReads):
         self._cut: tuple[float, dt.date | None] | None = None
         self.read_only = read_only
         megabytes = self.settings.client_cache_mb
-        self.tracked = TrackedReads(client, megabytes * 2**20) if megabytes > 0 else None
+        self.tracked = TrackedReads(self.read_client, megabytes * 2**20) if megabytes > 0 else None
         # the indexer's session table answers calendar questions in a millisecond
-        calendar.load_from(self.store.published_sessions)
+        if self._replicas and _replica_reads_possible(client):
+            self._choose_reads()
+        else:
+            self._replicas = False
+        calendar.load_from(self.reads.published_sessions)
 
     @classmethod
     def from_url(
-        cls, url: str | None = None, source: Source | None = None, *, settings: Settings | None = None, **options
+        cls, url: str | None = None, source: Source | None = None, settings: Settings | None = None, **options
     ) -> OhlcvCache:
         """A cache on ``url`` (default: the settings' ``OHLCV_REDIS_URL``, then ``redis://127.0.0.1:6379/0``)."""
         settings = settings if settings is not None else Settings.from_env()
-        return cls(client_from_url(url or settings.redis_url), source, settings=settings, **options)
+        client = client_from_url(url or settings.redis_url, failover_wait=settings.failover_wait)
+        return cls(client, source, settings=settings, **options)
 
     def _get(self, key: str) -> bytes | None:
-        return self.tracked.get(key) if self.tracked is not None else self.client.get(key)
+        return self._mget([key])[0]
 
     def _mget(self, keys: list[str]) -> list[bytes | None]:
-        return self.tracked.mget(keys) if self.tracked is not None else self.client.mget(keys)
+        if self._replicas and time.monotonic() - self._replica_checked > REPLICA_CHECK.total_seconds():
+            self._choose_reads()
+        try:
+            return self.tracked.mget(keys) if self.tracked is not None else self.read_client.mget(keys)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            if self.read_client is self.client:
+                raise
+            log.warning(
+                "the replica %s failed (%s): reading from the primary until a replica is fit again",
+                sentinel.address_of(self.read_client), exc,
+            )  # fmt: skip
+            self._read_from(self.client)
+            return self._mget(keys)
+
+    def _choose_reads(self) -> None:
+        """Read from the best fit replica (``ohlcv.store.sentinel.fit_replicas``), or from the
+        primary when none is fit; keep reading where reads go when the primary or the Sentinels
+        cannot be asked (a failover: the replica still holds everything published)."""
+        self._replica_checked = time.monotonic()
+        try:
+            fit = [replica.address for replica in sentinel.fit_replicas(self._checker, self.settings.replica_max_lag)]
+        except redis.exceptions.RedisError as exc:
+            log.debug("cannot ask the primary about its replicas (%s): reading where reads go", exc)
+            return
+        current = None if self.read_client is self.client else sentinel.address_of(self.read_client)
+        if current in fit:
+            return
+        if fit:
+            log.info("reading from the replica %s", fit[0])
+            self._read_from(sentinel.pinned_client(self.client, fit[0]))
+        elif current is not None:
+            log.warning(
+                "the replica %s is not online within OHLCV_REPLICA_MAX_LAG=%g s, nor is another: reading from the "
+                "primary", current, self.settings.replica_max_lag,
+            )  # fmt: skip
+            self._read_from(self.client)
+        elif not self._warned_no_replica:
+            log.warning(
+                "no replica is online within OHLCV_REPLICA_MAX_LAG=%g s: reading from the primary",
+                self.settings.replica_max_lag,
+            )
+            self._warned_no_replica = True
+
+    @property
+    def _checker(self) -> redis.Redis:
+        if self._checking_client is None:
+            self._checking_client = sentinel.checking_client(self.client)
+        return self._checking_client
+
+    def _read_from(self, client: redis.Redis) -> None:
+        """Send reads to ``client`` from now on (tracked values are dropped with the old one)."""
+        if self.tracked is not None:
+            self.tracked.close()
+            self.tracked = TrackedReads(client, self.tracked.max_bytes)
+        self.read_client = client
+        self.reads = self.store if client is self.client else OhlcvStore(client, self.keys)
 
     @property
     def source(self) -> Source:
@@ -132,7 +211,7 @@ class OhlcvCache(MissPath, ResearchReads):
         """The published session consistent reads are cut at (kept for ``cut_ttl``)."""
         now = time.monotonic()
         if self._cut is None or now - self._cut[0] > self.cut_ttl.total_seconds():
-            self._cut = (now, self.store.meta().last_update_at)
+            self._cut = (now, self.reads.meta().last_update_at)
         return self._cut[1]
 
     def read_end(self, end: DateLike | None, *, latest: bool = False) -> dt.date:
@@ -189,7 +268,7 @@ class OhlcvCache(MissPath, ResearchReads):
         wanted = to_date(end) if end is not None else None
         if first is not None and wanted is not None and first > wanted:
             raise InvalidDate(f"start {first.isoformat()} is after end {wanted.isoformat()}")
-        record = pinned.resolve(self.store, revision)
+        record = pinned.resolve(self.reads, revision)
         last = min(wanted, record.cut) if wanted is not None else record.cut
         if first is not None and first > last:
             return dict.fromkeys(codes, frames.empty_columns())
@@ -215,7 +294,8 @@ class OhlcvCache(MissPath, ResearchReads):
         self.store.keep_period(code, first, last, blob, encoded, self.period_ttl, client=client)
 
     def _write_back(self, write) -> None:
-        """Keep a period key, unless this reader may not write (then once a warning, then never)."""
+        """Keep a period key, unless this reader may not write (then once a warning, then never),
+        or the primary cannot take it now (a failover: skipped with a warning, the read served)."""
         if self.read_only:
             return
         try:
@@ -223,6 +303,8 @@ class OhlcvCache(MissPath, ResearchReads):
         except redis.exceptions.NoPermissionError as exc:
             self.read_only = True
             log.warning("the Redis user may not write (%s): reading without writing period keys back", exc)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError) as exc:
+            log.warning("a period key was not kept: the primary cannot take writes now (%s)", exc)
 
     @staticmethod
     def _covers(whole: codec.Columns, last: dt.date) -> bool:
@@ -277,3 +359,10 @@ class OhlcvCache(MissPath, ResearchReads):
             for code in [code for code in missing if code not in parts]:
                 parts[code] = self._columns(code, first, last)
         return tables.build_many(codes, parts, as_, as_frame)
+
+
+def _replica_reads_possible(client: redis.Redis) -> bool:
+    if sentinel.is_sentinel_client(client):
+        return True
+    log.warning("OHLCV_READ_FROM=replica needs a Sentinel URL (redis+sentinel://): reading from the one server")
+    return False

@@ -40,6 +40,7 @@ class MissPath:
 
     store: OhlcvStore
     client: redis.Redis
+    read_client: redis.Redis
     keys: KeySpace
     source: Source
     read_only: bool
@@ -61,7 +62,7 @@ class MissPath:
         """Whether asking the vendor again cannot help now: the ticker is delisted and cached
         through its last session (``held``: the cached last session), was found without data
         (inactive), or a reader found nothing newer within ``CHECKED_TTL`` (one round trip)."""
-        with self.client.pipeline(transaction=False) as pipe:
+        with self.read_client.pipeline(transaction=False) as pipe:
             pipe.hget(self.keys.delisted, code)
             pipe.hget(self.keys.inactive, code)
             pipe.get(self.keys.checked(code))

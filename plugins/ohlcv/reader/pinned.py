@@ -57,7 +57,7 @@ def columns(
     a period key), since its current history is what the revision saw. The whole histories of
     the codes without a period key are read before it is known whether they are needed.
     """
-    store = cache.store
+    store = cache.reads
     last = min(last, revision.cut)
     if not codes:
         return {}

@@ -57,7 +57,8 @@ class Universe(Sequence[str]):
 class ResearchReads:
     """Universe, ledger and revision reads for ``OhlcvCache``."""
 
-    store: OhlcvStore
+    #: the store reads go to (a replica's, or the primary's)
+    reads: OhlcvStore
 
     def universe(self, session: DateLike, market: str = "KRX") -> Universe:
         """The codes listed on ``session`` on ``market`` (``KRX``: every board), delisted ones
@@ -73,7 +74,7 @@ class ResearchReads:
         if market not in MARKETS:
             raise UnknownMarket(f"unknown market {market!r}: give one of {', '.join(MARKETS)}")
         _require_session(day)
-        record = self.store.recorded()
+        record = self.reads.recorded()
         if record.newest is None:
             raise UnknownSession(
                 "no market table is recorded yet: the indexer records each one it reads "
@@ -96,13 +97,13 @@ class ResearchReads:
             )
         if note:
             warnings.warn(note, InexactUniverse, stacklevel=2)
-        return Universe(day, market, self.store.listed_on(day, market), exact, record.exact_from(), note)
+        return Universe(day, market, self.reads.listed_on(day, market), exact, record.exact_from(), note)
 
     def revision(self) -> Revision | None:
         """The revision the indexer published last (None: none yet): pass its ``id`` to
         ``get(..., revision=)`` / ``get_many(..., revision=)`` to read exactly what it saw, also
         after later repairs, for ``OHLCV_REVISION_DAYS`` (its ``expires``)."""
-        return self.store.current_revision()
+        return self.reads.current_revision()
 
     def actions(self, code: str) -> pd.DataFrame:
         """The ledger of ``code``, oldest first: every continuity break the indexer's snapshot
@@ -118,8 +119,8 @@ class ResearchReads:
         the cache knows nothing of.
         """
         code = validate_ticker(code)
-        frame = self.store.actions(code)
-        if frame.empty and not self.store.known(code):
+        frame = self.reads.actions(code)
+        if frame.empty and not self.reads.known(code):
             raise NeverListed(f"{code} was never in a recorded market table and is not cached: no ledger")
         return frame
 

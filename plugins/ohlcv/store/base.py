@@ -11,7 +11,8 @@ from redis.client import Pipeline
 
 from ohlcv.errors import ConfigurationError, OhlcvError
 from ohlcv.keys import KeySpace
-from ohlcv.settings import masked, redis_url_problem
+from ohlcv.settings import DEFAULT_FAILOVER_WAIT, is_sentinel_url, masked, parse_sentinel_url, redis_url_problem
+from ohlcv.store import sentinel
 
 #: the expiry of a run's metrics and results hashes
 RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
@@ -19,12 +20,16 @@ RUN_METRICS_TTL = int(dt.timedelta(days=2).total_seconds())
 RUNS_KEPT = 200
 
 
-def client_from_url(url: str) -> redis.Redis:
+def client_from_url(url: str, *, failover_wait: float = DEFAULT_FAILOVER_WAIT) -> redis.Redis:
     """A Redis client for ``url`` (``redis://``, ``rediss://`` or ``unix://``, password and db in
-    the URL; ``Settings.redis_url`` is ``OHLCV_REDIS_URL``)."""
+    the URL; ``Settings.redis_url`` is ``OHLCV_REDIS_URL``); for a Sentinel URL
+    (``redis+sentinel://``), a client of the primary wherever the Sentinels say it is, whose
+    commands wait up to ``failover_wait`` seconds for a new one (``OHLCV_FAILOVER_WAIT``)."""
     problem = redis_url_problem(url)
     if problem:
         raise ConfigurationError(f"cannot use Redis URL {masked(url)!r}: {problem}")
+    if is_sentinel_url(url):
+        return sentinel.primary_client(parse_sentinel_url(url), failover_wait)
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=60)
     except ValueError as exc:

@@ -21,6 +21,8 @@ from ohlcv.errors import OhlcvError
 from ohlcv.keys import KeySpace, validate_ticker
 from ohlcv.store.base import RUN_METRICS_TTL, RUNS_KEPT, StoreBase, ms, text
 
+#: the fields of a run's metrics hash that are words, not counters
+RUN_NOTES = frozenset({"unpublished"})
 #: the run lock lives this long unless a task of the run extends it; a killed run blocks no longer
 RUN_LOCK_TTL = dt.timedelta(minutes=30)
 
@@ -211,7 +213,8 @@ class RunStore(StoreBase):
         is_updating = text(updating) == "1"
         if is_updating and lock is None:
             is_updating = False
-            with contextlib.suppress(redis.exceptions.NoPermissionError):  # a read-only user: a writer clears it
+            # a read-only user, or a replica: a writer clears it
+            with contextlib.suppress(redis.exceptions.NoPermissionError, redis.exceptions.ReadOnlyError):
                 self._clear_dead_flag(keys=[self.keys.run_lock, self.keys.is_updating])
         return Meta(
             is_updating=is_updating,
@@ -357,8 +360,21 @@ class RunStore(StoreBase):
         return {text(code): text(status) for code, status in self.client.hgetall(self.keys.run_results(run_id)).items()}
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
-        values = self.client.hgetall(self.keys.run_metrics(run_id))
-        return {text(name): float(value) for name, value in values.items()}
+        """The run's counters (its notes, such as ``unpublished``, left out)."""
+        values = {text(name): text(value) for name, value in self.client.hgetall(self.keys.run_metrics(run_id)).items()}
+        return {name: float(value) for name, value in values.items() if name not in RUN_NOTES}
+
+    def note_unpublished(self, run_id: str, why: str) -> None:
+        """Note that the run did not publish its cut, and why (``unpublished`` in its record)."""
+        key = self.keys.run_metrics(run_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, "unpublished", why[:500])
+            pipe.expire(key, RUN_METRICS_TTL)
+            pipe.execute()
+
+    def unpublished(self, run_id: str) -> str | None:
+        """Why the run did not publish its cut (None: it did, or has not tried yet)."""
+        return text(self.client.hget(self.keys.run_metrics(run_id), "unpublished"))
 
     def record_run(self, record: dict[str, str | int | float]) -> None:
         """Append a finished run's counts to ``ohlcv:runs`` (the newest ``RUNS_KEPT`` are kept)."""

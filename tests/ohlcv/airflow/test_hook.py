@@ -113,3 +113,28 @@ def test_rediss_talks_tls_to_a_tls_server(monkeypatch, tmp_path):
         plain = hook_for(monkeypatch, f"redis://127.0.0.1:{tls_port}/0?ssl=false")
         with pytest.raises(redis.ConnectionError):
             plain.get_conn().ping()
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("redis+sentinel://sentinel-1:26379", "name the Sentinel service"),
+        ("redis+sentinel://sentinel-1:26379/ohlcv%2Fzero", "the database must be a whole number"),
+        ("redis+sentinel://sentinel-1:26379/ohlcv?sentinels=sentinel-2%3Aport", "a Sentinel is host:port"),
+    ],
+)
+def test_a_bad_sentinel_connection_is_refused_naming_the_connection(monkeypatch, uri, said):
+    with pytest.raises(ConfigurationError, match=f"connection 'ohlcv_redis': {said}"):
+        hook_for(monkeypatch, uri).get_conn()
+
+
+def test_a_sentinel_connection_reads_its_parts(monkeypatch):
+    uri = (
+        "rediss+sentinel://cache:node-pw@sentinel-1:26380/ohlcv%2F2"
+        "?sentinels=sentinel-2%3A26381&sentinel_password=watch-pw&ssl_cert_reqs=none"
+    )
+    spec = hook_for(monkeypatch, uri).sentinel_spec()
+    assert spec.sentinels == (("sentinel-1", 26380), ("sentinel-2", 26381))
+    assert (spec.service, spec.db, spec.username, spec.password) == ("ohlcv", 2, "cache", "node-pw")
+    assert (spec.sentinel_password, spec.ssl, dict(spec.ssl_options)) == ("watch-pw", True, {"ssl_cert_reqs": "none"})
+    assert hook_for(monkeypatch, "redis://cache:6379/0").sentinel_spec() is None

@@ -16,6 +16,7 @@ from ohlcv.indexer.runner import run_once
 from ohlcv.overview import cache as overview
 from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource
+from ohlcv.store import OhlcvStore, client_from_url
 from tests.conftest import ROOT
 
 DAYS = [day.date() for day in calendar.sessions(dt.date(2026, 11, 2), dt.date(2026, 11, 4))]
@@ -61,7 +62,7 @@ def test_every_route_refuses_an_anonymous_or_forged_request(api, filled, route):
     assert forged.status_code == 403
 
 
-def test_an_authenticated_user_gets_the_pages_and_the_package_s_documents(api, filled):
+def test_an_authenticated_user_gets_the_pages_and_the_package_s_documents(api, filled, redis_server):
     client, token = api
     bearer = {"Authorization": f"Bearer {token}"}
     for route in ROUTES[:3]:
@@ -70,7 +71,8 @@ def test_an_authenticated_user_gets_the_pages_and_the_package_s_documents(api, f
         assert page.headers["content-type"].startswith("text/html")
         assert "static/ohlcv.js" in page.text  # assets by relative path: no CDN, no absolute path
     served = client.get("/ohlcv/api/cache", headers=bearer).json()
-    expected = overview.state(filled)
+    expected = overview.state(OhlcvStore(client_from_url(redis_server.url), filled.keys))  # as the connection names it
+    assert served["redis"]["primary"] == f"127.0.0.1:{redis_server.port}"
     for doc in (served, expected):
         doc.pop("generated_at")
     assert served == expected

@@ -32,11 +32,23 @@ function attention(doc) {
   if (doc.breaker.open) problems.push(`the vendor breaker is open: ${doc.breaker.reason}`);
   if (last && last.table_missing) problems.push(`market tables not published: ${last.table_missing}`);
   if (doc.damaged && doc.damaged.length) problems.push(`${doc.damaged.length} damaged series`);
+  problems.push(...redisProblems(doc.redis));
   const box = ohlcv.el("div", "", { class: problems.length ? "attention" : "attention ok", id: "attention-box" });
   box.textContent = problems.length
     ? `Needs attention: ${problems.join("; ")}.`
     : "Nothing needs attention: the last run succeeded, no ticker fails, the breaker is closed.";
   document.getElementById("attention").replaceChildren(box);
+}
+
+// Under Sentinel: what would keep the cache from surviving the loss of its primary.
+function redisProblems(redis) {
+  if (!redis || redis.mode !== "sentinel") return [];
+  const problems = [];
+  const online = redis.replicas.filter((replica) => replica.state === "online");
+  if (!online.length) problems.push("no replica is online: a failover has nothing to promote");
+  const silent = redis.sentinels.filter((view) => !view.reachable);
+  if (silent.length) problems.push(`${silent.length} of ${redis.sentinels.length} Sentinels do not answer`);
+  return problems;
 }
 
 function cards(doc) {
@@ -54,6 +66,11 @@ function cards(doc) {
     card("run lock", doc.cut.is_updating ? "held (a run is writing)" : "free", "lock"),
   ];
   if (doc.universe) items.push(card("universe exact from", doc.universe.exact_from, "universe"));
+  if (doc.redis) {
+    const online = doc.redis.replicas.filter((replica) => replica.state === "online").length;
+    const where = doc.redis.mode === "sentinel" ? `primary of ${doc.redis.service}` : "Redis";
+    items.push(card(`${where}, ${online} replicas online`, doc.redis.primary, "redis"));
+  }
   document.getElementById("cards").replaceChildren(...items);
 }
 
