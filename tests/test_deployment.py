@@ -45,6 +45,27 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
 
 
+def env_example(**changes: str) -> dict[str, str]:
+    """The variables .env.example sets, with ``changes``."""
+    text = (ROOT / ".env.example").read_text()
+    return {**dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, re.MULTILINE)), **changes}
+
+
+def interpolated(value: str, env: dict[str, str]) -> str:
+    """``value`` as Compose interpolates it: ``${NAME}``, ``${NAME:-default}`` (also when empty),
+    ``${NAME:?error}``."""
+
+    def one(match: re.Match) -> str:
+        name, operator, rest = match.group(1), match.group(2), match.group(3)
+        found = env.get(name, "")
+        if operator == ":-" and not found:
+            return rest
+        assert operator != ":?" or found, f"{name} must be set"
+        return found
+
+    return re.sub(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?:(:-|:\?)([^}]*))?\}", one, value)
+
+
 def test_compose_file_is_valid_against_the_compose_specification():
     checker = Path(sys.executable).parent / "check-jsonschema"
     done = subprocess.run(
@@ -71,13 +92,46 @@ def test_compose_has_the_airflow_services_and_a_protected_persistent_cache_redis
 def test_compose_gives_airflow_the_connection_pool_and_map_length_without_literal_secrets():
     services = compose()["services"]
     environment = services["airflow-scheduler"]["environment"]
-    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].startswith("redis://:${OHLCV_REDIS_PASSWORD")
+    assert "${OHLCV_REDIS_PASSWORD:?" in environment["AIRFLOW_CONN_OHLCV_REDIS"]
     cache_port = services["cache-redis"]["ports"][0].rsplit(":", 1)[-1].strip('"')
-    assert environment["AIRFLOW_CONN_OHLCV_REDIS"].endswith(f"@cache-redis:{cache_port}/0")
+    uri = interpolated(environment["AIRFLOW_CONN_OHLCV_REDIS"], env_example())
+    assert uri == f"redis://:change-me@cache-redis:{cache_port}/0"
     assert int(environment["AIRFLOW__CORE__MAX_MAP_LENGTH"]) >= 2_900
     assert "pools set ohlcv_vendor" in " ".join(services["airflow-init"]["command"])
     assert services["airflow-scheduler"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert services["airflow-scheduler"]["build"] == "."
+
+
+def test_the_ha_profile_adds_a_replica_and_three_sentinels_that_the_env_lines_point_airflow_at(monkeypatch):
+    from ohlcv.airflow.hook import OhlcvRedisHook
+
+    services = compose()["services"]
+    sentinels = [name for name in services if name.startswith("cache-sentinel-")]
+    assert sentinels == ["cache-sentinel-1", "cache-sentinel-2", "cache-sentinel-3"]
+    for name in ("cache-redis-replica", *sentinels):
+        assert services[name]["profiles"] == ["ha"]
+        assert any(volume.endswith(":/data") for volume in services[name]["volumes"])  # own state, kept
+    assert "profiles" not in services["cache-redis"]
+    replica = " ".join(services["cache-redis-replica"]["command"])
+    assert "--replicaof cache-redis 6379" in replica
+    assert "--masterauth ${OHLCV_REDIS_PASSWORD}" in replica
+    assert "--masterauth ${OHLCV_REDIS_PASSWORD}" in " ".join(services["cache-redis"]["command"])  # rejoins
+    script = services["cache-sentinel-1"]["command"][2]
+    assert "sentinel monitor ohlcv cache-redis 6379 2" in script
+    assert [services[name]["environment"]["SENTINEL_NAME"] for name in sentinels] == sentinels
+
+    # the two lines .env.example gives for the ha profile
+    text = (ROOT / ".env.example").read_text()
+    lines = dict(re.findall(r"^#\s+(OHLCV_REDIS_(?:SCHEME|ADDRESS))=(\S+)$", text, re.MULTILINE))
+    assert set(lines) == {"OHLCV_REDIS_SCHEME", "OHLCV_REDIS_ADDRESS"}
+    template = services["airflow-scheduler"]["environment"]["AIRFLOW_CONN_OHLCV_REDIS"]
+    monkeypatch.setenv("AIRFLOW_CONN_OHLCV_REDIS", interpolated(template, env_example(**lines)))
+    spec = OhlcvRedisHook().sentinel_spec()
+    assert spec.sentinels == tuple((name, 26379) for name in sentinels)
+    assert (spec.service, spec.db, spec.password) == ("ohlcv", 0, "change-me")
+    readme = (ROOT / "README.md").read_text()
+    for name, value in lines.items():
+        assert f"{name}={value}" in readme  # the README's switch is the same
 
 
 def test_celery_workers_are_a_profile():
