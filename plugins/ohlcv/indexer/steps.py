@@ -19,6 +19,8 @@ from ohlcv.store import OhlcvStore, Watermark, sentinel
 
 log = logging.getLogger(__name__)
 
+CUT_ATTEMPTS = 3  # publishes of one cut a run tries through failovers before it gives up
+
 
 def plan_run(
     store: OhlcvStore,
@@ -93,7 +95,9 @@ def publish_cut(
 
     First the run's writes must be held by the replicas ``settings`` requires (under Sentinel
     one, by default): otherwise ``ReplicasBehind``, noted in the run's record, and the cut stays,
-    since a failover could leave a published cut ahead of what the new primary holds.
+    since a failover could leave a published cut ahead of what the new primary holds. Then the
+    cut itself must be on the primary once a replica holds it (``_keep_cut``): a failover right
+    after the publish does not take the session back.
     """
     required = settings.replicas_required(sentinel.is_sentinel_client(store.client))
     if required:
@@ -107,16 +111,40 @@ def publish_cut(
             )
             store.note_unpublished(run_id, why)
             raise ReplicasBehind(why)
-    mark = store.publish_watermark(watermark_codes(store, source_name, market, universe), run_id=run_id)
-    if required:  # the cut itself: best effort, a lost one leaves the older cut, never one ahead
-        held = sentinel.acknowledged(store.client, store.keys.replication_probe, required, timeout)
-        if held < required:
-            log.warning("the published cut is held by %d of %d replicas so far", held, required)
+    codes = watermark_codes(store, source_name, market, universe)
+    mark = store.publish_watermark(codes, run_id=run_id)
+    if required:
+        mark = _keep_cut(store, codes, mark, run_id, required, timeout)
+    store.clear_unpublished(run_id)  # an earlier attempt of this run (an Airflow retry) may have noted one
     log.info(
         "published cut %s (%d tickers cached through it), before %s; revision %s%s", mark.cut, mark.count,
         mark.previous, mark.revision, " (new)" if mark.new_revision else "",
     )  # fmt: skip
     return mark
+
+
+def _keep_cut(
+    store: OhlcvStore, codes: list[str], mark: Watermark, run_id: str, required: int, timeout: dt.timedelta
+) -> Watermark:
+    """Make the cut just published survive a failover: wait until ``required`` replicas hold it,
+    then read it back from the primary, which after a failover is another server. A cut the
+    failover took back (its data was held before the publish) is published again, up to
+    ``CUT_ATTEMPTS`` times; a cut the replicas are slow to hold is only warned about."""
+    for _ in range(CUT_ATTEMPTS):
+        held = sentinel.acknowledged(store.client, store.keys.replication_probe, required, timeout)
+        now_published = store.meta().last_update_at
+        if mark.cut is None or (now_published is not None and now_published >= mark.cut):
+            if held < required:
+                log.warning("the published cut %s is held by %d of %d replicas so far", mark.cut, held, required)
+            return mark
+        log.warning(
+            "the published cut %s was lost in a failover (the primary holds %s): publishing it again",
+            mark.cut, now_published,
+        )  # fmt: skip
+        mark = store.publish_watermark(codes, run_id=run_id)
+    why = f"the cut {mark.cut} was lost in failovers {CUT_ATTEMPTS} times: it stays at {store.meta().last_update_at}"
+    store.note_unpublished(run_id, why)
+    raise ReplicasBehind(why)
 
 
 def overdue_tables(store: OhlcvStore, run_id: str, now: dt.datetime, settings: Settings) -> list[str]:

@@ -372,6 +372,10 @@ class RunStore(StoreBase):
             pipe.expire(key, RUN_METRICS_TTL)
             pipe.execute()
 
+    def clear_unpublished(self, run_id: str) -> None:
+        """Forget an ``unpublished`` note once the run has published its cut after all."""
+        self.client.hdel(self.keys.run_metrics(run_id), "unpublished")
+
     def unpublished(self, run_id: str) -> str | None:
         """Why the run did not publish its cut (None: it did, or has not tried yet)."""
         return text(self.client.hget(self.keys.run_metrics(run_id), "unpublished"))
