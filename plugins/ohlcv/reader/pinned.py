@@ -78,7 +78,7 @@ def columns(
                     f"{code}: the value revision {revision.id} saw is no longer kept ({key} expired)", revision.expires
                 )
             windows[code] = frames.columns_from_cached(code, blob).window(first, last)
-    with store.client.pipeline(transaction=False) as writes:
+    with cache.client.pipeline(transaction=False) as writes:  # the primary: reads may come from a replica
         for code in [code for code in rest if code not in kept]:
             blob = wholes[code]
             if blob is None:
