@@ -2,8 +2,9 @@
 
 Throwaway Sentinel deployments on loopback (a primary, two replicas, three Sentinels, started
 from ``redis-server``) hold 300 synthetic tickers. The primary is killed with SIGKILL (a host
-gone, not a clean shutdown) while a writer, a reader of the primary and a reader of a replica
-each loop, and once in the middle of an indexer run. Prints figures and ratios; asserts
+gone, not a clean shutdown), or stopped with SIGSTOP (a host that hangs or is lost without a
+TCP reset), while a writer, a reader of the primary and a reader of a replica each loop, and
+killed once in the middle of an indexer run. Prints figures and ratios; asserts
 nothing. Run with Sentinels' ``down-after-milliseconds`` of 1 s (the tests') and 5 s (the
 compose ``ha`` profile's).
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
+import signal
 import threading
 import time
 
@@ -79,7 +82,9 @@ def fill(url: str) -> OhlcvStore:
     return store
 
 
-def clients_through_a_failover(down_after_ms: int) -> None:
+def clients_through_a_failover(down_after_ms: int, *, hang: bool = False) -> None:
+    """Kill the primary (SIGKILL: clients' connections are reset at once) or, with ``hang``,
+    stop it (SIGSTOP: a host lost without a word, whose connections only time out)."""
     source = SyntheticSource(TICKERS)
     codes = source.list_universe("KRX")[:100]
     with ThrowawaySentinels(replicas=2, down_after_ms=down_after_ms) as group:
@@ -99,14 +104,22 @@ def clients_through_a_failover(down_after_ms: int) -> None:
             loop.thread.start()
         time.sleep(1.0)
         old, killed = group.primary_port(), time.monotonic()
-        group.kill_primary()  # SIGKILL: the host is gone
-        group.wait_for_new_primary(old, timeout=120)
-        named = time.monotonic() - killed
-        time.sleep(3.0)
-        for loop in loops:
-            loop.stop.set()
-            loop.thread.join()
-        print(f"  the Sentinels name a new primary {named:5.2f} s after the kill")
+        lost = group.node(old)
+        if hang:
+            os.kill(lost.process.pid, signal.SIGSTOP)
+        else:
+            group.kill_primary()  # SIGKILL: the host is gone
+        try:
+            group.wait_for_new_primary(old, timeout=120)
+            named = time.monotonic() - killed
+            time.sleep(sentinel.TIMEOUTS["socket_timeout"] + 3.0 if hang else 3.0)
+            for loop in loops:
+                loop.stop.set()
+                loop.thread.join()
+        finally:
+            if hang:
+                os.kill(lost.process.pid, signal.SIGCONT)
+        print(f"  the Sentinels name a new primary {named:5.2f} s after the {'hang' if hang else 'kill'}")
         for loop in loops:
             print(loop.report())
 
@@ -186,6 +199,8 @@ def main() -> None:
         clients_through_a_failover(down_after_ms)
         print(f"\n2. a run of {TICKERS} histories through a failover, down-after-milliseconds {down_after_ms}")
         a_run_through_a_failover(down_after_ms)
+    print("\n1b. clients through a primary whose host hangs (SIGSTOP, no TCP reset), down-after-milliseconds 5000")
+    clients_through_a_failover(5000, hang=True)
     print("\n3. publishing only acknowledged writes")
     acknowledgement_cost()
     print("\n4. a new process's first read (import, connect, one ticker)")

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -159,19 +160,28 @@ class ThrowawayRedis:
 
 
 class ThrowawaySentinel(ThrowawayRedis):
-    """A Sentinel process watching the primary at ``primary_port`` as ``service`` (quorum 2)."""
+    """A Sentinel process watching the primary at ``primary_port`` as ``service`` (quorum 2);
+    with ``password``, the Sentinel's own (``requirepass``, also used between Sentinels)."""
 
     def __init__(
-        self, primary_port: int, service: str, *, auth: str | None, down_after_ms: int, failover_timeout_ms: int
+        self,
+        primary_port: int,
+        service: str,
+        *,
+        auth: str | None,
+        down_after_ms: int,
+        failover_timeout_ms: int,
+        password: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(password)
         self.primary_port, self.service, self.auth = primary_port, service, auth
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
 
     def _args(self, binary: str | None = None) -> list[str]:
         assert self._dir is not None
         config = Path(self._dir.name) / "sentinel.conf"
-        if not config.exists():  # a restart keeps what the Sentinel wrote into it
+        # a restart keeps what the Sentinel wrote into it; a start on another port writes it anew
+        if not config.exists() or f"port {self.port}\n" not in config.read_text():
             lines = [
                 f"port {self.port}",
                 "bind 127.0.0.1",
@@ -184,6 +194,9 @@ class ThrowawaySentinel(ThrowawayRedis):
             ]
             if self.auth:
                 lines.append(f"sentinel auth-pass {self.service} {self.auth}")
+            if self.password:
+                quoted = '"' + self.password.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                lines += [f"requirepass {quoted}", f"sentinel sentinel-pass {quoted}"]
             config.write_text("\n".join(lines) + "\n")
         return [binary or redis_server_binary(), str(config), "--sentinel"]
 
@@ -192,7 +205,8 @@ class ThrowawaySentinels:
     """A Sentinel deployment on loopback: a primary, ``replicas`` replicas of it and
     ``sentinels`` Sentinels (quorum 2) watching it as ``service``, each a private process on a
     free port. ``url`` is its ``redis+sentinel://`` URL. Sentinels call a primary down after
-    ``down_after_ms`` without an answer (1 s here; 30 s is Redis's default)."""
+    ``down_after_ms`` without an answer (1 s here; 30 s is Redis's default). ``password`` is the
+    data nodes', ``sentinel_password`` the Sentinels' own."""
 
     def __init__(
         self,
@@ -201,10 +215,11 @@ class ThrowawaySentinels:
         *,
         service: str = "ohlcv",
         password: str | None = None,
+        sentinel_password: str | None = None,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 5000,
     ) -> None:
-        self.service, self.password = service, password
+        self.service, self.password, self.sentinel_password = service, password, sentinel_password
         self.replica_count, self.sentinel_count = replicas, sentinels
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.nodes: list[ThrowawayRedis] = []
@@ -225,7 +240,7 @@ class ThrowawaySentinels:
             self.sentinels = [
                 ThrowawaySentinel(
                     primary.port, self.service, auth=self.password, down_after_ms=self.down_after_ms,
-                    failover_timeout_ms=self.failover_timeout_ms,
+                    failover_timeout_ms=self.failover_timeout_ms, password=self.sentinel_password,
                 ).start()
                 for _ in range(self.sentinel_count)
             ]  # fmt: skip
@@ -239,7 +254,8 @@ class ThrowawaySentinels:
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
-        return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
+        query = f"?sentinel_password={quote(self.sentinel_password, safe='')}" if self.sentinel_password else ""
+        return f"redis+sentinel://{auth}{hosts}/{self.service}/0{query}"
 
     def primary_port(self) -> int:
         """The port of the primary the Sentinels name now."""

@@ -356,6 +356,9 @@ def sentinel_spec(
     if not (db_text.isascii() and db_text.isdigit()) or int(db_text) > _MAX_DB:
         raise ConfigurationError(f"the database must be a whole number, 0 or more, got {db_text!r}")
     ssl = []
+    given = [name for name in SENTINEL_SSL_OPTIONS if name in options]
+    if given and scheme != "rediss+sentinel":
+        raise ConfigurationError(f"{given[0]} is a TLS option: use rediss+sentinel:// for TLS")
     for name in SENTINEL_SSL_OPTIONS:
         if name in options:
             value = options[name]

@@ -98,6 +98,20 @@ def test_a_sentinel_url_with_a_wrong_service_fails_clearly(sentinel_group):
     assert time.monotonic() - began < 5  # not waited out like a failover
 
 
+def test_sentinels_with_their_own_password_take_it_from_the_url_and_refuse_a_wrong_one():
+    with ThrowawaySentinels(replicas=1, password="node-pw-1", sentinel_password="watch/pw 2") as group:
+        assert "sentinel_password=watch%2Fpw%202" in group.url
+        client = client_from_url(group.url)
+        client.set("x", "1")
+        assert client.get("x") == b"1"
+        assert all(view["reachable"] for view in sentinel.topology(client)["sentinels"])
+        for wrong in (group.url.partition("?")[0], group.url.replace("watch%2Fpw%202", "guess")):
+            began = time.monotonic()
+            with pytest.raises(ConfigurationError, match="the Sentinels refuse the password"):
+                client_from_url(wrong).get("x")
+            assert time.monotonic() - began < 5  # at once, not after OHLCV_FAILOVER_WAIT
+
+
 def test_the_airflow_connection_takes_the_sentinel_form(monkeypatch, sentinel_group, sentinel_primary):
     from ohlcv.airflow.hook import OhlcvRedisHook
 
@@ -210,6 +224,56 @@ def test_only_replicas_within_the_lag_bound_are_read_and_a_failed_one_hands_read
         assert f"the replica 127.0.0.1:{on.port} failed" in caplog.text
 
 
+def test_a_pinned_read_from_a_replica_keeps_its_period_key_on_the_primary(sentinel_group, sentinel_primary, caplog):
+    url = sentinel_group.url
+    run_once(_store(url), SyntheticSource(3), AS_OF, settings=Settings(redis_url=url), run_id="fill")
+    reader = OhlcvCache.from_url(settings=Settings(redis_url=url, read_from="replica"), source=SyntheticSource(3))
+    assert reader.read_client is not reader.client
+    revision = reader.revision()
+    with caplog.at_level(logging.WARNING, logger="ohlcv.reader.cache"):
+        pinned = reader.get("000100", "2026-01-02", AS_OF, revision=revision.id)
+    assert pinned["Close"].tolist() == reader.get("000100", "2026-01-02", AS_OF)["Close"].tolist()
+    assert "a period key was not kept" not in caplog.text  # not sent to the read-only replica
+    assert sentinel_primary.exists(KeySpace().period("000100", "2026-01-02", AS_OF))
+
+
+@pytest.mark.parametrize("client_cache_mb", [64, 0])
+def test_a_hung_replica_holds_a_read_up_once_then_hands_it_to_the_primary(monkeypatch, caplog, client_cache_mb):
+    monkeypatch.setattr(sentinel, "REPLICA_READ_TIMEOUT", 1.5)
+    with ThrowawaySentinels(replicas=1) as group:
+        url = group.url
+        run_once(_store(url), SyntheticSource(3), AS_OF, settings=Settings(redis_url=url), run_id="fill")
+        settings = Settings(redis_url=url, read_from="replica", client_cache_mb=client_cache_mb)
+        reader = OhlcvCache.from_url(settings=settings, source=SyntheticSource(3))
+        replica = group.node(int(sentinel.address_of(reader.read_client).rsplit(":", 1)[1]))
+        expected = SyntheticSource(3).history("000200", None, AS_OF)["Close"].tolist()
+        assert reader.get("000100")["Close"].size
+        with frozen(replica), caplog.at_level(logging.WARNING, logger="ohlcv.reader"):
+            began = time.monotonic()
+            assert reader.get("000200")["Close"].tolist() == expected
+            took = time.monotonic() - began
+        assert reader.read_client is reader.client
+        assert f"the replica 127.0.0.1:{replica.port} failed" in caplog.text
+        assert took < 1.5 + 0.9, f"{took:.1f} s: the hung replica was tried again"
+
+
+def test_a_hung_sentinel_is_passed_over_and_status_says_so():
+    with ThrowawaySentinels(replicas=1) as group:
+        run_once(_store(group.url), SyntheticSource(3), AS_OF, settings=Settings(redis_url=group.url), run_id="fill")
+        hung = group.sentinels[0]
+        with frozen(hung):
+            began = time.monotonic()
+            client = client_from_url(group.url)
+            assert client.get(KeySpace().last_update_at) == AS_OF.isoformat().encode()
+            doc = sentinel.topology(client)
+            took = time.monotonic() - began
+        views = {view["address"]: view for view in doc["sentinels"]}
+        assert views[f"127.0.0.1:{hung.port}"]["reachable"] is False
+        assert sum(view["reachable"] for view in views.values()) == 2
+        assert doc["primary"] == f"127.0.0.1:{group.primary_port()}"
+        assert took < 3 * sentinel.SENTINEL_TIMEOUTS["socket_timeout"], f"{took:.1f} s: held up by the hung Sentinel"
+
+
 def test_read_from_replica_without_sentinel_reads_the_one_server(redis_server, redis_client, caplog):
     with caplog.at_level(logging.WARNING, logger="ohlcv.reader.cache"):
         reader = OhlcvCache.from_url(redis_server.url, settings=Settings(read_from="replica"))
@@ -293,6 +357,31 @@ def test_a_pipeline_whose_primary_dies_under_it_reaches_the_next_one(monkeypatch
         assert killed
         assert time.monotonic() - began < 10  # the election's time, not the whole wait
         assert group.primary_port() != old
+
+
+def test_a_hung_primary_is_left_for_the_new_one_and_a_long_wait_outlasts_no_socket(monkeypatch):
+    with ThrowawaySentinels(replicas=1) as group:
+        # WAIT longer than a connection's read timeout: sent in slices, it ends with a count
+        monkeypatch.setitem(sentinel.TIMEOUTS, "socket_timeout", 1)
+        monkeypatch.setattr(sentinel, "WAIT_SLICE", dt.timedelta(seconds=0.4))
+        quick = client_from_url(group.url, failover_wait=5)
+        quick.set("x", 1)
+        with frozen(group.node(_replica_ports(group)[0])):
+            assert sentinel.acknowledged(quick, "probe", 1, dt.timedelta(seconds=2.5)) == 0
+        assert sentinel.acknowledged(quick, "probe", 1, dt.timedelta(seconds=2.5)) == 1
+        monkeypatch.undo()
+
+        # a primary whose host hangs (no TCP reset): the command in flight goes to the new
+        # primary after the data node's read timeout, not a minute later
+        client = client_from_url(group.url)
+        client.set("x", 1)
+        old = group.primary_port()
+        with frozen(group.node(old)):
+            began = time.monotonic()
+            assert client.incr("x") == 2
+            took = time.monotonic() - began
+            assert group.primary_port() != old
+        assert took < sentinel.TIMEOUTS["socket_timeout"] + 5, f"{took:.1f} s on the hung primary"
 
 
 @pytest.mark.parametrize("moment", ["writes", "publish"])

@@ -128,6 +128,7 @@ def test_special_values_turn_things_off():
         ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1:99999/ohlcv/0"),
         ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1/ohlcv/0?sentinels=sentinel-2:port"),
         ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1/ohlcv/0?master=other"),
+        ("OHLCV_REDIS_URL", "redis+sentinel://sentinel-1/ohlcv/0?ssl_cert_reqs=none"),
         ("OHLCV_READ_FROM", "nearest"),
         ("OHLCV_REPLICA_MAX_LAG", "0"),
         ("OHLCV_REPLICA_ACK_TIMEOUT", "inf"),

@@ -79,10 +79,12 @@ class OhlcvRedisHook(RedisHook):
             return None
         if not conn.host:
             raise ConfigurationError(f"connection {self.redis_conn_id!r} names no Sentinel (its host)")
-        try:
+        extra = conn.extra_dejson
+        try:  # "ssl": true in the extra turns TLS on, as for a single Redis
+            tls = conn.conn_type == "rediss+sentinel" or parse_bool(extra.get("ssl", False), "ssl")
             return sentinel_spec(
-                conn.conn_type, [f"{conn.host}:{conn.port or 26379}"], conn.schema or "", conn.login or None,
-                conn.password or None, conn.extra_dejson,
+                "rediss+sentinel" if tls else "redis+sentinel", [f"{conn.host}:{conn.port or 26379}"],
+                conn.schema or "", conn.login or None, conn.password or None, extra,
             )  # fmt: skip
         except ConfigurationError as exc:
             raise ConfigurationError(f"connection {self.redis_conn_id!r}: {exc}") from None

@@ -111,7 +111,11 @@ class OhlcvCache(MissPath, ResearchReads):
         self._cut: tuple[float, dt.date | None] | None = None
         self.read_only = read_only
         megabytes = self.settings.client_cache_mb
-        self.tracked = TrackedReads(self.read_client, megabytes * 2**20) if megabytes > 0 else None
+        self.tracked = (
+            TrackedReads(self.read_client, megabytes * 2**20, fall_back=self.read_client is client)
+            if megabytes > 0
+            else None
+        )
         # the indexer's session table answers calendar questions in a millisecond
         if self._replicas and _replica_reads_possible(client):
             self._choose_reads()
@@ -131,7 +135,7 @@ class OhlcvCache(MissPath, ResearchReads):
     def _get(self, key: str) -> bytes | None:
         return self._mget([key])[0]
 
-    def _mget(self, keys: list[str]) -> list[bytes | None]:
+    def _mget(self, keys: list[str], *, again: bool = False) -> list[bytes | None]:
         if self._replicas and time.monotonic() - self._replica_checked > REPLICA_CHECK.total_seconds():
             self._choose_reads()
         try:
@@ -139,6 +143,10 @@ class OhlcvCache(MissPath, ResearchReads):
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             if self.read_client is self.client:
                 raise
+            if isinstance(exc, redis.exceptions.ConnectionError) and not again:
+                # a replica that closed its connections (Sentinel does when it reconfigures one)
+                # answers a new one; a replica that does not answer (a timeout) is not asked again
+                return self._mget(keys, again=True)
             log.warning(
                 "the replica %s failed (%s): reading from the primary until a replica is fit again",
                 sentinel.address_of(self.read_client), exc,
@@ -185,7 +193,7 @@ class OhlcvCache(MissPath, ResearchReads):
         """Send reads to ``client`` from now on (tracked values are dropped with the old one)."""
         if self.tracked is not None:
             self.tracked.close()
-            self.tracked = TrackedReads(client, self.tracked.max_bytes)
+            self.tracked = TrackedReads(client, self.tracked.max_bytes, fall_back=client is self.client)
         self.read_client = client
         self.reads = self.store if client is self.client else OhlcvStore(client, self.keys)
 

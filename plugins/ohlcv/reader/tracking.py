@@ -31,10 +31,13 @@ class TrackedReads:
 
     :param client: the client whose server and credentials to use
     :param max_bytes: the values kept, in bytes (least recently used go first)
+    :param fall_back: when the tracked connection breaks, read through ``client`` (False: raise,
+        for a caller that reads elsewhere then, such as a reader of a replica)
     """
 
-    def __init__(self, client: redis.Redis, max_bytes: int) -> None:
+    def __init__(self, client: redis.Redis, max_bytes: int, *, fall_back: bool = True) -> None:
         self.client = client
+        self.fall_back = fall_back
         self.pool = client.connection_pool
         self.max_bytes = max_bytes
         self._values: OrderedDict[bytes | str, bytes] = OrderedDict()
@@ -150,6 +153,8 @@ class TrackedReads:
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
                 log.warning("client tracking connection lost (%s): reconnecting at the next read", exc)
                 self._drop()
+                if not self.fall_back:
+                    raise
                 return self.client.mget(keys)
 
     def _keep(self, key: bytes, value: bytes) -> None:

@@ -38,8 +38,15 @@ from redis.retry import Retry
 from ohlcv.errors import ConfigurationError
 from ohlcv.settings import DEFAULT_FAILOVER_WAIT, SentinelSpec
 
-#: seconds to connect to and to read from a Sentinel or a data node
-TIMEOUTS = {"socket_connect_timeout": 5, "socket_timeout": 60}
+#: seconds to connect to and to read from a data node: a primary whose host hangs or is lost
+#: without a word (no TCP reset) costs a command this long before it goes to the next primary.
+#: No command the package sends runs for long on the server; ``WAIT`` is sent in slices below it.
+TIMEOUTS = {"socket_connect_timeout": 5, "socket_timeout": 10}
+#: the longest one ``WAIT`` may block a connection (``acknowledged`` waits longer in slices)
+WAIT_SLICE = dt.timedelta(seconds=5)
+#: a Sentinel answers at once or is passed over for the next one: a hung Sentinel host costs a
+#: lookup two seconds, not redis-py's default retries of a minute's read
+SENTINEL_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 #: seconds a read from a replica may take before the reader reads from the primary instead (a
 #: frozen replica host; the largest MGET readers send takes well under a second)
 REPLICA_READ_TIMEOUT = 10
@@ -99,19 +106,26 @@ class FailoverRetry(Retry):
 
 class Sentinels(redis.sentinel.Sentinel):
     """redis-py's ``Sentinel`` that tells a service no Sentinel watches (a wrong name in the
-    URL: ``ConfigurationError`` at once) from a primary being failed over (``MasterNotFoundError``,
-    waited out)."""
+    URL) and Sentinels that refuse the URL's ``sentinel_password`` (``ConfigurationError`` at
+    once, both) from a primary being failed over (``MasterNotFoundError``, waited out)."""
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
         try:
             return super().discover_master(service_name)
         except redis.sentinel.MasterNotFoundError:
-            known = []
+            known, refused = [], []
             for node in self.sentinels:
                 try:
                     known.append(service_name in node.sentinel_masters())
+                except redis.exceptions.AuthenticationError as exc:
+                    refused.append(exc)
                 except redis.exceptions.RedisError:
                     continue
+            if refused and not known:
+                raise ConfigurationError(
+                    f"the Sentinels refuse the password ({refused[0]}): set or correct sentinel_password= in the "
+                    "URL (the Airflow connection's extra sentinel_password)"
+                ) from None
             if known and not any(known):
                 raise ConfigurationError(
                     f"no Sentinel watches a service named {service_name!r}: check the service in the URL "
@@ -141,7 +155,7 @@ class PrimarySSLConnection(PrimaryConnection, redis.connection.SSLConnection):
 
 def sentinel_of(spec: SentinelSpec, failover_wait: float | None = None) -> redis.sentinel.Sentinel:
     """redis-py's ``Sentinel`` over the spec's Sentinels."""
-    sentinel_kwargs: dict[str, Any] = {**TIMEOUTS}
+    sentinel_kwargs: dict[str, Any] = {**SENTINEL_TIMEOUTS, "retry": Retry(NoBackoff(), 0)}
     if spec.sentinel_username:
         sentinel_kwargs["username"] = spec.sentinel_username
     if spec.sentinel_password:
@@ -228,8 +242,8 @@ def pinned_client(primary: redis.Redis, address: str) -> redis.Redis:
         if issubclass(pool.connection_class, redis.connection.SSLConnection)
         else redis.connection.Connection
     )
-    # a replica that fails hands reads to the primary at once, rather than wait for it
-    options.update(host=host, port=int(port), socket_timeout=REPLICA_READ_TIMEOUT, retry=Retry(NoBackoff(), 1))
+    # a replica that fails hands reads to the primary at once, rather than be tried again
+    options.update(host=host, port=int(port), socket_timeout=REPLICA_READ_TIMEOUT, retry=Retry(NoBackoff(), 0))
     pinned = redis.ConnectionPool(connection_class=kind, **options)
     return redis.Redis(connection_pool=pinned)
 
@@ -251,12 +265,17 @@ def address_of(client: redis.Redis) -> str:
 def acknowledged(client: redis.Redis, probe: str, replicas: int, timeout: dt.timedelta) -> int:
     """Wait until ``replicas`` replicas hold every write made so far, by any process, or
     ``timeout`` passes; how many do. One write and ``WAIT`` on one connection (a pipeline): the
-    offset ``WAIT`` waits for is that write's, after every earlier write in the stream."""
-    with client.pipeline(transaction=False) as pipe:
-        pipe.set(probe, dt.datetime.now(dt.UTC).isoformat(), ex=3600)
-        pipe.execute_command("WAIT", int(replicas), int(timeout.total_seconds() * 1000))
-        _, count = pipe.execute()
-    return int(count)
+    offset ``WAIT`` waits for is that write's, after every earlier write in the stream. A wait
+    longer than ``WAIT_SLICE`` is sent as several, so no read outlasts the socket's timeout."""
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        remaining = dt.timedelta(seconds=max(0.0, deadline - time.monotonic()))
+        with client.pipeline(transaction=False) as pipe:
+            pipe.set(probe, dt.datetime.now(dt.UTC).isoformat(), ex=3600)
+            pipe.execute_command("WAIT", int(replicas), max(1, int(min(remaining, WAIT_SLICE).total_seconds() * 1000)))
+            _, count = pipe.execute()
+        if int(count) >= replicas or time.monotonic() >= deadline:
+            return int(count)
 
 
 def topology(client: redis.Redis) -> dict[str, Any]:

@@ -121,6 +121,7 @@ def test_rediss_talks_tls_to_a_tls_server(monkeypatch, tmp_path):
         ("redis+sentinel://sentinel-1:26379", "name the Sentinel service"),
         ("redis+sentinel://sentinel-1:26379/ohlcv%2Fzero", "the database must be a whole number"),
         ("redis+sentinel://sentinel-1:26379/ohlcv?sentinels=sentinel-2%3Aport", "a Sentinel is host:port"),
+        ("redis+sentinel://sentinel-1:26379/ohlcv?ssl_cert_reqs=none", "ssl_cert_reqs is a TLS option"),
     ],
 )
 def test_a_bad_sentinel_connection_is_refused_naming_the_connection(monkeypatch, uri, said):
@@ -138,3 +139,6 @@ def test_a_sentinel_connection_reads_its_parts(monkeypatch):
     assert (spec.service, spec.db, spec.username, spec.password) == ("ohlcv", 2, "cache", "node-pw")
     assert (spec.sentinel_password, spec.ssl, dict(spec.ssl_options)) == ("watch-pw", True, {"ssl_cert_reqs": "none"})
     assert hook_for(monkeypatch, "redis://cache:6379/0").sentinel_spec() is None
+    # "ssl": true in the extra turns TLS on, as for a single Redis
+    tls = hook_for(monkeypatch, "redis+sentinel://sentinel-1/ohlcv?ssl=true&ssl_cert_reqs=none").sentinel_spec()
+    assert (tls.ssl, dict(tls.ssl_options)) == (True, {"ssl_cert_reqs": "none"})
