@@ -18,7 +18,8 @@ import pytest
 import redis
 
 from ohlcv import cli, codec
-from ohlcv.errors import ConfigurationError
+from ohlcv.errors import ConfigurationError, ReplicasBehind
+from ohlcv.indexer import steps
 from ohlcv.indexer.runner import run_once
 from ohlcv.keys import KeySpace
 from ohlcv.reader import cache as cache_module
@@ -329,6 +330,50 @@ def test_a_run_publishes_nothing_while_its_replicas_hang_and_the_next_run_does()
         assert store.meta().last_update_at == AS_OF
 
 
+def _losing_publishes(monkeypatch, store: OhlcvStore, lost: int) -> list:
+    """Every publish of the cut counted; the first ``lost`` of them taken back, as a failover
+    right after it would: the cut and the revision return to what they were before it."""
+    publishes, publish = [], OhlcvStore.publish_watermark
+    keys = [store.keys.last_update_at, store.keys.revision]
+
+    def counted(self, *args, **kwargs):
+        before = dict(zip(keys, self.client.mget(keys), strict=True))
+        mark = publish(self, *args, **kwargs)
+        publishes.append(mark)
+        if len(publishes) <= lost:
+            self.client.mset({key: value for key, value in before.items() if value is not None})
+        return mark
+
+    monkeypatch.setattr(OhlcvStore, "publish_watermark", counted)
+    monkeypatch.setattr(sentinel, "acknowledged", lambda *args: 1)  # every write held by the one replica required
+    return publishes
+
+
+def test_a_publish_taken_back_is_done_again_even_when_the_cut_it_leaves_is_later(monkeypatch, redis_client):
+    store = OhlcvStore(redis_client, KeySpace())
+    run_once(store, SyntheticSource(3), AS_OF, settings=Settings(), run_id="fill")
+    later = dt.date(2026, 11, 23)  # a cut later than the data: the one a publish moving it back replaces
+    redis_client.set(store.keys.last_update_at, later.isoformat())
+    publishes = _losing_publishes(monkeypatch, store, lost=1)
+    mark = steps.publish_cut(store, "synthetic", "KRX", CODES, "back", settings=Settings(min_replicas=1))
+    assert len(publishes) == 2
+    assert (mark.cut, store.meta().last_update_at) == (AS_OF, AS_OF)
+    assert int(redis_client.get(store.keys.revision)) == mark.revision
+
+
+def test_a_publish_taken_back_every_time_fails_the_run_after_three(monkeypatch, redis_client):
+    store = OhlcvStore(redis_client, KeySpace())
+    run_once(store, SyntheticSource(3), BEFORE, settings=Settings(), run_id="yesterday")
+    run_once(store, SyntheticSource(3), AS_OF, settings=Settings(min_replicas=0), run_id="fill")
+    redis_client.set(store.keys.last_update_at, BEFORE.isoformat())
+    publishes = _losing_publishes(monkeypatch, store, lost=10)
+    lost = "lost in a failover after each of 3 publishes: the primary holds 2026-11-19"
+    with pytest.raises(ReplicasBehind, match=lost):
+        steps.publish_cut(store, "synthetic", "KRX", CODES, "lost", settings=Settings(min_replicas=1))
+    assert len(publishes) == steps.CUT_ATTEMPTS == 3
+    assert store.unpublished("lost").startswith("the cut 2026-11-20 was lost")
+
+
 # -- failover ------------------------------------------------------------------------------
 
 
@@ -426,7 +471,7 @@ def test_a_run_finishes_on_the_new_primary_and_loses_no_published_session(monkey
         assert not survivor.client.exists(survivor.keys.run_lock)
         if moment == "publish":
             assert killed
-            assert "was lost in a failover (the primary holds 2026-11-19)" in caplog.text
+            assert "was lost in a failover (the primary holds 2026-11-19, revision" in caplog.text
 
         run_once(store, SyntheticSource(12), AS_OF, settings=settings, run_id="next")
         assert store.recent_runs(1)[0]["state"] == "success"

@@ -16,10 +16,11 @@ from ohlcv.indexer.summary import watermark_codes
 from ohlcv.settings import Settings
 from ohlcv.sources.base import Source
 from ohlcv.store import OhlcvStore, Watermark, sentinel
+from ohlcv.store.base import text
 
 log = logging.getLogger(__name__)
 
-CUT_ATTEMPTS = 3  # publishes of one cut a run tries through failovers before it gives up
+CUT_ATTEMPTS = 3  # publishes of one cut a run tries, in all, through failovers before it gives up
 
 
 def plan_run(
@@ -127,24 +128,36 @@ def _keep_cut(
     store: OhlcvStore, codes: list[str], mark: Watermark, run_id: str, required: int, timeout: dt.timedelta
 ) -> Watermark:
     """Make the cut just published survive a failover: wait until ``required`` replicas hold it,
-    then read it back from the primary, which after a failover is another server. A cut the
-    failover took back (its data was held before the publish) is published again, up to
-    ``CUT_ATTEMPTS`` times; a cut the replicas are slow to hold is only warned about."""
-    for _ in range(CUT_ATTEMPTS):
+    then read it back from the primary, which after a failover is another server. A publish
+    the failover took back (the cut and the revision are not what it wrote; its data was held
+    before it) is done again, up to ``CUT_ATTEMPTS`` publishes in all; a cut the replicas are
+    slow to hold is only warned about. The run lock keeps any other run from publishing meanwhile."""
+    for attempt in range(1, CUT_ATTEMPTS + 1):
         held = sentinel.acknowledged(store.client, store.keys.replication_probe, required, timeout)
-        now_published = store.meta().last_update_at
-        if mark.cut is None or (now_published is not None and now_published >= mark.cut):
+        holds = _published(store)
+        if mark.cut is None or holds == (mark.cut, mark.revision):
             if held < required:
                 log.warning("the published cut %s is held by %d of %d replicas so far", mark.cut, held, required)
             return mark
+        if attempt == CUT_ATTEMPTS:
+            break
         log.warning(
-            "the published cut %s was lost in a failover (the primary holds %s): publishing it again",
-            mark.cut, now_published,
+            "the published cut %s (revision %s) was lost in a failover (the primary holds %s, revision %s): "
+            "publishing it again", mark.cut, mark.revision, *holds,
         )  # fmt: skip
         mark = store.publish_watermark(codes, run_id=run_id)
-    why = f"the cut {mark.cut} was lost in failovers {CUT_ATTEMPTS} times: it stays at {store.meta().last_update_at}"
+    why = (
+        f"the cut {mark.cut} was lost in a failover after each of {CUT_ATTEMPTS} publishes: the primary holds "
+        f"{holds[0]}"
+    )
     store.note_unpublished(run_id, why)
     raise ReplicasBehind(why)
+
+
+def _published(store: OhlcvStore) -> tuple[dt.date | None, int | None]:
+    """The cut and the revision the primary holds now."""
+    cut, revision = store.client.mget([store.keys.last_update_at, store.keys.revision])
+    return (dt.date.fromisoformat(text(cut)) if cut else None, int(revision) if revision else None)
 
 
 def overdue_tables(store: OhlcvStore, run_id: str, now: dt.datetime, settings: Settings) -> list[str]:
