@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 
 from ohlcv import codec
 from ohlcv.errors import SourceUnavailable, TableMissing
 from ohlcv.keys import validate_period
+from ohlcv.redis_server import TlsFiles, redis_server_binary
 from ohlcv.sources import SyntheticSource
 from ohlcv.store import OhlcvStore
 
@@ -91,3 +95,21 @@ class TablesSource:
 
     def history(self, code, start, end):
         raise SourceUnavailable(f"{code}: this vendor serves tables only")
+
+
+def redis_speaks_tls() -> bool:
+    """Whether the ``redis-server`` the tests start was built with TLS."""
+    if not shutil.which("ldd"):
+        return False
+    return "libssl" in subprocess.run(["ldd", redis_server_binary()], capture_output=True, text=True).stdout
+
+
+def tls_files(directory: Path) -> TlsFiles:
+    """A throwaway authority (``ca.pem``) and a certificate for 127.0.0.1 signed by it
+    (``server.pem``, key and chain) in ``directory``."""
+    import trustme
+
+    authority = trustme.CA()
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(directory / "server.pem"))
+    authority.cert_pem.write_to_path(str(directory / "ca.pem"))
+    return TlsFiles(directory / "server.pem", directory / "server.pem", directory / "ca.pem")

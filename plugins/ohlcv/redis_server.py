@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,17 +41,44 @@ def redis_server_binary() -> str:
     return REDIS_SERVER_PATH
 
 
+def client_of(port: int, password: str | None = None, tls: TlsFiles | None = None, **options) -> redis.Redis:
+    """A client of the throwaway server on ``port`` (over TLS, trusting ``tls.ca``, with ``tls``)."""
+    if tls:
+        options.update(ssl=True, ssl_ca_certs=str(tls.ca))
+    return redis.Redis(host="127.0.0.1", port=port, password=password, **options)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-class ThrowawayRedis:
-    """A private ``redis-server`` process. Use as a context manager or call start/stop."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """A server's certificate and key (one PEM file may hold both) and the authority clients
+    trust it by, for servers that speak only TLS."""
 
-    def __init__(self, password: str | None = None, extra_args: list[str] | None = None) -> None:
+    cert: Path
+    key: Path
+    ca: Path
+
+    def server_args(self) -> list[str]:
+        return [
+            "--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.ca),
+            "--tls-auth-clients", "no", "--tls-replication", "yes",
+        ]  # fmt: skip
+
+
+class ThrowawayRedis:
+    """A private ``redis-server`` process. Use as a context manager or call start/stop. With
+    ``tls``, it speaks only TLS on its port (replication too)."""
+
+    def __init__(
+        self, password: str | None = None, extra_args: list[str] | None = None, *, tls: TlsFiles | None = None
+    ) -> None:
         self.password = password
+        self.tls = tls
         self.extra_args = extra_args or []
         self.port = 0
         self.process: subprocess.Popen | None = None
@@ -95,10 +123,12 @@ class ThrowawayRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            args += ["--port", "0", "--tls-port", str(self.port), *self.tls.server_args()]
         return args
 
     def _wait_ready(self, timeout: float = 10.0) -> bool:
-        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=1)
+        client = self.client(socket_connect_timeout=1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
@@ -110,8 +140,8 @@ class ThrowawayRedis:
                 time.sleep(0.05)
         return False
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, password=self.password)
+    def client(self, **options) -> redis.Redis:
+        return client_of(self.port, self.password, self.tls, **options)
 
     def flush(self) -> None:
         """Empty this server. Only the process this object started can be emptied."""
@@ -172,8 +202,9 @@ class ThrowawaySentinel(ThrowawayRedis):
         down_after_ms: int,
         failover_timeout_ms: int,
         password: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
-        super().__init__(password)
+        super().__init__(password, tls=tls)
         self.primary_port, self.service, self.auth = primary_port, service, auth
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
 
@@ -181,9 +212,12 @@ class ThrowawaySentinel(ThrowawayRedis):
         assert self._dir is not None
         config = Path(self._dir.name) / "sentinel.conf"
         # a restart keeps what the Sentinel wrote into it; a start on another port writes it anew
-        if not config.exists() or f"port {self.port}\n" not in config.read_text():
-            lines = [
-                f"port {self.port}",
+        if not config.exists() or f"port {self.port}\n" not in config.read_text():  # also "tls-port N"
+            lines = [f"port {self.port}"] if not self.tls else [
+                "port 0", f"tls-port {self.port}", f"tls-cert-file {self.tls.cert}", f"tls-key-file {self.tls.key}",
+                f"tls-ca-cert-file {self.tls.ca}", "tls-auth-clients no", "tls-replication yes",
+            ]  # fmt: skip
+            lines += [
                 "bind 127.0.0.1",
                 f"dir {self._dir.name}",
                 f"logfile {Path(self._dir.name) / 'sentinel.log'}",
@@ -216,10 +250,12 @@ class ThrowawaySentinels:
         service: str = "ohlcv",
         password: str | None = None,
         sentinel_password: str | None = None,
+        tls: TlsFiles | None = None,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 5000,
     ) -> None:
         self.service, self.password, self.sentinel_password = service, password, sentinel_password
+        self.tls = tls
         self.replica_count, self.sentinel_count = replicas, sentinels
         self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
         self.nodes: list[ThrowawayRedis] = []
@@ -229,7 +265,7 @@ class ThrowawaySentinels:
         args = ["--repl-diskless-sync-delay", "0", *extra]
         if self.password:
             args += ["--masterauth", self.password]
-        return ThrowawayRedis(self.password, extra_args=args).start()
+        return ThrowawayRedis(self.password, extra_args=args, tls=self.tls).start()
 
     def start(self, timeout: float = 30.0) -> ThrowawaySentinels:
         try:
@@ -240,7 +276,7 @@ class ThrowawaySentinels:
             self.sentinels = [
                 ThrowawaySentinel(
                     primary.port, self.service, auth=self.password, down_after_ms=self.down_after_ms,
-                    failover_timeout_ms=self.failover_timeout_ms, password=self.sentinel_password,
+                    failover_timeout_ms=self.failover_timeout_ms, password=self.sentinel_password, tls=self.tls,
                 ).start()
                 for _ in range(self.sentinel_count)
             ]  # fmt: skip
@@ -254,8 +290,11 @@ class ThrowawaySentinels:
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
-        query = f"?sentinel_password={quote(self.sentinel_password, safe='')}" if self.sentinel_password else ""
-        return f"redis+sentinel://{auth}{hosts}/{self.service}/0{query}"
+        query = [f"sentinel_password={quote(self.sentinel_password, safe='')}"] if self.sentinel_password else []
+        if self.tls:
+            query.append(f"ssl_ca_certs={quote(str(self.tls.ca), safe='')}")
+        scheme = "rediss+sentinel" if self.tls else "redis+sentinel"
+        return f"{scheme}://{auth}{hosts}/{self.service}/0" + (f"?{'&'.join(query)}" if query else "")
 
     def primary_port(self) -> int:
         """The port of the primary the Sentinels name now."""
@@ -301,7 +340,7 @@ class ThrowawaySentinels:
         if len(ports) != 1:
             return None
         port = ports.pop()
-        info = redis.Redis(port=port, password=self.password).info("replication")
+        info = client_of(port, self.password, self.tls).info("replication")
         online = [value for name, value in info.items() if name.startswith("slave") and isinstance(value, dict)]
         if info.get("role") != "master" or sum(item.get("state") == "online" for item in online) < len(live) - 1:
             return None
@@ -322,7 +361,7 @@ class ThrowawaySentinels:
                 port = self.primary_port()
                 if (
                     port != old_port
-                    and redis.Redis(port=port, password=self.password).info("replication").get("role") == "master"
+                    and client_of(port, self.password, self.tls).info("replication").get("role") == "master"
                 ):
                     return port
             except (redis.RedisError, RuntimeError):

@@ -28,7 +28,7 @@ from ohlcv.redis_server import ThrowawaySentinels
 from ohlcv.settings import Settings
 from ohlcv.sources import SyntheticSource, from_spec
 from ohlcv.store import OhlcvStore, client_from_url, sentinel
-from tests.support import until
+from tests.support import redis_speaks_tls, tls_files, until
 
 AS_OF = dt.date(2026, 11, 20)
 BEFORE = dt.date(2026, 11, 19)
@@ -111,6 +111,32 @@ def test_sentinels_with_their_own_password_take_it_from_the_url_and_refuse_a_wro
             with pytest.raises(ConfigurationError, match="the Sentinels refuse the password"):
                 client_from_url(wrong).get("x")
             assert time.monotonic() - began < 5  # at once, not after OHLCV_FAILOVER_WAIT
+
+
+@pytest.mark.skipif(not redis_speaks_tls(), reason="this redis-server was built without TLS")
+def test_rediss_sentinel_speaks_tls_to_the_sentinels_the_primary_and_the_replicas(tmp_path):
+    with ThrowawaySentinels(replicas=1, password="node-pw-3", tls=tls_files(tmp_path)) as group:
+        url = group.url
+        assert url.startswith("rediss+sentinel://")
+        store = _store(url)
+        run_once(store, SyntheticSource(3), AS_OF, settings=Settings(redis_url=url), run_id="tls")
+        assert store.recent_runs(1)[0]["state"] == "success"  # its writes held by the replica (WAIT)
+        assert store.meta().last_update_at == AS_OF
+        doc = sentinel.topology(store.client)
+        assert all(view["reachable"] for view in doc["sentinels"])
+        assert [replica["state"] for replica in doc["replicas"]] == ["online"]
+
+        reader = OhlcvCache.from_url(settings=Settings(redis_url=url, read_from="replica"), source=SyntheticSource(3))
+        assert sentinel.address_of(reader.read_client) == doc["replicas"][0]["address"]
+        expected = SyntheticSource(3).history("000100", None, AS_OF)["Close"].tolist()
+        for _ in range(2):  # from the replica, then from the process (tracked over TLS)
+            assert reader.get("000100")["Close"].tolist() == expected
+        assert reader.tracked.hits >= 1
+        assert reader.read_client is not reader.client  # still on the replica: its reads did not fail
+
+        plain = url.replace("rediss+sentinel://", "redis+sentinel://").partition("?")[0]
+        with pytest.raises(redis.exceptions.ConnectionError):  # the servers speak nothing but TLS
+            client_from_url(plain, failover_wait=0.5).ping()
 
 
 def test_the_airflow_connection_takes_the_sentinel_form(monkeypatch, sentinel_group, sentinel_primary):

@@ -1,14 +1,12 @@
 """OhlcvRedisHook: connection URIs read correctly, checked against real redis-servers."""
 
-import shutil
-import subprocess
-
 import pytest
 import redis
 
 from ohlcv.airflow.hook import OhlcvRedisHook, parse_bool, parse_db
 from ohlcv.errors import ConfigurationError
-from ohlcv.redis_server import ThrowawayRedis, free_port, redis_server_binary
+from ohlcv.redis_server import ThrowawayRedis, free_port
+from tests.support import redis_speaks_tls, tls_files
 
 
 def hook_for(monkeypatch, uri: str) -> OhlcvRedisHook:
@@ -89,18 +87,9 @@ def test_parse_db_defaults_to_zero():
     assert parse_db({"db": "7"}, "2") == 7
 
 
-def _supports_tls(binary: str) -> bool:
-    libraries = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout if shutil.which("ldd") else ""
-    return "libssl" in libraries
-
-
-@pytest.mark.skipif(not _supports_tls(redis_server_binary()), reason="this redis-server was built without TLS")
+@pytest.mark.skipif(not redis_speaks_tls(), reason="this redis-server was built without TLS")
 def test_rediss_talks_tls_to_a_tls_server(monkeypatch, tmp_path):
-    trustme = pytest.importorskip("trustme")
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1")
-    certificate.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls_files(tmp_path)
     tls_port = free_port()
     tls_args = [
         "--tls-port", str(tls_port), "--tls-cert-file", str(tmp_path / "server.pem"),
