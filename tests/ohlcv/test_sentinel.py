@@ -155,7 +155,7 @@ def test_the_airflow_connection_takes_the_sentinel_form(monkeypatch, sentinel_gr
     client.set("probe", "db3")
     assert redis.Redis(port=sentinel_primary.connection_pool.connection_kwargs["port"], db=3,
                        password=sentinel_group.password).get("probe") == b"db3"  # fmt: skip
-    sentinel_primary.execute_command("FLUSHALL")
+    sentinel_group.node(sentinel_group.primary_port()).flush()  # db 3 too: the group's own server
 
 
 def test_status_shows_the_primary_the_replicas_and_their_lag(sentinel_group, sentinel_primary, capsys):
