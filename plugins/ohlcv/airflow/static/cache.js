@@ -52,11 +52,7 @@ function redisProblems(redis) {
 }
 
 function cards(doc) {
-  const card = (label, value, id) => {
-    const node = ohlcv.el("div", "", { class: "card" });
-    node.append(ohlcv.el("div", value ?? "-", { class: "value", id }), ohlcv.el("div", label, { class: "label" }));
-    return node;
-  };
+  const card = ohlcv.card;
   const items = [
     card("published cut", doc.cut.last_update_at, "cut"),
     card("tickers cached through it", ohlcv.number(doc.cut.last_update_count), "cut-count"),

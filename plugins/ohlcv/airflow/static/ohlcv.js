@@ -25,6 +25,14 @@ const ohlcv = {
     return ohlcv.el("a", text, { href });
   },
 
+  /** A figure over its label, as each page's row of cards shows them (`id` on the figure). */
+  card(label, value, id) {
+    const node = ohlcv.el("div", "", { class: "card" });
+    const figure = ohlcv.el("div", value ?? "-", id ? { class: "value", id } : { class: "value" });
+    node.append(figure, ohlcv.el("div", label, { class: "label" }));
+    return node;
+  },
+
   badge(state) {
     return ohlcv.el("span", state, { class: `state ${state}` });
   },

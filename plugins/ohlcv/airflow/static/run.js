@@ -28,11 +28,7 @@ async function load() {
 }
 
 function cards(doc) {
-  const card = (label, value) => {
-    const node = ohlcv.el("div", "", { class: "card" });
-    node.append(ohlcv.el("div", value ?? "-", { class: "value" }), ohlcv.el("div", label, { class: "label" }));
-    return node;
-  };
+  const card = ohlcv.card;
   const record = doc.record || {};
   const items = [
     card("as of", record.as_of),

@@ -29,11 +29,7 @@ async function load() {
 }
 
 function cards(doc) {
-  const card = (label, value, id) => {
-    const node = ohlcv.el("div", "", { class: "card" });
-    node.append(ohlcv.el("div", value ?? "-", { class: "value", id }), ohlcv.el("div", label, { class: "label" }));
-    return node;
-  };
+  const card = ohlcv.card;
   const items = [
     card("ticker:lastUpdateAt", doc.last_update_at, "last-update"),
     card("sessions cached", ohlcv.number(doc.rows), "rows"),
